@@ -6,7 +6,7 @@ import enum
 from typing import Any
 
 
-class Mode(str, enum.Enum):
+class Mode(enum.StrEnum):
     """A hit's consent mode. ``min(a, b)`` is the more restrictive of the two."""
 
     OPTOUT = "optout"
@@ -41,9 +41,6 @@ class Mode(str, enum.Enum):
 
     def __hash__(self) -> int:
         return hash(self.value)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 _RANK = {Mode.OPTOUT: 0, Mode.DENIED: 1, Mode.EXEMPT: 2, Mode.GRANTED: 3}

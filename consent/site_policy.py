@@ -18,12 +18,16 @@ MAX_EXEMPT_ID_LIFETIME_DAYS = 395
 #: 25 months: the longest retention of exempt data (CNIL 2020-092 art. 5).
 MAX_EXEMPT_RETENTION_DAYS = 760
 
-PropertyName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+PropertyName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+]
 ParamName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Days = Annotated[int, msgspec.Meta(ge=1, le=36500)]
 
 
-class SitePolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="kebab"):
+class SitePolicy(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="kebab"
+):
     """What a site allows without and with consent."""
 
     #: Measure visitors who have not consented under the CNIL audience-measurement exemption.
