@@ -1,0 +1,1 @@
+"""Mesure's collector: the HTTP service that receives hits, applies consent and stores them."""

@@ -1,0 +1,7 @@
+"""``python -m collector`` runs the ``mesure`` command."""
+
+from __future__ import annotations
+
+from collector.cli import main
+
+main()

@@ -1,0 +1,254 @@
+"""The Starlette application: ``create_app(config, *, clock, keys)`` and its routes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ipaddress
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from collector import api_routes, snippet_routes
+from collector.audit import AuditLog
+from collector.config import CONFIG_FILE, Config, load_config
+from collector.errors import (
+    BadRequestError,
+    ConfigError,
+    ForbiddenError,
+    HTTPError,
+    RateLimitedError,
+)
+from collector.geo import GeoLookup
+from collector.http import CorsMiddleware, client_address, read_body
+from collector.ingest import SILENT_REASONS, Client, Dropped, Pipeline, receive
+from collector.keys import KeyStore
+from collector.model import DropCount, Event
+from collector.storage import Storage, open_storage
+from collector.urls import host_allowed
+from collector.wire import MAX_BATCH_BYTES, MAX_HIT_BYTES, HitIn, decode_batch, decode_hit
+from collector.writer import Writer
+
+# The smallest transparent GIF: 1×1, one palette entry.
+PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+#: How often expired daily keys are looked for; well within their 48-hour deadline.
+KEY_SWEEP_SECONDS = 600
+SIGNAL_HEADERS = ("sec-gpc", "dnt", "sec-purpose", "purpose", "x-purpose", "x-moz")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the lifespan opens, shared by every request of the process."""
+
+    config: Config
+    clock: Callable[[], datetime]
+    storage: Storage
+    writer: Writer
+    keys: KeyStore
+    pipeline: Pipeline
+
+
+def services(request: Request) -> Services:
+    found: Services = request.state.services
+    return found
+
+
+def create_app(
+    config: Config, *, clock: Callable[[], datetime] = utc_now, keys: KeyStore | None = None
+) -> Starlette:
+    """The collector for ``config``; ``clock`` and ``keys`` are injectable for tests."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        audit = AuditLog(config.audit_path, clock)
+        key_store = keys or KeyStore.open(config.keys_dir, audit, [s.id for s in config.sites])
+        storage = open_storage(config.database_path, lock_timeout_ms=config.server.write_timeout_ms)
+        geo = _open_geo(config)
+        writer = Writer(storage, queue_size=config.server.queue_size)
+        writer.start()
+        pipeline = Pipeline(config, key_store, clock, geo)
+        key_store.daily_keys(clock())  # destroys keys that expired while the collector was down
+        sweeper = asyncio.create_task(_sweep_daily_keys(key_store, clock))
+        try:
+            yield {"services": Services(config, clock, storage, writer, key_store, pipeline)}
+        finally:
+            sweeper.cancel()
+            writer.stop()
+            storage.close()
+            geo.close()
+
+    routes: list[BaseRoute] = [
+        Route("/api/hit", post_hit, methods=["POST"]),
+        Route("/api/batch", post_batch, methods=["POST"]),
+        Route("/p.gif", get_pixel, methods=["GET"]),
+        Route("/healthz", get_health, methods=["GET"]),
+        *snippet_routes.routes(config),
+        *api_routes.routes(config),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(CorsMiddleware, origin_allowed=_origin_checker(config))],
+        exception_handlers={HTTPError: _http_error},
+        lifespan=lifespan,
+    )
+
+
+async def _sweep_daily_keys(keys: KeyStore, clock: Callable[[], datetime]) -> None:
+    """Rotate daily keys and destroy expired ones even when no hit asks for them."""
+    while True:
+        await asyncio.sleep(KEY_SWEEP_SECONDS)
+        keys.daily_keys(clock())
+
+
+def _open_geo(config: Config) -> GeoLookup:
+    path = config.server.geo_database
+    try:
+        return GeoLookup.open(None if path is None else Path(path))
+    except ValueError as exc:
+        raise ConfigError(
+            str(exc), path=config.data_dir / CONFIG_FILE, key="server.geo-database"
+        ) from exc
+
+
+def app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory collector.app:app_from_env`` (reads ``MESURE_DATA``)."""
+    data_dir = Path(os.environ.get("MESURE_DATA", "mesure-data")).resolve()
+    return create_app(load_config(data_dir, os.environ))
+
+
+async def post_hit(request: Request) -> Response:
+    wire = decode_hit(await read_body(request, MAX_HIT_BYTES))
+    await _ingest(request, [(wire, _client(request))], field_prefix="$")
+    return Response(status_code=202)
+
+
+async def post_batch(request: Request) -> Response:
+    """Up to 1,000 events; ``ip``/``ua`` per event only with the site's ingest token."""
+    wires = decode_batch(await read_body(request, MAX_BATCH_BYTES))
+    token = _bearer_token(request)
+    base = _client(request)
+    config = services(request).config
+    batch: list[tuple[HitIn, Client]] = []
+    for index, wire in enumerate(wires):
+        site = config.site(wire.site)
+        trusted = token is not None and site is not None and site.token_matches(token)
+        if token is not None and not trusted:
+            raise ForbiddenError("invalid ingest token for this site", field=f"$[{index}].site")
+        if not trusted and (wire.ip is not None or wire.ua is not None):
+            field = f"$[{index}].{'ip' if wire.ip is not None else 'ua'}"
+            raise ForbiddenError("ip and ua need the site's ingest token", field=field)
+        if wire.ip is not None:
+            try:
+                ipaddress.ip_address(wire.ip)
+            except ValueError:
+                raise BadRequestError("not an IP address", field=f"$[{index}].ip") from None
+        client = msgspec.structs.replace(
+            base,
+            ip=wire.ip or base.ip,
+            user_agent=base.user_agent if wire.ua is None else wire.ua,
+            trusted=trusted,
+        )
+        batch.append((wire, client))
+    await _ingest(request, batch, field_prefix="$[{index}]")
+    return JSONResponse({"received": len(batch)}, status_code=202)
+
+
+async def get_pixel(request: Request) -> Response:
+    """The ``<noscript>`` pixel: the page is the ``url`` parameter or the ``Referer``."""
+    site = request.query_params.get("site", "")
+    url = request.query_params.get("url") or request.headers.get("referer", "")
+    wire = decode_hit(msgspec.json.encode({"site": site, "url": url}))
+    await _ingest(request, [(wire, _client(request))], field_prefix="$")
+    return Response(PIXEL_GIF, media_type="image/gif", headers={"Cache-Control": "no-store"})
+
+
+async def get_health(request: Request) -> Response:
+    """Liveness, with the write queue's state (what operators watch under load)."""
+    writer = services(request).writer
+    return JSONResponse({"status": "ok", "queued": writer.queued, "committing": writer.committing})
+
+
+async def _ingest(
+    request: Request, batch: Sequence[tuple[HitIn, Client]], *, field_prefix: str
+) -> None:
+    """Run each hit through the pipeline; return once everything kept is committed.
+
+    Any refused hit refuses the whole request (nothing of it is stored).
+    """
+    svc = services(request)
+    now = svc.clock()
+    events: list[Event] = []
+    drops: list[DropCount] = []
+    for index, (wire, client) in enumerate(batch):
+        prefix = field_prefix.format(index=index)
+        try:
+            hit = receive(svc.config, wire, client, now)
+            outcome = svc.pipeline.run(hit)
+        except HTTPError as exc:
+            exc.field = prefix + (exc.field or "$")[1:]
+            raise
+        if isinstance(outcome, Dropped):
+            if outcome.reason == "hostname":
+                raise ForbiddenError(
+                    "page or Origin hostname not allowed for this site", field=prefix + ".url"
+                )
+            if outcome.reason not in SILENT_REASONS:
+                raise RateLimitedError(
+                    "too many hits, retry later", retry_after=outcome.retry_after
+                )
+            drops.append(svc.pipeline.drop_count(hit.site, outcome.reason, now))
+        else:
+            events.append(outcome)
+    await asyncio.wrap_future(svc.writer.submit(events, drops))
+
+
+def _client(request: Request) -> Client:
+    config = services(request).config
+    headers = {name: tuple(request.headers.getlist(name)) for name in SIGNAL_HEADERS}
+    return Client(
+        ip=client_address(request, config.server.client_ip_header),
+        user_agent=request.headers.get("user-agent", ""),
+        origin=request.headers.get("origin"),
+        headers={name: values for name, values in headers.items() if values},
+    )
+
+
+def _bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _origin_checker(config: Config) -> Callable[[str], bool]:
+    def origin_allowed(origin: str) -> bool:
+        hostname = urlsplit(origin).hostname
+        return hostname is not None and any(
+            host_allowed(hostname, site.hostnames) for site in config.sites
+        )
+
+    return origin_allowed
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPError)
+    return JSONResponse(
+        {"error": exc.message, "field": exc.field}, status_code=exc.status, headers=exc.headers
+    )

@@ -1,0 +1,234 @@
+"""The ``mesure`` command: ``init``, ``serve``, ``check`` and ``snippet``.
+
+Options also read ``MESURE_*`` environment variables (``MESURE_DATA``, ``MESURE_PORT``, …).
+Configuration errors exit with code 2, naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+import consent.cnil as cnil
+from collector.audit import AuditLog
+from collector.config import CONFIG_FILE, Config, load_config, token_sha256
+from collector.errors import ConfigError, KeyFileError
+from collector.keys import KeyStore
+from collector.storage import open_storage
+
+DEFAULT_DATA = "mesure-data"
+DEMO_SITE = "localhost"
+
+
+class ConfigProblem(click.ClickException):
+    exit_code = 2
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+data_option = click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DATA,
+    show_default=True,
+    envvar="MESURE_DATA",
+    help="Data directory: mesure.toml, keys, database, audit log.",
+)
+
+
+@click.group()
+def main() -> None:
+    """Mesure: privacy-first, self-hosted web analytics."""
+
+
+@main.command()
+@data_option
+@click.option("--site", "domains", multiple=True, help="A site's domain (repeatable).")
+def init(data_dir: Path, domains: tuple[str, ...]) -> None:
+    """Create a data directory: documented mesure.toml, keys (0600), database."""
+    if (data_dir / CONFIG_FILE).exists():
+        raise click.ClickException(f"{data_dir / CONFIG_FILE} already exists")
+    config = initialize(data_dir, list(domains) or [DEMO_SITE], echo=click.echo)
+    _print_embed_tags(config)
+
+
+@main.command()
+@data_option
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="MESURE_HOST")
+@click.option("--port", default=8000, show_default=True, type=int, envvar="MESURE_PORT")
+@click.option("--workers", default=1, show_default=True, type=int, envvar="MESURE_WORKERS")
+def serve(data_dir: Path, host: str, port: int, workers: int) -> None:
+    """Run the collector (a missing data directory is initialized with a demo site)."""
+    import uvicorn
+
+    data_dir = data_dir.resolve()
+    if not (data_dir / CONFIG_FILE).exists():
+        click.echo(f"No {CONFIG_FILE} in {data_dir}: initializing it with a demo site.")
+        initialize(data_dir, [DEMO_SITE], echo=click.echo)
+    config = _load(data_dir)
+    audit = AuditLog(config.audit_path, _now)
+    try:
+        KeyStore.open(config.keys_dir, audit, [site.id for site in config.sites]).daily_keys(_now())
+    except KeyFileError as exc:
+        raise ConfigProblem(str(exc)) from exc
+    _audit_config_change(audit, data_dir / CONFIG_FILE)
+    open_storage(config.database_path).close()
+    click.echo(f"Mesure listening on http://{host}:{port} ({workers} worker(s))")
+    click.echo(f"Data directory: {data_dir}")
+    _print_embed_tags(config)
+    os.environ["MESURE_DATA"] = str(data_dir)
+    uvicorn.run(
+        "collector.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,  # access logs would write client IP addresses
+        ws="none",
+    )
+
+
+@main.command()
+@data_option
+def check(data_dir: Path) -> None:
+    """Check each site's consent configuration against the CNIL exemption conditions."""
+    config = _load(data_dir)
+    failed = False
+    for site in config.sites:
+        findings = cnil.check(site.consent)
+        click.echo(f"Site {site.id}")
+        click.echo(cnil.format_table(findings))
+        failed = failed or any(finding.status == "fail" for finding in findings)
+    if failed:
+        raise SystemExit(1)
+
+
+@main.command()
+@data_option
+@click.option("--site", "site_id", required=True, help="Site id.")
+@click.option("--origin", default=None, help="Where the collector is reachable (default: config).")
+def snippet(data_dir: Path, site_id: str, origin: str | None) -> None:
+    """Print the tag to embed in every page of a site."""
+    config = _load(data_dir)
+    if config.site(site_id) is None:
+        raise click.ClickException(f"no site {site_id!r} in {data_dir / CONFIG_FILE}")
+    click.echo(_embed_tag(site_id, origin or config.server.origin))
+
+
+def initialize(
+    data_dir: Path, domains: list[str], *, echo: Callable[[str], object] | None = None
+) -> Config:
+    """Write a commented ``mesure.toml`` for ``domains``, then create the keys and database."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tokens = {domain.lower(): secrets.token_urlsafe(32) for domain in domains}
+    path = data_dir / CONFIG_FILE
+    path.write_text(config_template(tokens), encoding="utf-8")
+    config = _load(data_dir)
+    audit = AuditLog(config.audit_path, _now)
+    audit.append("init", data_dir=str(data_dir))
+    KeyStore.open(config.keys_dir, audit, [site.id for site in config.sites])
+    _audit_config_change(audit, path)
+    open_storage(config.database_path).close()
+    if echo is not None:
+        echo(f"Created {data_dir} with mesure.toml, keys/ (0600), mesure.db, audit.log")
+        for site_id, token in tokens.items():
+            echo(f"Batch ingest token of {site_id} (shown once; only its hash is kept): {token}")
+    return config
+
+
+def config_template(tokens: dict[str, str]) -> str:
+    """A documented ``mesure.toml`` with one ``[[sites]]`` entry per domain."""
+    lines = [
+        "# Mesure configuration. Every key is described in README.md (Configuration reference).",
+        "",
+        "[server]",
+        "# Public origin of the collector, used in the printed embed tags.",
+        'origin = "http://127.0.0.1:8000"',
+        "# Hits waiting to be written; beyond that the collector answers 503 + Retry-After.",
+        "queue-size = 10000",
+        "# Hits per minute from one client (keyed by a keyed hash of its IP) and per site.",
+        "client-rate-per-minute = 600",
+        "site-rate-per-minute = 60000",
+        "# Local MaxMind-format country database; Mesure never downloads anything.",
+        '# geo-database = "/var/lib/mesure/GeoLite2-Country.mmdb"',
+        "# Header with the client address when behind a reverse proxy.",
+        '# client-ip-header = "x-forwarded-for"',
+    ]
+    for domain, token in tokens.items():
+        hostnames = [domain, "127.0.0.1"] if domain == DEMO_SITE else [domain, f"*.{domain}"]
+        lines += [
+            "",
+            "[[sites]]",
+            f"id = {json.dumps(domain)}",
+            "# Hostnames allowed to send hits: exact names and *.example.com wildcards.",
+            f"hostnames = {json.dumps(hostnames)}",
+            'timezone = "UTC"',
+            "# SHA-256 of the batch-API ingest token (the token is printed once by `mesure init`).",
+            f'ingest-token-sha256 = "{token_sha256(token)}"',
+            "",
+            "[sites.consent]",
+            "# Measure visitors without consent under the CNIL audience-measurement exemption.",
+            "exemption = true",
+            "# Sec-GPC: 1 makes a visitor opt out; DNT: 1 too when honour-dnt is true.",
+            "honour-gpc = true",
+            "honour-dnt = false",
+            "# Mode of hits without any consent signal (noscript pixel, claim-less batch events).",
+            'no-signal-mode = "exempt"',
+            "# Properties an exempt hit may keep (each is flagged by `mesure check`).",
+            "exempt-properties = []",
+            "# Query parameters kept on stored URLs (campaign attribution, granted only).",
+            'campaign-params = ["utm_source", "utm_medium", "utm_campaign", "utm_term", '
+            '"utm_content"]',
+            "# Lifetime of the client-side identifier in days (at most 395: 13 months).",
+            "id-lifetime-days = 395",
+            "# Retention in days of exempt/denied data (at most 760: 25 months) and granted data.",
+            "retention-exempt-days = 760",
+            "retention-granted-days = 760",
+            '# Geolocation kept: "country" (from a local database) or "none".',
+            'geo = "country"',
+            '# privacy-policy-url = "https://example.com/privacy"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _load(data_dir: Path) -> Config:
+    try:
+        return load_config(data_dir.resolve(), os.environ)
+    except ConfigError as exc:
+        raise ConfigProblem(str(exc)) from exc
+
+
+def _audit_config_change(audit: AuditLog, path: Path) -> None:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    last = audit.last("config.change")
+    if last is None or last.detail.get("sha256") != digest:
+        audit.append("config.change", file=str(path), sha256=digest)
+
+
+def _embed_tag(site_id: str, origin: str) -> str:
+    import sdk_snippet
+
+    try:
+        return sdk_snippet.embed_tag(site_id, origin)
+    except FileNotFoundError as exc:
+        raise click.ClickException(
+            "the snippet is not built (sdk_snippet/dist/m.js is missing): "
+            "run `npm ci && node build.mjs` in sdk_snippet/"
+        ) from exc
+
+
+def _print_embed_tags(config: Config) -> None:
+    for site in config.sites:
+        click.echo(f"\nEmbed in every page of {site.id}:\n")
+        click.echo(_embed_tag(site.id, config.server.origin))

@@ -1,0 +1,90 @@
+"""HTTP plumbing of the collector: bounded body reading, client address, CORS for ``/api/``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from collector.errors import BadRequestError, PayloadTooLargeError
+
+ACCEPTED_TYPES = ("text/plain", "application/json")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes without reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"body over {limit} bytes")
+    media_type = request.headers.get("content-type", "text/plain").split(";")[0].strip().lower()
+    if media_type not in ACCEPTED_TYPES:
+        raise BadRequestError(
+            f"content type must be one of {', '.join(ACCEPTED_TYPES)}", field="content-type"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def client_address(request: Request, header: str | None) -> str:
+    """The client's IP address; behind a proxy, the last entry the proxy appended to ``header``."""
+    if header is not None:
+        value = request.headers.get(header)
+        if value:
+            return value.split(",")[-1].strip()
+    return request.client.host if request.client else ""
+
+
+class CorsMiddleware:
+    """CORS for ``/api/`` paths: any origin whose hostname belongs to a configured site.
+
+    The snippet posts ``text/plain`` without credentials (a simple request); JSON clients get
+    preflights answered here. Other paths pass through untouched.
+    """
+
+    def __init__(self, app: ASGIApp, origin_allowed: Callable[[str], bool]) -> None:
+        self.app = app
+        self.origin_allowed = origin_allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        allowed = origin is not None and self.origin_allowed(origin)
+        if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            await self._preflight(send, origin if allowed else None)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start" and allowed and origin is not None:
+                extra = [
+                    (b"access-control-allow-origin", origin.encode("latin-1")),
+                    (b"vary", b"Origin"),
+                    (b"access-control-expose-headers", b"Retry-After"),
+                ]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+    async def _preflight(self, send: Send, origin: str | None) -> None:
+        headers = [(b"vary", b"Origin"), (b"content-length", b"0")]
+        if origin is not None:
+            headers += [
+                (b"access-control-allow-origin", origin.encode("latin-1")),
+                (b"access-control-allow-methods", b"POST, OPTIONS"),
+                (b"access-control-allow-headers", b"Content-Type, Authorization"),
+                (b"access-control-max-age", b"86400"),
+            ]
+        status = 204 if origin is not None else 403
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,249 @@
+"""The ingest pipeline: a list of named steps, each ``(Hit) -> Hit | Dropped``.
+
+A :class:`Hit` holds the decoded request, its raw identifiers (IP address, client id, user id)
+and the :class:`~collector.model.Event` being built. The last step, :func:`pseudonymize`, returns
+the event alone: raw identifiers end there, so nothing after it (the writer, storage) can see them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+from collector import agents, hashing, urls
+from collector.config import Config, SiteConfig
+from collector.enrich import enrich
+from collector.errors import BadRequestError, ForbiddenError
+from collector.geo import GeoLookup
+from collector.keys import KeyStore
+from collector.model import DropCount, Event
+from collector.ratelimit import RateLimiter
+from collector.wire import BatchEventIn, HitIn
+from consent import FieldPolicy, Signals, policy, resolve
+
+#: A batch event's ``ts`` is clamped to [now − 24 h, now].
+MAX_BACKDATE = timedelta(hours=24)
+
+DropReason = Literal[
+    "hostname", "bot", "rate_limited", "site_rate_limited", "optout", "event_not_allowed"
+]
+#: Reasons answered like an accepted hit (202), so the client learns nothing from the answer.
+SILENT_REASONS: frozenset[str] = frozenset({"bot", "optout", "event_not_allowed"})
+
+
+class Dropped(msgspec.Struct, frozen=True):
+    """The hit is not stored, for ``reason``; ``retry_after`` for rate limits."""
+
+    reason: DropReason
+    retry_after: int = 0
+
+
+class Client(msgspec.Struct, frozen=True, kw_only=True):
+    """What the request says about its sender, besides the body."""
+
+    ip: str
+    user_agent: str
+    origin: str | None = None
+    #: Holds the site's ingest token: the per-client rate limit does not apply.
+    trusted: bool = False
+    headers: Mapping[str, tuple[str, ...]] = {}
+
+    def header(self, name: str) -> tuple[str, ...]:
+        return self.headers.get(name, ())
+
+
+class Hit(msgspec.Struct, kw_only=True):
+    site: SiteConfig
+    wire: HitIn
+    client: Client
+    received: datetime
+    event: Event
+    #: What the hit's consent mode keeps; set by :func:`resolve_consent`.
+    policy: FieldPolicy | None = None
+
+
+Step = Callable[[Hit], "Hit | Dropped"]
+
+
+def receive(config: Config, wire: HitIn, client: Client, now: datetime) -> Hit:
+    """Start a hit: find its site (403 when unknown) and its time; check its URL is absolute."""
+    site = config.site(wire.site)
+    if site is None:
+        raise ForbiddenError(f"unknown site {wire.site!r}", field="$.site")
+    try:
+        page = urls.clean_url(wire.url, keep_params=())
+    except ValueError as exc:
+        raise BadRequestError(
+            f"url must be an absolute http(s) URL: {exc}", field="$.url"
+        ) from None
+    now_ms = int(now.timestamp() * 1000)
+    ts = now_ms
+    if isinstance(wire, BatchEventIn) and wire.ts is not None:
+        ts = min(max(wire.ts, now_ms - int(MAX_BACKDATE.total_seconds() * 1000)), now_ms)
+    event = Event(
+        site=site.id,
+        ts=ts,
+        name=wire.name,
+        mode="",
+        reasons="",
+        hostname=page.hostname,
+        path=page.path,
+    )
+    return Hit(site=site, wire=wire, client=client, received=now, event=event)
+
+
+def check_hostname(hit: Hit) -> Hit | Dropped:
+    """The page's hostname, and the ``Origin``'s when sent, must be one of the site's."""
+    if not urls.host_allowed(hit.event.hostname, hit.site.hostnames):
+        return Dropped("hostname")
+    origin = hit.client.origin
+    if origin is not None and origin != "null":
+        origin_host = urlsplit(origin).hostname
+        if origin_host is None or not urls.host_allowed(origin_host, hit.site.hostnames):
+            return Dropped("hostname")
+    return hit
+
+
+def filter_bots(hit: Hit) -> Hit | Dropped:
+    """Crawlers, headless browsers and prefetches are counted, not stored.
+
+    A batch event from an ingest-token holder without its own ``ua`` is vouched for by the caller
+    (a server-side client), so the caller's user agent is not judged.
+    """
+    if hit.client.trusted and isinstance(hit.wire, BatchEventIn) and hit.wire.ua is None:
+        return hit
+    headers = {name: ", ".join(values) for name, values in hit.client.headers.items()}
+    if agents.bot_reason(hit.client.user_agent, headers) is not None:
+        return Dropped("bot")
+    return hit
+
+
+def limit_rate(hit: Hit, *, clients: RateLimiter, sites: RateLimiter, salt: bytes) -> Hit | Dropped:
+    """Per client (keyed by a keyed hash of its address, never the address) and per site."""
+    if not hit.client.trusted:
+        wait = clients.hit(hashing.client_address(salt, hit.client.ip))
+        if wait is not None:
+            return Dropped("rate_limited", retry_after=wait)
+    wait = sites.hit(hit.site.id)
+    if wait is not None:
+        return Dropped("site_rate_limited", retry_after=wait)
+    return hit
+
+
+def resolve_consent(hit: Hit) -> Hit | Dropped:
+    """The most restrictive mode of the claim and every signal the server can check itself."""
+    wire = hit.wire
+    signals = Signals(
+        claim=wire.mode,
+        tc_string=wire.tcf,
+        gcm={str(kind): str(state) for kind, state in (wire.gcm or {}).items()} or None,
+        sec_gpc=hit.client.header("sec-gpc"),
+        dnt=hit.client.header("dnt"),
+    )
+    resolution = resolve(signals, hit.site.consent, now=hit.received)
+    hit.event.mode = resolution.mode.value
+    hit.event.reasons = " ".join(resolution.reasons)
+    hit.policy = policy(resolution.mode, hit.site.consent)
+    if not hit.policy.store:
+        return Dropped("optout")
+    return hit
+
+
+def apply_policy(hit: Hit) -> Hit | Dropped:
+    """Keep only the event, properties and fields the mode allows (DESIGN.md §3)."""
+    rules, wire, event = hit.policy, hit.wire, hit.event
+    assert rules is not None, "apply_policy runs after resolve_consent"
+    if rules.events is not None and wire.name not in rules.events:
+        return Dropped("event_not_allowed")
+    if wire.props is not None and "props" in rules.fields:
+        kept = {
+            key: value
+            for key, value in wire.props.items()
+            if rules.properties is None or key in rules.properties
+        }
+        event.props = kept or None
+    if wire.revenue is not None and rules.revenue:
+        event.revenue_amount = wire.revenue.decimal
+        event.revenue_currency = wire.revenue.currency
+    if rules.engagement and "engaged_ms" in rules.fields:
+        event.engaged_ms = wire.engaged_ms
+    hit.wire = msgspec.structs.replace(
+        wire,
+        cid=wire.cid if rules.visitor_id and "cid" in rules.fields else None,
+        uid=wire.uid if rules.user_id and "uid" in rules.fields else None,
+        referrer=wire.referrer if "referrer" in rules.fields else None,
+    )
+    return hit
+
+
+def pseudonymize(hit: Hit, *, keys: KeyStore) -> Event:
+    """Replace the raw identifiers the mode allows by keyed hashes; the rest is dropped here."""
+    event, wire, rules = hit.event, hit.wire, hit.policy
+    site = hit.site.id
+    assert rules is not None, "pseudonymize runs after resolve_consent"
+    if rules.visitor_id:
+        if wire.cid is not None:
+            client_key = keys.site_key(site, "client")
+            event.visitor = hashing.client_visitor(client_key.key, site, wire.cid)
+            event.visitor_kind = "client"
+            event.key_epoch = client_key.epoch
+        else:
+            daily = keys.daily_keys(hit.received)
+            ip, agent = hit.client.ip, hit.client.user_agent
+            event.visitor = hashing.cookieless_visitor(daily.current.key, site, ip, agent)
+            event.visitor_kind = "cookieless"
+            event.key_epoch = daily.current.epoch
+            if daily.previous is not None:
+                prev = daily.previous
+                event.previous_visitor = hashing.cookieless_visitor(prev.key, site, ip, agent)
+                event.previous_key_epoch = prev.epoch
+    if rules.user_id and wire.uid is not None:
+        user_key = keys.site_key(site, "user")
+        event.user = hashing.user(user_key.key, site, wire.uid)
+        event.user_epoch = user_key.epoch
+    return event
+
+
+class Pipeline:
+    """The steps of one collector process, with their shared state (keys, limits, geo)."""
+
+    def __init__(
+        self, config: Config, keys: KeyStore, clock: Callable[[], datetime], geo: GeoLookup
+    ) -> None:
+        self.keys = keys
+        server = config.server
+        salt = secrets.token_bytes(32)  # in memory only: limiter keys die with the process
+        self.steps: list[tuple[str, Step]] = [
+            ("check_hostname", check_hostname),
+            ("filter_bots", filter_bots),
+            (
+                "limit_rate",
+                partial(
+                    limit_rate,
+                    clients=RateLimiter(server.client_rate_per_minute, clock),
+                    sites=RateLimiter(server.site_rate_per_minute, clock),
+                    salt=salt,
+                ),
+            ),
+            ("resolve_consent", resolve_consent),
+            ("apply_policy", apply_policy),
+            ("enrich", partial(enrich, geo=geo)),
+        ]
+
+    def run(self, hit: Hit) -> Event | Dropped:
+        for _name, step in self.steps:
+            outcome = step(hit)
+            if isinstance(outcome, Dropped):
+                return outcome
+            hit = outcome
+        return pseudonymize(hit, keys=self.keys)
+
+    def drop_count(self, site: SiteConfig, reason: str, now: datetime) -> DropCount:
+        day = now.astimezone(site.zone).date().isoformat()
+        return DropCount(site=site.id, day=day, reason=reason)

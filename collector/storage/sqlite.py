@@ -1,0 +1,180 @@
+"""The SQLite backend: WAL, one connection per process, group commits under ``BEGIN IMMEDIATE``."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from sqlite_utils import Database
+
+from collector.model import DropCount, Event
+from collector.storage.schema import migrations
+
+#: A visit ends after 30 minutes without an event (specs/metrics.md).
+VISIT_GAP_MS = 30 * 60 * 1000
+
+# Every Event field is a column, except the previous-key candidate used only to find the visit.
+_EVENT_COLUMNS = [
+    *(name for name in Event.__struct_fields__ if not name.startswith("previous_")),
+    "visit",
+]
+_INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _EVENT_COLUMNS)})"
+)
+_FIND_VISIT = (
+    "SELECT id, visitor FROM visits "
+    "WHERE site = ? AND visitor IN (?, ?) AND last_ts > ? AND start_ts < ? "
+    "ORDER BY last_ts DESC LIMIT 1"
+)
+
+
+class Storage:
+    """One process's handle on the database; safe to share between threads."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._db = Database(conn, execute_plugins=False)
+        self._lock = threading.Lock()
+        self.path = path
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; ``IMMEDIATE`` takes the write lock first, so worker processes
+        sharing the file serialize here instead of failing half-way with SQLITE_BUSY."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def migrate(self) -> None:
+        with self._write():
+            migrations.apply(self._db)
+
+    def insert_hits(self, events: Sequence[Event], drops: Sequence[DropCount] = ()) -> None:
+        """Store ``events`` (assigning each to a visit) and add ``drops`` to the daily counters,
+        all in one transaction: either everything is committed or nothing is."""
+        with self._write() as conn:
+            for event in events:
+                row = msgspec.structs.asdict(event)
+                row["visit"] = _assign_visit(conn, event, row)
+                row["props"] = (
+                    None if event.props is None else msgspec.json.encode(event.props).decode()
+                )
+                conn.execute(_INSERT_EVENT, row)
+            for drop in drops:
+                conn.execute(
+                    "INSERT INTO dropped_hits (site, day, reason, hits) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (site, day, reason) DO UPDATE SET hits = hits + excluded.hits",
+                    (drop.site, drop.day, drop.reason, drop.hits),
+                )
+
+    def events(self, site: str | None = None) -> list[dict[str, Any]]:
+        """Every stored event (of ``site``), ordered by id; ``props`` decoded."""
+        rows = self._select(
+            "SELECT * FROM events" + (" WHERE site = ?" if site else "") + " ORDER BY id",
+            (site,) if site else (),
+        )
+        for row in rows:
+            if row["props"] is not None:
+                row["props"] = msgspec.json.decode(row["props"])
+        return rows
+
+    def visits(self, site: str | None = None) -> list[dict[str, Any]]:
+        return self._select(
+            "SELECT * FROM visits" + (" WHERE site = ?" if site else "") + " ORDER BY id",
+            (site,) if site else (),
+        )
+
+    def dropped_hits(self, site: str) -> dict[tuple[str, str], int]:
+        """``{(day, reason): hits}`` of ``site``; opt-outs are the reason ``optout``."""
+        rows = self._select("SELECT day, reason, hits FROM dropped_hits WHERE site = ?", (site,))
+        return {(row["day"], row["reason"]): row["hits"] for row in rows}
+
+    def count_optout(self, site: str, day: str) -> int:
+        """Opt-out hits of ``site`` on local ``day`` (``YYYY-MM-DD``)."""
+        return self.dropped_hits(site).get((day, "optout"), 0)
+
+    def integrity_check(self) -> str:
+        return str(self._select("PRAGMA integrity_check", ())[0]["integrity_check"])
+
+    def _select(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        with self._lock:
+            cursor = self._conn.execute(sql, params)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def _assign_visit(conn: sqlite3.Connection, event: Event, row: dict[str, Any]) -> int | None:
+    """The visit of ``event``: its visitor's visit still active at ``event.ts`` or a new one.
+
+    Runs inside the write transaction, so concurrent worker processes agree on visits.
+    """
+    if event.visitor is None:
+        return None
+    previous = event.previous_visitor or event.visitor
+    found = conn.execute(
+        _FIND_VISIT,
+        (event.site, event.visitor, previous, event.ts - VISIT_GAP_MS, event.ts + VISIT_GAP_MS),
+    ).fetchone()
+    is_pageview = event.name == "pageview"
+    if found is None:
+        cursor = conn.execute(
+            "INSERT INTO visits (site, visitor, start_ts, last_ts, entry_path, exit_path, "
+            "pageviews, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.site,
+                event.visitor,
+                event.ts,
+                event.ts,
+                event.path if is_pageview else None,
+                event.path if is_pageview else None,
+                int(is_pageview),
+                int(not is_pageview),
+            ),
+        )
+        return cursor.lastrowid
+    visit_id, visitor = found
+    if visitor != event.visitor:
+        # The visit began under yesterday's daily key: keep its identifier.
+        row["visitor"] = visitor
+        row["key_epoch"] = event.previous_key_epoch
+    conn.execute(
+        "UPDATE visits SET start_ts = min(start_ts, :ts), last_ts = max(last_ts, :ts), "
+        "entry_path = CASE WHEN :pv AND (entry_path IS NULL OR :ts < start_ts) "
+        "THEN :path ELSE entry_path END, "
+        "exit_path = CASE WHEN :pv AND :ts >= last_ts THEN :path ELSE exit_path END, "
+        "pageviews = pageviews + :pv, events = events + (1 - :pv) WHERE id = :id",
+        {"ts": event.ts, "pv": int(is_pageview), "path": event.path, "id": visit_id},
+    )
+    return int(visit_id)
+
+
+def open_storage(path: Path, *, migrate: bool = True, lock_timeout_ms: int = 10_000) -> Storage:
+    """Open (creating if needed) the database at ``path`` in WAL mode and run migrations.
+
+    A write waits up to ``lock_timeout_ms`` for another process's write to finish.
+    """
+    conn = sqlite3.connect(path, check_same_thread=False, timeout=lock_timeout_ms / 1000)
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: a 202 means the hit survives a power cut too, not only a killed process.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    storage = Storage(conn, path)
+    if migrate:
+        storage.migrate()
+    return storage

@@ -1,0 +1,105 @@
+"""The one writer thread: drains a bounded queue and commits hits in groups.
+
+Each submission gets a :class:`concurrent.futures.Future` resolved after its group's commit, so a
+handler that awaits it answers 202 only for committed hits. A full queue is refused
+(:class:`QueueFullError`), never dropped silently; a failed commit fails every submission of the
+group (:class:`WriteFailedError`): nothing in it was acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+
+from collector.errors import QueueFullError, WriteFailedError
+from collector.model import DropCount, Event
+from collector.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+#: Submissions committed together at most; bounds a transaction's length.
+MAX_GROUP = 500
+RETRY_AFTER_SECONDS = 2
+
+_Submission = tuple[Sequence[Event], Sequence[DropCount], "Future[None]"]
+
+
+class Writer:
+    """Commits what :meth:`submit` receives, in groups, on its own thread."""
+
+    def __init__(self, storage: Storage, *, queue_size: int) -> None:
+        self._storage = storage
+        self._queue: queue.Queue[_Submission | None] = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(target=self._run, name="mesure-writer", daemon=True)
+        self._committing = 0
+
+    @property
+    def queued(self) -> int:
+        """Submissions waiting for the writer."""
+        return self._queue.qsize()
+
+    @property
+    def committing(self) -> int:
+        """Submissions in the group being committed now."""
+        return self._committing
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, events: Sequence[Event], drops: Sequence[DropCount] = ()) -> Future[None]:
+        """Queue ``events`` and ``drops`` for one commit; the future resolves once committed."""
+        future: Future[None] = Future()
+        try:
+            self._queue.put_nowait((events, drops, future))
+        except queue.Full:
+            raise QueueFullError(
+                "write queue is full, retry later", retry_after=RETRY_AFTER_SECONDS
+            ) from None
+        return future
+
+    def stop(self) -> None:
+        """Commit what is queued, then end the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            group: list[_Submission] = []
+            stopping = first is None
+            if first is not None:
+                group.append(first)
+            while len(group) < MAX_GROUP:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                group.append(item)
+            if group:
+                self._committing = len(group)
+                self._commit(group)
+                self._committing = 0
+            if stopping:
+                return
+
+    def _commit(self, group: list[_Submission]) -> None:
+        events = [event for submission in group for event in submission[0]]
+        drops = [drop for submission in group for drop in submission[1]]
+        try:
+            self._storage.insert_hits(events, drops)
+        except Exception as exc:
+            logger.exception("group commit of %d submissions failed", len(group))
+            error = WriteFailedError(
+                f"storage write failed: {type(exc).__name__}", retry_after=RETRY_AFTER_SECONDS
+            )
+            for _, _, future in group:
+                future.set_exception(error)
+            return
+        for _, _, future in group:
+            future.set_result(None)

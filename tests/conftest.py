@@ -1,0 +1,49 @@
+"""Fixtures shared by the whole suite: ``serve`` starts a real collector; ``clock`` fakes time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import Clock, LiveServer, build_config
+
+__all__ = ["Clock", "LiveServer"]
+
+#: A Tuesday noon, far from any daylight-saving change.
+CLOCK_START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(CLOCK_START)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start collectors: ``serve(sites=..., consent=..., clock=..., **server_overrides)``.
+
+    Every server started is stopped at teardown. Each call gets its own data directory.
+    """
+    started: list[LiveServer] = []
+
+    def start(
+        sites: dict[str, list[str]] | None = None,
+        consent: dict[str, dict[str, Any]] | None = None,
+        clock: Clock | None = None,
+        site_options: dict[str, dict[str, Any]] | None = None,
+        **config_overrides: Any,
+    ) -> LiveServer:
+        data_dir = tmp_path / f"data{len(started)}"
+        config = build_config(data_dir, sites, consent, site_options, **config_overrides)
+        server = LiveServer(config, clock)
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
