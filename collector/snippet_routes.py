@@ -1,0 +1,195 @@
+"""The routes that serve the tracker (``/m.js``) and the visitor opt-out page (``/optout``).
+
+The opt-out page lives on the collector's origin, so it cannot touch the site's storage itself.
+It hands the visitor's choice to the snippet running on the site, which keeps the flag:
+
+- framed by the site (``<iframe src="https://stats.example.eu/optout?site=example">``), its
+  script posts ``{"mesure": "optout"|"optin"}`` to the parent window; the snippet accepts it only
+  from the collector's origin and answers with the state it stored;
+- linked, its buttons go to ``/optout/choose``, which redirects back to the site (the ``return``
+  URL when its hostname belongs to the site, else the referring page of the site, else the site's
+  first hostname) with ``#mesure-optout`` or ``#mesure-optin``; the snippet consumes the marker.
+
+The page runs no inline script (its script is ``/optout.js``) under a strict Content Security
+Policy whose ``frame-ancestors`` lists the site's hostnames.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+from urllib.parse import urlencode, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+import sdk_snippet
+from collector.config import Config, SiteConfig
+
+#: Browsers keep the tracker a week, then revalidate it cheaply with its ETag.
+SCRIPT_CACHE_CONTROL = "public, max-age=604800, stale-while-revalidate=86400"
+CHOICES = {"optout": "#mesure-optout", "optin": "#mesure-optin"}
+
+_STYLE = (
+    "body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:1em auto;padding:0 1em;"
+    "color:#222}a.button{display:inline-block;margin:.3em .5em .3em 0;padding:.4em .9em;"
+    "border:1px solid #555;border-radius:4px;color:inherit;text-decoration:none}"
+    "#status:empty{display:none}#status{font-weight:bold}"
+)
+_STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+
+# Framed: send the choice to the embedding snippet instead of leaving the frame, and show the
+# state it answers with. Only the parent's answer counts.
+OPTOUT_SCRIPT = """\
+(() => {
+  const status = document.getElementById('status');
+  if (window.parent === window) return;
+  for (const link of document.querySelectorAll('a[data-choice]')) {
+    link.addEventListener('click', (event) => {
+      event.preventDefault();
+      window.parent.postMessage({ mesure: link.dataset.choice }, '*');
+    });
+  }
+  window.addEventListener('message', (event) => {
+    const state = event.source === window.parent && event.data && event.data.mesure;
+    if (state === 'optout') status.textContent = status.dataset.optout;
+    if (state === 'optin') status.textContent = status.dataset.optin;
+  });
+})();
+"""
+
+
+def routes(config: Config) -> list[Route]:
+    """The snippet's routes, to be mounted at the root of the collector."""
+
+    async def script(request: Request) -> Response:
+        return script_response(request.headers.get("if-none-match"))
+
+    async def optout_script(request: Request) -> Response:
+        return Response(
+            OPTOUT_SCRIPT,
+            media_type="application/javascript",
+            headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+        )
+
+    async def optout_page(request: Request) -> Response:
+        site = config.site(request.query_params.get("site", ""))
+        if site is None:
+            return PlainTextResponse("unknown site", status_code=404)
+        back = return_url(site, request.query_params.get("return"), request.headers.get("referer"))
+        return Response(
+            render_optout_page(site, back),
+            media_type="text/html",
+            headers={
+                "Content-Security-Policy": optout_csp(site),
+                "Cache-Control": "no-store",
+                "Referrer-Policy": "no-referrer",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    async def choose(request: Request) -> Response:
+        site = config.site(request.query_params.get("site", ""))
+        marker = CHOICES.get(request.query_params.get("choice", ""))
+        if site is None or marker is None:
+            return PlainTextResponse("unknown site or choice", status_code=404)
+        back = return_url(site, request.query_params.get("return"), request.headers.get("referer"))
+        return RedirectResponse(back.split("#")[0] + marker, status_code=303)
+
+    return [
+        Route("/m.js", script, methods=["GET", "HEAD"]),
+        Route("/optout", optout_page, methods=["GET"]),
+        Route("/optout/choose", choose, methods=["GET"]),
+        Route("/optout.js", optout_script, methods=["GET"]),
+    ]
+
+
+def script_response(if_none_match: str | None) -> Response:
+    """``/m.js``: the built tracker, or 304 when the client already holds this version."""
+    etag = sdk_snippet.etag()
+    headers = {
+        "ETag": etag,
+        "Cache-Control": SCRIPT_CACHE_CONTROL,
+        "Access-Control-Allow-Origin": "*",
+        "Cross-Origin-Resource-Policy": "cross-origin",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if if_none_match and _etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(
+        sdk_snippet.script_bytes(), media_type="application/javascript", headers=headers
+    )
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    # RFC 9110: a list of (possibly weak) tags, or "*"; the comparison is weak.
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags
+
+
+def hostname_allowed(site: SiteConfig, hostname: str) -> bool:
+    """Whether ``hostname`` is one of the site's names (``*.example.com`` covers subdomains)."""
+    hostname = hostname.lower()
+    for allowed in site.hostnames:
+        if allowed.startswith("*.") and hostname.endswith(allowed[1:]):
+            return True
+        if hostname == allowed:
+            return True
+    return False
+
+
+def return_url(site: SiteConfig, requested: str | None, referer: str | None) -> str:
+    """Where the linked opt-out page sends the visitor back: never a host outside the site."""
+    for candidate in (requested, referer):
+        if not candidate:
+            continue
+        parts = urlsplit(candidate)
+        if parts.scheme in ("http", "https") and hostname_allowed(site, parts.hostname or ""):
+            return candidate
+    exact = [name for name in site.hostnames if not name.startswith("*.")]
+    return f"https://{exact[0] if exact else site.hostnames[0][2:]}/"
+
+
+def optout_csp(site: SiteConfig) -> str:
+    """No inline script, nothing loaded from elsewhere; only the site may frame the page."""
+    ancestors = " ".join(f"{name}:*" for name in site.hostnames)
+    return (
+        "default-src 'none'; script-src 'self'; "
+        f"style-src '{_STYLE_HASH}'; form-action 'none'; base-uri 'none'; "
+        f"frame-ancestors 'self' {ancestors}"
+    )
+
+
+def render_optout_page(site: SiteConfig, back: str) -> str:
+    """The opt-out page of ``site``: two choices, as links that work framed and linked."""
+
+    def choose_href(choice: str) -> str:
+        query = urlencode({"site": site.id, "choice": choice, "return": back})
+        return html.escape(f"/optout/choose?{query}", quote=True)
+
+    name = html.escape(site.id)
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Audience measurement on {name}</title>
+<style>{_STYLE}</style>
+</head>
+<body>
+<h1>Audience measurement on {name}</h1>
+<p>This site counts its visits with Mesure, a self-hosted analytics service: the data stays
+with the site, and identifiers are stored only as keyed hashes.</p>
+<p>You can object: this browser then keeps only a flag that says so, and sends nothing more
+to the site's statistics. Clearing this site's data in your browser removes the flag.</p>
+<p id="status" role="status" data-optout="You are opted out: this browser sends nothing."
+ data-optin="This browser is measured again."></p>
+<p><a class="button" id="optout" data-choice="optout" href="{choose_href("optout")}">Opt out</a>
+<a class="button" id="optin" data-choice="optin" href="{choose_href("optin")}">Measure me
+again</a></p>
+<script src="/optout.js"></script>
+</body>
+</html>
+"""

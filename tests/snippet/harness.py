@@ -1,0 +1,151 @@
+"""Browser-test plumbing: a server for the fixture pages and a recorder of the hits a page sends.
+
+Pages are served from ``http://example.com:PORT`` (Chromium maps the name to 127.0.0.1), a
+different origin from the collector at ``http://stats.example.com:PORT``, so CORS is real.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from playwright.sync_api import ConsoleMessage, Page, Request
+
+from tests.support import LiveServer
+
+SITE_HOST = "example.com"
+COLLECTOR_HOST = "stats.example.com"
+#: How long a test waits to be sure that a hit was *not* sent (bounded; never an assertion on time).
+QUIET_MS = 400
+#: Upper bound for a hit that must arrive.
+ARRIVAL_MS = 5000
+
+
+class PageServer:
+    """Serves HTML registered by the tests; any path not registered answers 404."""
+
+    def __init__(self) -> None:
+        self._pages: dict[str, tuple[str, bytes]] = {}
+        pages = self._pages
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                entry = pages.get(self.path.split("?")[0])
+                if self.path == "/favicon.ico":
+                    self.send_response(204)
+                    self.end_headers()
+                    return
+                if entry is None:
+                    self.send_error(404)
+                    return
+                content_type, body = entry
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def add(self, path: str, html: str, content_type: str = "text/html; charset=utf-8") -> str:
+        """Register ``html`` at ``path`` and return its URL on the site's origin."""
+        self._pages[path] = (content_type, html.encode("utf-8"))
+        return f"http://{SITE_HOST}:{self.port}{path}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def snippet_tag(collector_port: int, site: str = "example", **attributes: str) -> str:
+    """The embed tag, loading ``m.js`` from the collector; automation is allowed for the tests."""
+    extra = "".join(
+        f' data-{name.replace("_", "-")}="{value}"'
+        if value != ""
+        else f" data-{name.replace('_', '-')}"
+        for name, value in attributes.items()
+    )
+    return (
+        f'<script defer src="http://{COLLECTOR_HOST}:{collector_port}/m.js" '
+        f'data-site="{site}" data-allow-automation{extra}></script>'
+    )
+
+
+def page_html(head: str = "", body: str = "", title: str = "Test page") -> str:
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>{head}</head>"
+        f"<body>{body}</body></html>"
+    )
+
+
+class Recorder:
+    """What a page sent to ``/api/hit`` and what it logged, seen from the browser."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.hits: list[dict[str, Any]] = []
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        page.on("request", self._on_request)
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+
+    def _on_request(self, request: Request) -> None:
+        if request.method == "POST" and request.url.endswith("/api/hit"):
+            self.hits.append(json.loads(request.post_data or "null"))
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.console_errors.append(message.text)
+
+    def names(self) -> list[str]:
+        return [hit["name"] for hit in self.hits]
+
+    def wait_for(self, predicate: Callable[[list[dict[str, Any]]], bool], what: str) -> None:
+        """Wait (bounded) until ``predicate(hits)`` holds, letting the page run meanwhile."""
+        waited = 0
+        while not predicate(self.hits):
+            if waited >= ARRIVAL_MS:
+                raise AssertionError(f"{what}: not sent; hits sent: {self.hits}")
+            self.page.wait_for_timeout(25)
+            waited += 25
+
+    def wait_for_count(self, count: int) -> list[dict[str, Any]]:
+        self.wait_for(lambda hits: len(hits) >= count, f"{count} hit(s)")
+        return self.hits
+
+    def quiet(self) -> None:
+        """Let the page run for a bounded time, so that hits that must not be sent would be."""
+        self.page.wait_for_timeout(QUIET_MS)
+
+
+def wait_rows(
+    server: LiveServer, path_prefix: str, count: int, name: str | None = None
+) -> list[dict[str, Any]]:
+    """The stored rows whose path starts with ``path_prefix`` (and named ``name`` if given),
+    once there are ``count`` of them.
+
+    A 202 means committed, but the test may look before the response arrived: wait, bounded.
+    """
+    deadline = time.monotonic() + ARRIVAL_MS / 1000
+    while True:
+        rows = [
+            row
+            for row in server.events()
+            if row["path"].startswith(path_prefix) and name in (None, row["name"])
+        ]
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.02)

@@ -1,0 +1,101 @@
+"""The opt-out page of the collector, linked from the site and framed by it."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from playwright.sync_api import Page, expect
+
+from tests.snippet.harness import (
+    COLLECTOR_HOST,
+    PageServer,
+    Recorder,
+    page_html,
+    snippet_tag,
+    wait_rows,
+)
+from tests.support import LiveServer
+
+STORED = "() => ({storage: {...localStorage}, cookies: document.cookie})"
+
+
+def test_linked_optout_page_sets_the_flag_on_the_site_and_can_be_undone(
+    page: Page, page_server: PageServer, collector: LiveServer
+) -> None:
+    url = page_server.add("/linked/privacy", "")
+    optout = f"http://{COLLECTOR_HOST}:{collector.port}/optout?site=example&return={quote(url)}"
+    page_server.add(
+        "/linked/privacy",
+        page_html(snippet_tag(collector.port), f'<a id="manage" href="{optout}">Opt out</a>'),
+    )
+    recorder = Recorder(page)
+    page.goto(url)
+    recorder.wait_for_count(1)
+    assert set(page.evaluate(STORED)["storage"]) == {"mesure_id"}
+
+    page.click("#manage")
+    page.click("#optout")
+    # Back on the site: the snippet consumed the marker, kept the flag, removed the id.
+    page.wait_for_url(url)
+    assert page.evaluate("location.hash") == ""
+    assert page.evaluate(STORED) == {"storage": {"mesure_optout": "page"}, "cookies": ""}
+    page.evaluate("mesure('consent', 'granted'); mesure('event', 'ignored')")
+    page.reload()
+    recorder.quiet()
+    # The link to the collector's page was an outbound click (and leaving the page sent its
+    # engagement time); nothing after the opt-out.
+    sent = len(recorder.hits)
+    assert [name for name in recorder.names() if name != "engagement"] == ["pageview", "outbound"]
+
+    page.click("#manage")
+    page.click("#optin")
+    page.wait_for_url(url)
+    recorder.wait_for_count(sent + 1)
+    assert recorder.names()[sent:] == ["pageview"]
+    assert "mesure_optout" not in page.evaluate(STORED)["storage"]
+    rows = wait_rows(collector, "/linked/", 2, name="pageview")
+    assert [row["mode"] for row in rows] == ["exempt", "exempt"]
+
+
+def test_framed_optout_page_talks_to_the_snippet_of_the_embedding_page(
+    page: Page, page_server: PageServer, collector: LiveServer
+) -> None:
+    frame_src = f"http://{COLLECTOR_HOST}:{collector.port}/optout?site=example"
+    url = page_server.add(
+        "/framed/privacy",
+        page_html(snippet_tag(collector.port), f'<iframe id="choice" src="{frame_src}"></iframe>'),
+    )
+    recorder = Recorder(page)
+    page.goto(url)
+    recorder.wait_for_count(1)
+    frame = page.frame_locator("#choice")
+    frame.locator("#optout").click()
+    expect(frame.locator("#status")).to_have_text("You are opted out: this browser sends nothing.")
+    # The frame did not navigate: the choice went to the snippet by postMessage.
+    assert page.frames[1].url == frame_src
+    assert page.evaluate(STORED) == {"storage": {"mesure_optout": "page"}, "cookies": ""}
+    page.evaluate("mesure('event', 'ignored'); history.pushState({}, '', '/framed/other')")
+    recorder.quiet()
+    assert recorder.names() == ["pageview"]
+
+    frame.locator("#optin").click()
+    expect(frame.locator("#status")).to_have_text("This browser is measured again.")
+    page.evaluate("mesure('event', '404')")
+    recorder.wait_for_count(2)
+    assert recorder.names() == ["pageview", "404"]
+    assert recorder.console_errors == []
+    assert recorder.page_errors == []
+
+
+def test_messages_from_other_origins_are_ignored(
+    page: Page, page_server: PageServer, collector: LiveServer
+) -> None:
+    url = page_server.add("/framed/forged", page_html(snippet_tag(collector.port)))
+    recorder = Recorder(page)
+    page.goto(url)
+    recorder.wait_for_count(1)
+    # The page itself (not the collector's origin) posts an opt-out message: no effect.
+    page.evaluate("window.postMessage({mesure: 'optout'}, '*')")
+    page.evaluate("mesure('event', '404')")
+    recorder.wait_for_count(2)
+    assert "mesure_optout" not in page.evaluate(STORED)["storage"]
