@@ -1,0 +1,163 @@
+"""``mesure user …`` and ``mesure token …``: accounts and API tokens for the reports API.
+
+Passwords are prompted for (never taken from the command line); an API token is printed once
+and stored only as its SHA-256 digest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from collector import auth
+from collector.config import Config, load_config
+from collector.errors import ConfigError
+from collector.storage import open_storage
+from collector.storage.auth_sqlite import AuthDatabase, DuplicateUserError, auth_database
+
+data_option = click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="mesure-data",
+    show_default=True,
+    envvar="MESURE_DATA",
+    help="Data directory: mesure.toml, keys, database, audit log.",
+)
+role_option = click.option(
+    "--role", type=click.Choice(auth.ROLES), required=True, help="owner, analyst or dpo."
+)
+site_option = click.option(
+    "--site", "sites", multiple=True, help="Grant one site (repeatable); none grants all sites."
+)
+
+
+def _now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def _config(data_dir: Path) -> Config:
+    try:
+        return load_config(data_dir, os.environ)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def _opened(config: Config) -> Iterator[AuthDatabase]:
+    """The database of ``config``, created and migrated if needed, for one command."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    open_storage(config.database_path).close()
+    with auth_database(config.database_path) as db:
+        yield db
+
+
+def _sites(config: Config, sites: tuple[str, ...]) -> list[str]:
+    try:
+        return auth.check_sites(config, sites)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--site") from None
+
+
+def _grants(sites: tuple[str, ...]) -> str:
+    return ", ".join(sites) if sites else "all sites"
+
+
+@click.group()
+def user() -> None:
+    """Dashboard and API accounts."""
+
+
+@user.command("add")
+@data_option
+@click.argument("email")
+@role_option
+@site_option
+@click.password_option(help="Prompted for when omitted (at least 10 characters).")
+def user_add(data_dir: Path, email: str, role: str, sites: tuple[str, ...], password: str) -> None:
+    """Create the account EMAIL with a role and optional site grants."""
+    config = _config(data_dir)
+    granted = _sites(config, sites)
+    with _opened(config) as db:
+        try:
+            auth.add_user(db, email, password, role, granted, _now_ms())
+        except DuplicateUserError:
+            raise click.ClickException(f"{email} already exists") from None
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"added {auth.normalize_email(email)} ({role}; {_grants(tuple(granted))})")
+
+
+@user.command("list")
+@data_option
+def user_list(data_dir: Path) -> None:
+    """Every account with its role and site grants."""
+    with _opened(_config(data_dir)) as db:
+        for row in db.users():
+            click.echo(f"{row.name}\t{row.role}\t{_grants(row.sites)}")
+
+
+@user.command("passwd")
+@data_option
+@click.argument("email")
+@click.password_option(help="Prompted for when omitted (at least 10 characters).")
+def user_passwd(data_dir: Path, email: str, password: str) -> None:
+    """Set a new password for EMAIL; every session of the account ends."""
+    with _opened(_config(data_dir)) as db:
+        try:
+            changed = db.set_password(auth.normalize_email(email), auth.hash_password(password))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    if not changed:
+        raise click.ClickException(f"no account {email}")
+    click.echo(f"password changed for {auth.normalize_email(email)}")
+
+
+@click.group()
+def token() -> None:
+    """API tokens for the JSON reports API (``Authorization: Bearer …``)."""
+
+
+@token.command("create")
+@data_option
+@role_option
+@site_option
+@click.option("--name", default="api", show_default=True, help="What the token is for.")
+def token_create(data_dir: Path, role: str, sites: tuple[str, ...], name: str) -> None:
+    """Create a token and print it once: it cannot be shown again."""
+    config = _config(data_dir)
+    granted = _sites(config, sites)
+    with _opened(config) as db:
+        token_id, secret = auth.create_token(db, name, role, granted, _now_ms())
+    click.echo(f"token {token_id} ({name}; {role}; {_grants(tuple(granted))}):")
+    click.echo(secret)
+
+
+@token.command("list")
+@data_option
+def token_list(data_dir: Path) -> None:
+    """Every token: id, name, role, grants and whether it is revoked (never the secret)."""
+    with _opened(_config(data_dir)) as db:
+        for row in db.tokens():
+            state = "revoked" if row.revoked_ts is not None else "active"
+            click.echo(f"{row.id}\t{row.name}\t{row.role}\t{_grants(row.sites)}\t{state}")
+
+
+@token.command("revoke")
+@data_option
+@click.argument("token_id", type=int)
+def token_revoke(data_dir: Path, token_id: int) -> None:
+    """Revoke token TOKEN_ID (see ``mesure token list``)."""
+    with _opened(_config(data_dir)) as db:
+        if not db.revoke_token(token_id, _now_ms()):
+            raise click.ClickException(f"no active token {token_id}")
+    click.echo(f"token {token_id} revoked")
+
+
+#: Registered by the lead on the main ``mesure`` group.
+COMMANDS: list[click.Command] = [user, token]

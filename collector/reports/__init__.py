@@ -1,0 +1,38 @@
+"""Reports: exact analytics computed from the stored events (specs/metrics.md).
+
+Every report is a function ``report(db, config, query, *, sites, now, …)`` returning a
+``msgspec.Struct``; the JSON API and the dashboard both call these functions directly, with a
+:class:`~collector.storage.reports_sqlite.ReportsDatabase` from ``reports_database(path)``.
+"""
+
+from __future__ import annotations
+
+from collector.reports.consent_report import attribution, consent_report
+from collector.reports.core import aggregate, breakdown, realtime, timeseries
+from collector.reports.experiments import experiment, two_proportion_test
+from collector.reports.funnels import funnel
+from collector.reports.goals import goals_report, resolve_goal, stored_goals
+from collector.reports.model import Goal
+from collector.reports.query import Filter, ReportQuery
+from collector.reports.retention import retention
+from collector.reports.rfm import rfm
+
+__all__ = [
+    "Filter",
+    "Goal",
+    "ReportQuery",
+    "aggregate",
+    "attribution",
+    "breakdown",
+    "consent_report",
+    "experiment",
+    "funnel",
+    "goals_report",
+    "realtime",
+    "resolve_goal",
+    "retention",
+    "rfm",
+    "stored_goals",
+    "timeseries",
+    "two_proportion_test",
+]

@@ -1,0 +1,164 @@
+"""Funnels: ordered steps reached within one visit, or within N days for the same visitor.
+
+A visitor reaches step k when they have events matching steps 1…k in that order (an event
+counts for one step only; events out of order do not count). Matching is greedy from each
+occurrence of step 1, which finds the deepest step reachable.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from collector.config import Config
+from collector.reports.core import period_out
+from collector.reports.model import Goal, StepEvent
+from collector.reports.query import ReportQuery, resolve_scope
+from collector.reports.results import PeriodOut, Result, ratio
+
+if TYPE_CHECKING:
+    from collector.storage.reports_sqlite import ReportsDatabase
+
+MAX_STEPS = 10
+DAY_MS = 86_400_000
+
+
+class FunnelStep(Result):
+    step: int
+    name: str
+    visitors: int
+    dropped: int
+    #: Share of the visitors of step 1 who reached this step.
+    conversion: float
+    #: Share of the visitors of the previous step who reached this one.
+    step_conversion: float
+    #: Median time from the previous step, over the visitors who reached this one.
+    median_ms_from_previous: float | None
+
+
+class FunnelReport(Result):
+    sites: tuple[str, ...]
+    period: PeriodOut
+    within: str
+    steps: list[FunnelStep]
+    previous_period: PeriodOut | None = None
+    previous: list[FunnelStep] | None = None
+
+
+def matches(goal: Goal, item: StepEvent) -> bool:
+    if goal.kind == "event":
+        return item.name == goal.match
+    return item.name == "pageview" and _glob(goal.match, item.path)
+
+
+def _glob(pattern: str, path: str) -> bool:
+    """``*`` matches any run of characters; everything else is literal."""
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return path == pattern
+    if not path.startswith(parts[0]) or not path.endswith(parts[-1]):
+        return False
+    position = len(parts[0])
+    end = len(path) - len(parts[-1])
+    for middle in parts[1:-1]:
+        found = path.find(middle, position, end)
+        if found < 0:
+            return False
+        position = found + len(middle)
+    return position <= end
+
+
+def deepest_path(
+    steps: Sequence[Goal], events: Sequence[StepEvent], window_ms: int | None
+) -> list[int]:
+    """The step timestamps of the deepest ordered match in ``events`` (time-ordered); with a
+    window, every step must fall within ``window_ms`` of the first one."""
+    best: list[int] = []
+    for start, first in enumerate(events):
+        if not matches(steps[0], first):
+            continue
+        times = [first.ts]
+        for item in events[start + 1 :]:
+            if len(times) == len(steps):
+                break
+            if window_ms is not None and item.ts - first.ts > window_ms:
+                break
+            if matches(steps[len(times)], item):
+                times.append(item.ts)
+        if len(times) > len(best):
+            best = times
+        if len(best) == len(steps):
+            break
+    return best
+
+
+def compute_steps(
+    steps: Sequence[Goal], events: Sequence[StepEvent], within_days: int | None
+) -> list[FunnelStep]:
+    """Per-step visitors, drop-off, conversion and median time from ``events``."""
+    groups: dict[tuple[str, bytes], dict[int | None, list[StepEvent]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for item in events:
+        group = None if within_days is not None else item.visit
+        groups[(item.site, item.visitor)][group].append(item)
+    window = None if within_days is None else within_days * DAY_MS
+    reached = [0] * len(steps)
+    gaps: list[list[int]] = [[] for _ in steps]
+    for per_group in groups.values():
+        best: list[int] = []
+        for group_events in per_group.values():
+            found = deepest_path(steps, group_events, window)
+            if len(found) > len(best):
+                best = found
+        for index, ts in enumerate(best):
+            reached[index] += 1
+            if index:
+                gaps[index].append(ts - best[index - 1])
+    return [
+        FunnelStep(
+            step=index + 1,
+            name=goal.name,
+            visitors=reached[index],
+            dropped=(reached[index - 1] - reached[index]) if index else 0,
+            conversion=ratio(reached[index], reached[0]),
+            step_conversion=ratio(reached[index], reached[index - 1]) if index else 1.0,
+            median_ms_from_previous=float(statistics.median(gaps[index])) if gaps[index] else None,
+        )
+        for index, goal in enumerate(steps)
+    ]
+
+
+def funnel(
+    db: ReportsDatabase,
+    config: Config,
+    query: ReportQuery,
+    *,
+    sites: Sequence[str],
+    now: datetime,
+    steps: Sequence[Goal],
+    within_days: int | None = None,
+) -> FunnelReport:
+    """``within_days=None``: the steps must happen in one visit."""
+    if not 2 <= len(steps) <= MAX_STEPS:
+        raise ValueError(f"a funnel has 2 to {MAX_STEPS} steps")
+    if within_days is not None and not 1 <= within_days <= 366:
+        raise ValueError("within must be `visit` or 1 to 366 days")
+    scope = resolve_scope(query, config, sites, now)
+    within = "visit" if within_days is None else f"{within_days}d"
+    events = db.step_events(scope.ranges, query.filters, steps)
+    report = FunnelReport(
+        sites=tuple(sites),
+        period=period_out(scope),
+        within=within,
+        steps=compute_steps(steps, events, within_days),
+    )
+    if query.compare == "previous_period":
+        before = resolve_scope(query, config, sites, now, previous=True)
+        report.previous_period = period_out(before)
+        earlier = db.step_events(before.ranges, query.filters, steps)
+        report.previous = compute_steps(steps, earlier, within_days)
+    return report

@@ -1,0 +1,110 @@
+"""Goals: pageview path patterns and event names, saved per site; conversions per goal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from collector.config import Config
+from collector.reports.core import period_out
+from collector.reports.model import Goal, GoalKind, parse_goal_spec
+from collector.reports.query import ReportQuery, resolve_scope
+from collector.reports.results import PeriodOut, Result, ratio
+
+if TYPE_CHECKING:
+    from collector.storage.reports_sqlite import ReportsDatabase
+
+
+class GoalOut(Result):
+    site: str
+    name: str
+    kind: str
+    match: str
+
+
+class GoalConversion(Result):
+    name: str
+    kind: str
+    match: str
+    sites: tuple[str, ...]
+    visitors: int
+    conversions: int
+    conversion_rate: float
+    previous_conversions: int | None = None
+    previous_conversion_rate: float | None = None
+
+
+class GoalsReport(Result):
+    sites: tuple[str, ...]
+    period: PeriodOut
+    goals: list[GoalConversion]
+    previous_period: PeriodOut | None = None
+
+
+def stored_goals(db: ReportsDatabase, sites: Sequence[str]) -> list[GoalOut]:
+    return [
+        GoalOut(site=site, name=name, kind=kind, match=match)
+        for site, name, kind, match in db.stored_goals(sites)
+    ]
+
+
+def resolve_goal(db: ReportsDatabase, sites: Sequence[str], spec: str) -> Goal:
+    """``page:/pattern*``, ``event:name``, or the name of a goal saved for one of ``sites``."""
+    adhoc = parse_goal_spec(spec)
+    if adhoc is not None:
+        return adhoc
+    for saved in stored_goals(db, sites):
+        if saved.name == spec:
+            kind: GoalKind = "page" if saved.kind == "page" else "event"
+            return Goal(name=saved.name, kind=kind, match=saved.match)
+    raise ValueError(f"no goal named {spec!r} (or use page:PATTERN / event:NAME)")
+
+
+def goals_report(
+    db: ReportsDatabase,
+    config: Config,
+    query: ReportQuery,
+    *,
+    sites: Sequence[str],
+    now: datetime,
+) -> GoalsReport:
+    """Conversions and conversion rate of every saved goal (one row per goal name)."""
+    scope = resolve_scope(query, config, sites, now)
+    before = (
+        resolve_scope(query, config, sites, now, previous=True)
+        if query.compare == "previous_period"
+        else None
+    )
+    by_name: dict[tuple[str, str, str], list[str]] = {}
+    for saved in stored_goals(db, sites):
+        by_name.setdefault((saved.name, saved.kind, saved.match), []).append(saved.site)
+    rows: list[GoalConversion] = []
+    for (name, kind, match), goal_sites in by_name.items():
+        goal = Goal(name=name, kind="page" if kind == "page" else "event", match=match)
+        ranges = [r for r in scope.ranges if r.site in goal_sites]
+        found = db.metrics(ranges, query.filters, goal=goal)
+        visitors = found[0].visitors if found else 0
+        converted = found[0].converted if found else 0
+        row = GoalConversion(
+            name=name,
+            kind=kind,
+            match=match,
+            sites=tuple(goal_sites),
+            visitors=visitors,
+            conversions=converted,
+            conversion_rate=ratio(converted, visitors),
+        )
+        if before is not None:
+            earlier = db.metrics(
+                [r for r in before.ranges if r.site in goal_sites], query.filters, goal=goal
+            )
+            row.previous_conversions = earlier[0].converted if earlier else 0
+            row.previous_conversion_rate = (
+                ratio(earlier[0].converted, earlier[0].visitors) if earlier else 0.0
+            )
+        rows.append(row)
+    report = GoalsReport(sites=tuple(sites), period=period_out(scope), goals=rows)
+    if before is not None:
+        report.previous_period = period_out(before)
+    return report
