@@ -1,0 +1,413 @@
+"""The privacy officer's commands: ``export``, ``dsar``, ``retention``, ``keys``, ``audit`` and
+``register``. Each takes ``--data DIR`` like ``mesure serve``; :data:`COMMANDS` is what the
+``mesure`` group registers. Errors exit with code 1 and a message; a failed verification too.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+
+from collector.audit import AuditLog
+from collector.config import Config, load_config
+from collector.errors import MesureError
+from collector.privacy import audit_check, dsar, keyring, register
+from collector.privacy.export import export_events
+from collector.privacy.instance import Instance
+from collector.privacy.manifest import FORMATS
+from collector.privacy.retention import run_retention
+from collector.privacy.verify import verify_export
+from collector.storage.privacy_sqlite import PrivacyDatabase, privacy_database
+
+data_option = click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="mesure-data",
+    show_default=True,
+    envvar="MESURE_DATA",
+    help="Data directory: mesure.toml, keys, database, audit log.",
+)
+by_option = click.option(
+    "--by", "actor", default=None, help="Who runs this, for the audit log (default: OS user)."
+)
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="ndjson", show_default=True
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _actor(actor: str | None) -> str:
+    return actor or f"{getpass.getuser()} (cli)"
+
+
+def _config(data_dir: Path) -> Config:
+    try:
+        return load_config(data_dir.resolve(), os.environ)
+    except MesureError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def _opened(data_dir: Path) -> Iterator[tuple[Instance, PrivacyDatabase]]:
+    """The instance and a database connection; any :class:`MesureError` becomes a clean exit."""
+    try:
+        inst = Instance.open(_config(data_dir), _now)
+        with privacy_database(inst.config.database_path) as db:
+            yield inst, db
+    except MesureError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2).decode())
+
+
+# ---------------------------------------------------------------- export
+
+
+@click.group(invoke_without_command=True)
+@data_option
+@click.option("--site", "sites", multiple=True, help="Site id (repeatable; default: all).")
+@click.option("--from", "first_day", type=click.DateTime(["%Y-%m-%d"]), help="First UTC day.")
+@click.option("--to", "last_day", type=click.DateTime(["%Y-%m-%d"]), help="Last UTC day.")
+@format_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="New directory.")
+@by_option
+@click.pass_context
+def export(
+    ctx: click.Context,
+    data_dir: Path,
+    sites: tuple[str, ...],
+    first_day: datetime | None,
+    last_day: datetime | None,
+    fmt: str,
+    out: Path | None,
+    actor: str | None,
+) -> None:
+    """Export stored events, one file per site and month, with a signed manifest."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if first_day is None or last_day is None or out is None:
+        raise click.UsageError("export needs --from, --to and --out")
+    with _opened(data_dir) as (inst, db):
+        manifest = export_events(
+            inst,
+            db,
+            sites=list(sites) or [site.id for site in inst.config.sites],
+            first_day=first_day.date(),
+            last_day=last_day.date(),
+            fmt=fmt,  # type: ignore[arg-type]
+            out=out,
+            actor=_actor(actor),
+        )
+    for file in manifest.files:
+        click.echo(f"{file.path}: {file.rows} rows, sha256 {file.sha256}")
+    click.echo(
+        f"{manifest.total_rows} rows; manifest signed with Ed25519 key {manifest.public_key}"
+    )
+
+
+@export.command("verify")
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--public-key", default=None, help="64 hex digits (default: this instance's key).")
+@data_option
+def export_verify(folder: Path, public_key: str | None, data_dir: Path) -> None:
+    """Check an export's signature, every file's SHA-256, and that nothing was added."""
+    try:
+        if public_key is None:
+            config = _config(data_dir)
+            key_path = config.keys_dir / keyring.EXPORT_KEY_FILE
+            if not key_path.exists():
+                raise click.ClickException(f"no export key in {config.keys_dir}: give --public-key")
+            private = keyring.export_key(config.keys_dir, AuditLog(config.audit_path, _now))
+            public_key = keyring.public_key_hex(private)
+        result = verify_export(folder, keyring.load_public_key(public_key))
+    except MesureError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in result.checked:
+        click.echo(f"ok       {line}")
+    for line in result.problems:
+        click.echo(f"FAILED   {line}")
+    click.echo("export verified" if result.ok else "export NOT verified")
+    if not result.ok:
+        raise SystemExit(1)
+
+
+# ---------------------------------------------------------------- dsar
+
+
+def _subject(site: str, user_id: str | None, client_id: str | None) -> dsar.Subject:
+    if (user_id is None) == (client_id is None):
+        raise click.UsageError("give exactly one of --user-id and --client-id")
+    if user_id is not None:
+        return dsar.Subject(site=site, identifier="user-id", value=user_id)
+    assert client_id is not None
+    return dsar.Subject(site=site, identifier="client-id", value=client_id)
+
+
+subject_options = [
+    click.option("--site", required=True, help="Site id."),
+    click.option("--user-id", default=None, help="The site's own user id."),
+    click.option("--client-id", default=None, help="Client id shown on the opt-out page."),
+]
+
+
+def _with_subject(function: Any) -> Any:
+    for option in reversed(subject_options):
+        function = option(function)
+    return function
+
+
+@click.group("dsar")
+def dsar_group() -> None:
+    """Access and erasure requests (GDPR articles 15 and 17) by user id or client id."""
+
+
+@dsar_group.command("access")
+@data_option
+@_with_subject
+@format_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@by_option
+def dsar_access(
+    data_dir: Path,
+    site: str,
+    user_id: str | None,
+    client_id: str | None,
+    fmt: str,
+    out: Path,
+    actor: str | None,
+) -> None:
+    """Write everything stored about a person to a signed export."""
+    subject = _subject(site, user_id, client_id)
+    with _opened(data_dir) as (inst, db):
+        report, manifest = dsar.access(
+            inst,
+            db,
+            subject,
+            out=out,
+            fmt=fmt,
+            actor=_actor(actor),  # type: ignore[arg-type]
+        )
+    click.echo(
+        f"{report.events_found} event(s) in {report.visits_found} visit(s) found under "
+        f"{subject.identifier} epochs {report.epochs_searched}; written to {out} "
+        f"({len(manifest.files)} file(s), signed)"
+    )
+    click.echo(report.cookieless_notice)
+
+
+@dsar_group.command("erase")
+@data_option
+@_with_subject
+@by_option
+def dsar_erase(
+    data_dir: Path, site: str, user_id: str | None, client_id: str | None, actor: str | None
+) -> None:
+    """Delete a person's events and visits, then search again to prove it."""
+    subject = _subject(site, user_id, client_id)
+    with _opened(data_dir) as (inst, db):
+        report = dsar.erase(inst, db, subject, actor=_actor(actor))
+    assert report.deleted is not None
+    click.echo(
+        f"found {report.events_found} event(s) in {report.visits_found} visit(s) under "
+        f"{subject.identifier} epochs {report.epochs_searched}"
+    )
+    click.echo(
+        f"deleted {report.deleted.subject_events} event(s), {report.deleted.visit_events} "
+        f"other event(s) of the same visits, {report.deleted.visits} visit(s)"
+    )
+    click.echo(f"searched again: {report.events_after} event(s) left")
+    click.echo(report.cookieless_notice)
+    if report.events_after:
+        raise SystemExit(1)
+
+
+# ---------------------------------------------------------------- retention
+
+
+@click.group("retention")
+def retention_group() -> None:
+    """Delete data older than each site's retention."""
+
+
+@retention_group.command("run")
+@data_option
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option(
+    "--as-of",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="Apply the limits as of this UTC time (default: now), e.g. to preview a date.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@by_option
+def retention_run(
+    data_dir: Path, dry_run: bool, as_of: datetime | None, as_json: bool, actor: str | None
+) -> None:
+    """Delete exempt/denied and granted data past their limits, per site; reclaim space."""
+    now = _now() if as_of is None else as_of.replace(tzinfo=UTC)
+    with _opened(data_dir) as (inst, db):
+        report = run_retention(inst, db, now=now, dry_run=dry_run, actor=_actor(actor))
+    if as_json:
+        _echo_json(report)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for cutoff, count in zip(report.cutoffs, report.deleted, strict=True):
+        click.echo(
+            f"{cutoff.site:<20} {cutoff.mode:<8} {cutoff.retention_days:>6} days  before "
+            f"{cutoff.before}  {verb} {count.events}"
+        )
+    if report.reclaimed:
+        click.echo(f"space reclaimed ({report.reclaimed})")
+
+
+# ---------------------------------------------------------------- keys
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Key epochs: rotate, destroy (crypto-shred), list; the export public key."""
+
+
+@keys_group.command("rotate")
+@data_option
+@click.option("--site", required=True, help="Site id.")
+@click.option(
+    "--kind", type=click.Choice(["client", "user"]), default=None, help="Default: both keys."
+)
+def keys_rotate(data_dir: Path, site: str, kind: str | None) -> None:
+    """Start a new key epoch; the old one stays usable for erasure until destroyed.
+
+    A running server keeps its keys in memory: restart it to hash with the new epoch.
+    """
+    with _opened(data_dir) as (inst, _db):
+        inst.require_site(site)
+        for each in keyring.KINDS if kind is None else (kind,):
+            new = keyring.rotate(inst.keys, site, each)  # type: ignore[arg-type]
+            click.echo(f"{site} {each} key: now epoch {new.epoch}; epoch {new.epoch - 1} kept")
+
+
+@keys_group.command("destroy")
+@data_option
+@click.option("--site", required=True, help="Site id.")
+@click.option("--kind", type=click.Choice(["client", "user"]), required=True)
+@click.option("--epoch", type=int, required=True, help="A retired epoch (see `keys list`).")
+def keys_destroy(data_dir: Path, site: str, kind: str, epoch: int) -> None:
+    """Destroy a retired key epoch: its hashes can never be produced again."""
+    with _opened(data_dir) as (inst, _db):
+        inst.require_site(site)
+        keyring.destroy_epoch(inst.keys, inst.audit, site, kind, epoch)  # type: ignore[arg-type]
+    click.echo(f"{site} {kind} key epoch {epoch} destroyed")
+
+
+@keys_group.command("list")
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def keys_list(data_dir: Path, as_json: bool) -> None:
+    """Key epochs per site (ids only, never key material) and kept daily keys."""
+    with _opened(data_dir) as (inst, _db):
+        found = keyring.inventory(inst.keys, [site.id for site in inst.config.sites])
+    if as_json:
+        _echo_json(found)
+        return
+    for state in found.site_keys:
+        click.echo(
+            f"{state.site:<20} {state.kind:<7} current {state.current}  kept {state.kept or '-'}"
+            f"  destroyed {state.destroyed or '-'}"
+        )
+    click.echo(f"daily cookieless keys kept: {', '.join(found.daily_key_days) or 'none'}")
+
+
+@keys_group.command("public")
+@data_option
+def keys_public(data_dir: Path) -> None:
+    """Print the export public key (hex) for auditors: `mesure export verify --public-key`."""
+    with _opened(data_dir) as (inst, _db):
+        private = keyring.export_key(inst.keys.keys_dir, inst.audit)
+    click.echo(keyring.public_key_hex(private))
+
+
+# ---------------------------------------------------------------- audit
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The hash-chained audit log."""
+
+
+@audit_group.command("verify")
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def audit_verify(data_dir: Path, as_json: bool) -> None:
+    """Recompute the chain; report the first broken link (exit 1)."""
+    path = _config(data_dir).audit_path
+    result = audit_check.check(path)
+    if as_json:
+        _echo_json(result)
+    elif result.broken is None:
+        click.echo(
+            f"audit log intact: {result.entries} entries, head seq {result.head_seq} "
+            f"sha256 {result.head_sha256}"
+        )
+    else:
+        click.echo(f"audit log BROKEN at line {result.broken.line} ({result.broken.problem}):")
+        click.echo(result.broken.explanation)
+    if result.broken is not None:
+        raise SystemExit(1)
+
+
+@audit_group.command("show")
+@data_option
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="Only entries at or after this UTC time.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON entry per line.")
+def audit_show(data_dir: Path, since: datetime | None, as_json: bool) -> None:
+    """Print the audit log's entries."""
+    path = _config(data_dir).audit_path
+    entries = audit_check.entries_since(path, None if since is None else since.replace(tzinfo=UTC))
+    for entry in entries:
+        if as_json:
+            click.echo(msgspec.json.encode(entry).decode())
+        else:
+            click.echo(audit_check.format_entry(entry))
+
+
+# ---------------------------------------------------------------- register
+
+
+@click.command("register")
+@data_option
+@click.option(
+    "--format", "fmt", type=click.Choice(register.REGISTER_FORMATS), default="md", show_default=True
+)
+def register_command(data_dir: Path, fmt: str) -> None:
+    """The record of processing (GDPR article 30), from the configuration."""
+    record = register.build_register(_config(data_dir))
+    click.echo(register.render(record, fmt), nl=False)  # type: ignore[arg-type]
+
+
+COMMANDS: list[click.Command] = [
+    export,
+    dsar_group,
+    retention_group,
+    keys_group,
+    audit_group,
+    register_command,
+]

@@ -1,0 +1,160 @@
+"""Access (GDPR Art. 15) and erasure (Art. 17) requests by user id or client id.
+
+The identifier exists only in memory: its keyed hash is computed under every kept epoch of the
+site's key (current and retired, see :mod:`collector.privacy.keyring`) with the very functions
+the collector uses (:mod:`collector.hashing`). Neither the identifier nor its hashes are written
+to the audit log.
+
+Cookieless visitors are keyed by (site, IP address, user agent) under a daily key, not by any
+identifier a person can give, and that key is destroyed within 48 hours: such rows can never be
+matched to a request, which every report says explicitly.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from collector import hashing
+from collector.privacy import keyring
+from collector.privacy.export import write_signed
+from collector.privacy.instance import Instance
+from collector.privacy.manifest import Format, Manifest, Period, Request
+from collector.storage.privacy_sqlite import Deleted, PrivacyDatabase, SubjectColumn, SubjectHash
+
+Identifier = Literal["user-id", "client-id"]
+
+
+class Subject(msgspec.Struct, frozen=True, kw_only=True):
+    """Who a request is about. ``value`` is the raw identifier: never stored, never logged."""
+
+    site: str
+    identifier: Identifier
+    value: str
+
+    def __repr__(self) -> str:
+        return f"Subject(site={self.site!r}, identifier={self.identifier!r}, value=<redacted>)"
+
+
+class DsarReport(msgspec.Struct, frozen=True, kw_only=True):
+    site: str
+    identifier: Identifier
+    epochs_searched: list[int]
+    events_found: int
+    visits_found: int
+    deleted: Deleted | None = None
+    #: Rows still found by searching again after an erasure (0 proves it).
+    events_after: int | None = None
+    cookieless_notice: str
+
+
+def cookieless_notice(inst: Instance) -> str:
+    days = keyring.daily_key_days(inst.keys.keys_dir)
+    kept = ", ".join(days) if days else "none"
+    return (
+        "Cookieless visitors (exempt hits without browser storage) are hashed from the IP address "
+        "and user agent under a daily key, never from a user id or client id, so they cannot be "
+        "found by this request; their daily keys are destroyed within 48 hours (days whose key "
+        f"still exists: {kept}), after which nobody can link those rows to anyone."
+    )
+
+
+def subject_hashes(inst: Instance, subject: Subject) -> tuple[SubjectColumn, list[SubjectHash]]:
+    """The subject's keyed hash under every kept epoch, and the column it is stored in."""
+    inst.require_site(subject.site)
+    if subject.identifier == "user-id":
+        keys = keyring.kept_keys(inst.keys, subject.site, "user")
+        return "user", [
+            SubjectHash(epoch=k.epoch, digest=hashing.user(k.key, subject.site, subject.value))
+            for k in keys
+        ]
+    keys = keyring.kept_keys(inst.keys, subject.site, "client")
+    return "visitor", [
+        SubjectHash(
+            epoch=k.epoch, digest=hashing.client_visitor(k.key, subject.site, subject.value)
+        )
+        for k in keys
+    ]
+
+
+def access(
+    inst: Instance, db: PrivacyDatabase, subject: Subject, *, out: Path, fmt: Format, actor: str
+) -> tuple[DsarReport, Manifest]:
+    """Write everything stored under the subject's hashes to a signed export in ``out``."""
+    column, hashes = subject_hashes(inst, subject)
+    rows = db.subject_rows(subject.site, column, hashes)
+    visits = db.visits_by_id([row["visit"] for row in rows if row["visit"] is not None])
+    today = inst.clock().date().isoformat()
+    days = [_day(row["ts"]) for row in rows] or [today]
+    notice = cookieless_notice(inst)
+    epochs = [h.epoch for h in hashes]
+    manifest = write_signed(
+        inst,
+        db,
+        [(subject.site, rows)],
+        kind="access",
+        sites=[subject.site],
+        period=Period(first_day=min(days), last_day=max(days)),
+        fmt=fmt,
+        out=out,
+        actor=actor,
+        request=Request(
+            identifier=subject.identifier, epochs_searched=epochs, cookieless_notice=notice
+        ),
+    )
+    inst.audit.append(
+        "dsar.access",
+        by=actor,
+        site=subject.site,
+        identifier=subject.identifier,
+        epochs=",".join(map(str, epochs)),
+        events=str(len(rows)),
+        out=str(out),
+    )
+    report = DsarReport(
+        site=subject.site,
+        identifier=subject.identifier,
+        epochs_searched=epochs,
+        events_found=len(rows),
+        visits_found=len(visits),
+        cookieless_notice=notice,
+    )
+    return report, manifest
+
+
+def erase(inst: Instance, db: PrivacyDatabase, subject: Subject, *, actor: str) -> DsarReport:
+    """Delete the subject's rows and their visits, then search again to prove it."""
+    column, hashes = subject_hashes(inst, subject)
+    rows = db.subject_rows(subject.site, column, hashes)
+    visits = {row["visit"] for row in rows if row["visit"] is not None}
+    deleted = db.erase_subject(subject.site, column, hashes)
+    after = len(db.subject_rows(subject.site, column, hashes))
+    epochs = [h.epoch for h in hashes]
+    inst.audit.append(
+        "dsar.erase",
+        by=actor,
+        site=subject.site,
+        identifier=subject.identifier,
+        epochs=",".join(map(str, epochs)),
+        subject_events=str(deleted.subject_events),
+        visit_events=str(deleted.visit_events),
+        visits=str(deleted.visits),
+        events_after=str(after),
+    )
+    return DsarReport(
+        site=subject.site,
+        identifier=subject.identifier,
+        epochs_searched=epochs,
+        events_found=len(rows),
+        visits_found=len(visits),
+        deleted=deleted,
+        events_after=after,
+        cookieless_notice=cookieless_notice(inst),
+    )
+
+
+def _day(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).date().isoformat()

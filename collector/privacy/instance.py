@@ -1,0 +1,84 @@
+"""What every privacy tool works on: the configuration, the audit log, the key store, a clock.
+
+Built once per CLI command or per request; nothing here reads the environment or the clock by
+itself.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import msgspec
+
+from collector.audit import AuditLog
+from collector.config import Config
+from collector.errors import MesureError
+from collector.keys import KeyStore
+from collector.storage import open_storage
+
+_PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+
+
+class PrivacyToolError(MesureError):
+    """A privacy command cannot do what was asked (unknown site, bad period, missing extra)."""
+
+
+class Residency(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the data lives, as configured: shown in the register and every export manifest."""
+
+    #: The jurisdiction the owner commits to keep the data in, e.g. ``eu``.
+    residency: str | None
+    #: The host's declared location, e.g. ``Paris, France (OVH, GRA7)``.
+    host_location: str | None
+    #: Mesure's own part, true by construction: it opens no outbound connection.
+    outbound_connections: str = "none: Mesure opens no outbound network connection"
+
+
+@dataclass(frozen=True)
+class Instance:
+    config: Config
+    audit: AuditLog
+    keys: KeyStore
+    clock: Callable[[], datetime]
+
+    @classmethod
+    def open(cls, config: Config, clock: Callable[[], datetime]) -> Instance:
+        """Open the audit log and key store (refusing key files others can read) and make sure
+        the database exists and is migrated."""
+        config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        audit = AuditLog(config.audit_path, clock)
+        keys = KeyStore.open(config.keys_dir, audit, [site.id for site in config.sites])
+        open_storage(config.database_path).close()
+        return cls(config=config, audit=audit, keys=keys, clock=clock)
+
+    def require_site(self, site: str) -> None:
+        if self.config.site(site) is None:
+            known = ", ".join(s.id for s in self.config.sites) or "none"
+            raise PrivacyToolError(f"unknown site {site!r} (configured: {known})")
+
+
+def residency(config: Config) -> Residency:
+    """The residency settings, read defensively: older configurations have neither key."""
+    server = config.server
+    found = getattr(server, "residency", None) or getattr(config, "residency", None)
+    location = getattr(server, "host_location", None) or getattr(config, "host_location", None)
+    return Residency(
+        residency=None if found is None else str(found),
+        host_location=None if location is None else str(location),
+    )
+
+
+def mesure_version() -> str:
+    try:
+        return importlib.metadata.version("mesure")
+    except importlib.metadata.PackageNotFoundError:
+        # Running from a work tree: the version is the one being developed.
+        try:
+            project = msgspec.toml.decode(_PYPROJECT.read_bytes())
+            return str(project["project"]["version"])
+        except (OSError, KeyError, msgspec.DecodeError):
+            return "unknown"

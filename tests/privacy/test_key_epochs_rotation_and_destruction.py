@@ -1,0 +1,107 @@
+"""Key rotation keeps the old epoch for erasure; ``keys destroy`` crypto-shreds it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from collector import hashing
+from collector.audit import AuditLog
+from collector.config import Config
+from collector.keys import KeyStore
+from collector.privacy import keyring
+from tests.privacy.support import SITE, events, run, scan, send, write_data_dir
+from tests.support import Clock, LiveServer
+
+ALICE = "cid-alice-Kq3vX81"
+BOB = "cid-bob-Zr55pLw"
+Live = Callable[[Config, Clock], LiveServer]
+
+
+def _granted(cid: str) -> dict[str, str]:
+    return {"mode": "granted", "cid": cid}
+
+
+def test_erasure_reaches_rows_of_a_rotated_epoch(tmp_path: Path, clock: Clock, live: Live) -> None:
+    config = write_data_dir(tmp_path / "data")
+    server = live(config, clock)
+    send(server, _granted(ALICE), _granted(BOB))
+    server.stop()
+    assert "epoch 1 kept" in run(config.data_dir, "keys", "rotate", "--site", SITE)
+    server.start()
+    clock.advance(hours=2)
+    send(server, _granted(ALICE), _granted(ALICE))
+    server.stop()
+
+    epochs = sorted((row["key_epoch"], row["visitor"]) for row in events(config))
+    assert [epoch for epoch, _ in epochs] == [1, 1, 2, 2]
+    listed = json.loads(run(config.data_dir, "keys", "list", "--json"))
+    client = next(s for s in listed["site_keys"] if s["kind"] == "client")
+    assert (client["current"], client["kept"], client["destroyed"]) == (2, [1], [])
+
+    output = run(config.data_dir, "dsar", "erase", "--site", SITE, "--client-id", ALICE)
+    assert "found 3 event(s)" in output
+    assert "epochs [2, 1]" in output
+    assert "searched again: 0 event(s) left" in output
+    left = events(config)
+    assert len(left) == 1
+    assert left[0]["visitor"] == hashing.client_visitor(
+        _old_key(config, 1, clock), SITE, BOB
+    )  # Bob's epoch-1 row is untouched
+
+
+def _old_key(config: Config, epoch: int, clock: Clock) -> bytes:
+    store = KeyStore(config.keys_dir, AuditLog(config.audit_path, clock))
+    found = [key for key in keyring.kept_keys(store, SITE, "client") if key.epoch == epoch]
+    assert len(found) == 1
+    return found[0].key
+
+
+def test_a_destroyed_epoch_can_no_longer_produce_its_hashes(
+    tmp_path: Path, clock: Clock, live: Live
+) -> None:
+    config = write_data_dir(tmp_path / "data")
+    server = live(config, clock)
+    send(server, _granted(BOB), {"mode": "granted", "cid": BOB, "uid": "bob@example.org"})
+    server.stop()
+    run(config.data_dir, "keys", "rotate", "--site", SITE)
+    old_client, stored = _old_key(config, 1, clock), events(config)[0]["visitor"]
+    assert hashing.client_visitor(old_client, SITE, BOB) == stored
+
+    refused = run(
+        config.data_dir,
+        "keys",
+        "destroy",
+        "--site",
+        SITE,
+        "--kind",
+        "client",
+        "--epoch",
+        "2",
+        expect=1,
+    )
+    assert "rotate it first" in refused
+    run(config.data_dir, "keys", "destroy", "--site", SITE, "--kind", "client", "--epoch", "1")
+    run(config.data_dir, "keys", "destroy", "--site", SITE, "--kind", "user", "--epoch", "1")
+
+    # The key bytes exist nowhere in the data directory any more, in any form.
+    assert scan(config.data_dir, {"client key": old_client.hex()}) == []
+    assert old_client not in b"".join(
+        p.read_bytes() for p in config.keys_dir.rglob("*") if p.is_file()
+    )
+    # No kept key reproduces the stored hash, so the rows cannot be found for Bob any more.
+    store = KeyStore(config.keys_dir, AuditLog(config.audit_path, clock))
+    kept = keyring.kept_keys(store, SITE, "client")
+    assert [key.epoch for key in kept] == [2]
+    assert all(hashing.client_visitor(key.key, SITE, BOB) != stored for key in kept)
+    output = run(config.data_dir, "dsar", "erase", "--site", SITE, "--client-id", BOB)
+    assert "found 0 event(s)" in output
+    assert len(events(config)) == 2
+    listed = json.loads(run(config.data_dir, "keys", "list", "--json"))
+    assert {(s["kind"], tuple(s["destroyed"])) for s in listed["site_keys"]} == {
+        ("client", (1,)),
+        ("user", (1,)),
+    }
+    actions = [entry.action for entry in AuditLog(config.audit_path, clock).entries()]
+    assert actions.count("key.destroy") == 2

@@ -1,0 +1,104 @@
+"""The ``/api/v1/privacy/`` routes on a real server: dpo and owner tokens only; export, access,
+erasure, audit and register answer what the CLI does."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from collector import auth, privacy_routes
+from collector.app import create_app
+from collector.config import Config
+from collector.storage.auth_sqlite import auth_database
+from tests.privacy.support import SITE, events, send, write_data_dir
+from tests.support import Clock, LiveServer
+
+CLIENT_ID = "cid-api-Ty61mN"
+Live = Callable[[Config, Clock], LiveServer]
+
+
+@contextlib.contextmanager
+def _privacy_server(config: Config, clock: Clock) -> Iterator[str]:
+    """The collector with the privacy routes added, as the lead wires them into create_app."""
+    app = create_app(config, clock=clock)
+    app.router.routes.extend(privacy_routes.routes(config))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="none")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    waiting = threading.Event()
+    while not server.started:
+        assert thread.is_alive(), "the collector failed to start"
+        waiting.wait(0.01)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
+def _token(config: Config, role: str) -> str:
+    with auth_database(config.database_path) as db:
+        return auth.create_token(db, f"{role}-token", role, [], 0)[1]
+
+
+@pytest.fixture
+def api(tmp_path: Path, clock: Clock, live: Live) -> Iterator[tuple[Config, httpx.Client]]:
+    config = write_data_dir(tmp_path / "data")
+    server = live(config, clock)
+    send(server, {"mode": "granted", "cid": CLIENT_ID}, {"mode": "granted", "cid": CLIENT_ID})
+    send(server, {"mode": "exempt"})
+    server.stop()
+    with _privacy_server(config, clock) as url, httpx.Client(base_url=url) as client:
+        yield config, client
+
+
+def test_roles_and_authentication(api: tuple[Config, httpx.Client]) -> None:
+    config, client = api
+    assert client.get("/api/v1/privacy/audit").status_code == 401
+    analyst = {"authorization": f"Bearer {_token(config, 'analyst')}"}
+    assert client.get("/api/v1/privacy/audit", headers=analyst).status_code == 403
+    body = {"site": SITE, "client_id": CLIENT_ID}
+    assert client.post("/api/v1/privacy/dsar/erase", json=body, headers=analyst).status_code == 403
+    for role in ("dpo", "owner"):
+        headers = {"authorization": f"Bearer {_token(config, role)}"}
+        answer = client.get("/api/v1/privacy/audit", headers=headers)
+        assert answer.status_code == 200
+        assert answer.json()["check"]["ok"] is True
+    assert len(events(config)) == 3  # nothing was erased by the refused call
+
+
+def test_export_access_erase_audit_and_register(api: tuple[Config, httpx.Client]) -> None:
+    config, client = api
+    client.headers["authorization"] = f"Bearer {_token(config, 'dpo')}"
+    bad = client.post("/api/v1/privacy/export", json={"site": SITE, "first_day": "March"})
+    assert bad.status_code == 400
+    exported = client.post(
+        "/api/v1/privacy/export",
+        json={"site": SITE, "first_day": "2026-03-01", "last_day": "2026-03-31"},
+    )
+    assert exported.status_code == 200, exported.text
+    assert exported.json()["manifest"]["total_rows"] == 3
+    assert exported.json()["manifest"]["exported_by"] == "token:dpo-token (dpo, api)"
+    assert Path(exported.json()["dir"]).parent == config.data_dir / "exports"
+
+    access = client.post("/api/v1/privacy/dsar/access", json={"site": SITE, "client_id": CLIENT_ID})
+    assert access.json()["report"]["events_found"] == 2
+    erase = client.post("/api/v1/privacy/dsar/erase", json={"site": SITE, "client_id": CLIENT_ID})
+    assert erase.json()["report"]["events_after"] == 0
+    assert erase.json()["report"]["deleted"]["subject_events"] == 2
+    assert len(events(config)) == 1
+
+    audit = client.get("/api/v1/privacy/audit", params={"since": "2000-01-01T00:00:00+00:00"})
+    actions = [entry["action"] for entry in audit.json()["entries"]]
+    assert actions[-3:] == ["export", "dsar.access", "dsar.erase"]
+    register = client.get("/api/v1/privacy/register", params={"format": "md"})
+    assert register.headers["content-type"].startswith("text/markdown")
+    assert "## Site shop" in register.text
