@@ -5,7 +5,7 @@ It hands the visitor's choice to the snippet running on the site, which keeps th
 
 - framed by the site (``<iframe src="https://stats.example.eu/optout?site=example">``), its
   script posts ``{"mesure": "optout"|"optin"}`` to the parent window; the snippet accepts it only
-  from the collector's origin and answers with the state it stored;
+  from the collector's origin and answers ``{"mesure": true|false}``: whether the flag is stored;
 - linked, its buttons go to ``/optout/choose``, which redirects back to the site (the ``return``
   URL when its hostname belongs to the site, else the referring page of the site, else the site's
   first hostname) with ``#mesure-optout`` or ``#mesure-optin``; the snippet consumes the marker.
@@ -52,10 +52,11 @@ OPTOUT_SCRIPT = """\
       window.parent.postMessage({ mesure: link.dataset.choice }, '*');
     });
   }
+  // The snippet answers whether the flag is now stored.
   window.addEventListener('message', (event) => {
     const state = event.source === window.parent && event.data && event.data.mesure;
-    if (state === 'optout') status.textContent = status.dataset.optout;
-    if (state === 'optin') status.textContent = status.dataset.optin;
+    if (state === true) status.textContent = status.dataset.optout;
+    if (state === false) status.textContent = status.dataset.optin;
   });
 })();
 """

@@ -7,7 +7,7 @@
   // Every entry point that the page or the browser calls goes through this guard.
   const guard = (fn) => (...args) => {
     try {
-      return fn(...args);
+      fn(...args);
     } catch (e) {}
   };
   guard(() => {
@@ -15,85 +15,95 @@
     const d = document;
     const nav = navigator;
     const loc = location;
+    const hist = history;
     const data = d.currentScript.dataset;
     const endpoint = new URL(data.api || d.currentScript.src).origin;
     // Modes by rank, most restrictive first: the lowest rank among all signals wins.
     const MODES = ['optout', 'denied', 'exempt', 'granted'];
-    // `exempt` turns to `denied` on a site that does not use the exemption (data-default-mode).
-    const exemptRank = data.defaultMode == 'denied' ? 1 : 2;
     const ID = 'mesure_id';
     const OPTOUT = 'mesure_optout';
     // 13 months, in seconds: the client id's lifetime from its creation, never extended.
     const LIFETIME = 34128e3;
-    // Consent signals once known, as ranks: e (explicit API call), t (IAB TCF), g (Consent Mode).
-    const signals = {};
     const pending = [];
-    const callbacks = {};
-    let tcf, gcm, uid, waiting, ready, lastUrl;
-    let shownAt = 0;
-    let engaged = 0;
-    let referrer = d.referrer || undefined;
-    const now = () => Date.now();
+    // Consent signals as ranks, 4 while unknown: explicit API call, IAB TCF, Consent Mode.
+    let explicit = 4;
+    let tcfRank = 4;
+    let gcmRank = 4;
+    let tcf, gcm, uid, waiting, ready, lastUrl, shownAt;
     const on = (target, type, fn) => target.addEventListener(type, guard(fn));
 
     // First-party storage: localStorage, else a cookie. No value reads; a falsy value removes.
     const store = (key, value) => {
       try {
-        return value === undefined ? localStorage[key] : value ? (localStorage[key] = value) : delete localStorage[key];
+        return value == null ? localStorage[key] : value ? (localStorage[key] = value) : delete localStorage[key];
       } catch (e) {
-        if (value === undefined) return (d.cookie.match(key + '=([^;]+)') || [])[1];
+        if (value == null) return (d.cookie.match(key + '=([^;]+)') || [])[1];
         d.cookie = `${key}=${value};path=/;max-age=${value ? LIFETIME : 0}`;
       }
     };
 
+    // The mode now: the opt-out flag or GPC beat everything; then the most restrictive known
+    // signal, else the site's default; `exempt` turns to `denied` on a site that does not use
+    // the exemption (data-default-mode). Its storage rule applies at once, whichever way the
+    // mode changed, so every signal calls this as soon as it changes.
     const rank = () => {
-      const known = Object.values(signals);
-      const r = Math.min(store(OPTOUT) || (nav.globalPrivacyControl && !('ignoreGpc' in data)) ? 0 : 3, ...(known[0] + 1 ? known : [2]));
-      return r == 2 ? exemptRank : r;
+      let r = Math.min(store(OPTOUT) || (nav.globalPrivacyControl && !('ignoreGpc' in data)) ? 0 : 4, explicit, tcfRank, gcmRank);
+      r = r > 3 || r == 2 ? (data.defaultMode == 'denied' ? 1 : 2) : r;
+      if (r < 2) store(ID, 0);
+      return r;
     };
-    // The storage rule of the current mode applies at once, whichever way the mode changed.
-    const applyMode = () => rank() < 2 && store(ID, 0);
 
     // The client id, created on first use; a new one replaces it LIFETIME after its creation.
     const clientId = () => {
       let [id, created] = (store(ID) || '').split('.');
-      if (!(now() - created < LIFETIME * 1e3)) store(ID, (id = crypto.getRandomValues(new Uint32Array(4)).join('-')) + '.' + now());
+      if (!(Date.now() - created < LIFETIME * 1e3)) store(ID, (id = crypto.getRandomValues(new Uint32Array(4)).join('-')) + '.' + Date.now());
       return id;
     };
 
-    const pageUrl = () => ('hash' in data ? loc.href.replace(/\/?#\/?/, '/') : loc.href.split('#')[0]);
-
-    const send = (name, o, beacon) => {
-      if (!ready) return pending.push([name, o]);
+    // A hit carries the fields of every mode up to the current one: `exempt` adds the id, the
+    // screen width and the `exempt` fields given (referrer, engagement time, the target of a
+    // click: technical data that the exemption allows); `granted` adds the user id and the
+    // `granted` fields (free properties, revenue). Hits carry the URL of the last pageview.
+    const send = (name, exempt, granted) => {
+      if (!ready) return pending.push([name, exempt, granted]);
       const r = rank();
       // Nothing at all for `optout`; no engagement time for `denied`; `exempt` keeps pageviews
-      // and technical events only (EXEMPT_EVENTS of consent/field_policy.py).
-      if (r <= !!o.engaged_ms || (r == 2 && !/^(pageview|outbound|download|engagement|404)$/.test(name))) return;
-      // Below its rank a field stays in the browser. Outbound and download clicks (o.click) carry
-      // their target, technical data that the exemption allows; free properties need consent.
+      // and technical events only (EXEMPT_EVENTS of consent/field_policy.py): of the custom
+      // events (those with `granted` fields), only 404.
+      if (r <= (name == 'engagement') || (r == 2 && granted && name != '404')) return;
       const body = JSON.stringify(
-        Object.assign({ site: data.site, name, url: pageUrl(), mode: MODES[r], tcf, gcm, cid: r > 1 && clientId(), screen: innerWidth, uid }, o),
-        (key, value) => (r < { cid: 2, screen: 2, referrer: 2, engaged_ms: 2, props: o.click ? 2 : 3, uid: 3, revenue: 3, click: 9 }[key] ? undefined : value),
+        Object.assign(
+          { site: data.site, name, url: lastUrl, mode: MODES[r], tcf, gcm },
+          r > 1 && { cid: clientId(), screen: innerWidth },
+          r > 1 && exempt,
+          r > 2 && { uid },
+          r > 2 && granted,
+        ),
       );
-      beacon
+      // Engagement sent as the page is hidden is sent at the exit of the page: as a beacon. Any
+      // function handles the rejection of a fetch to a collector that is down: rank() is one
+      // that has no effect here.
+      d.hidden && exempt.engaged_ms
         ? nav.sendBeacon(endpoint + '/api/hit', body)
-        : fetch(endpoint + '/api/hit', { method: 'POST', keepalive: true, credentials: 'omit', body }).catch(() => {});
+        : fetch(endpoint + '/api/hit', { method: 'POST', keepalive: true, credentials: 'omit', body }).catch(rank);
     };
 
-    // Engagement: time the page was visible, sent when it is hidden or left by SPA navigation.
-    const sendEngagement = (beacon) => {
-      engaged += shownAt && now() - shownAt;
-      shownAt = !d.hidden && now();
-      if (engaged > 0 && lastUrl) send('engagement', { url: lastUrl, engaged_ms: engaged }, beacon);
-      engaged = 0;
+    // Engagement: time the page was visible, sent when it is hidden or left by SPA navigation,
+    // for the URL of the last pageview.
+    const sendEngagement = () => {
+      const ms = shownAt && Date.now() - shownAt;
+      shownAt = !d.hidden && Date.now();
+      if (ms > 0) send('engagement', { engaged_ms: ms });
     };
 
     const pageview = () => {
-      if (pageUrl() != lastUrl) {
+      const url = 'hash' in data ? loc.href.replace(/\/?#\/?/, '/') : loc.href.split('#')[0];
+      if (url != lastUrl) {
         sendEngagement();
-        lastUrl = pageUrl();
+        // Only the first pageview of a page load has a referrer.
+        const referrer = (!lastUrl && d.referrer) || undefined;
+        lastUrl = url;
         send('pageview', { referrer });
-        referrer = undefined;
       }
     };
 
@@ -103,19 +113,23 @@
       pageview();
       pending.map((args) => send(...args));
     };
+    const release = () => {
+      waiting = 0;
+      start();
+    };
 
     const commands = {
-      event: (name, o) => name && send(`${name}`, { props: (o = o || {}).props, revenue: o.revenue }),
+      event: (name, o) => name && send(`${name}`, 0, { props: (o = o || {}).props, revenue: o.revenue }),
       pageview,
       user: (id) => (uid = id ? `${id}` : undefined),
       consent: (mode) => {
         const r = MODES.indexOf(mode);
         if (r < 0) return;
-        signals.e = r;
+        explicit = r;
         // The API's own opt-out flag is lifted by a later choice; the opt-out page's is not.
-        if (!r) store(OPTOUT, 'api');
-        else if (store(OPTOUT) == 'api') store(OPTOUT, 0);
-        applyMode();
+        const flag = store(OPTOUT);
+        store(OPTOUT, r ? flag == 'page' && flag : flag || 'api');
+        rank();
       },
     };
 
@@ -123,20 +137,20 @@
     // linked, it sends the visitor back to the site with #mesure-optout (or #mesure-optin).
     const optOut = (choice) => {
       store(OPTOUT, choice == 'optout' && 'page');
-      applyMode();
+      rank();
     };
 
-    // IAB TCF v2.2: granted needs purpose 1 and purpose 8 or 9, as core or publisher purposes,
-    // and the vendor of data-tcf-vendor when it is set. Anything else is `exempt` at most.
+    // IAB TCF v2.2, mapped as the consent package maps the TC string: granted needs purpose 1
+    // and purpose 8 or 9, as core or publisher purposes, and the vendor of data-tcf-vendor when
+    // it is set. Anything else is `exempt` at most.
     const onTcData = guard((t, ok) => {
       if (!ok || t.eventStatus == 'cmpuishown') return;
       const consents = (id) => t.purpose.consents[id] || t.publisher.consents[id];
+      // Read first: an answer that is not TC data (to another script's call) throws here.
+      tcfRank = consents(1) && (consents(8) || consents(9)) && (!data.tcfVendor || t.vendor.consents[data.tcfVendor]) ? 3 : 2;
       tcf = t.tcString || undefined;
-      if (t.gdprApplies === false) delete signals.t;
-      else signals.t = consents(1) && (consents(8) || consents(9)) && (!data.tcfVendor || t.vendor.consents[data.tcfVendor]) ? 3 : 2;
-      applyMode();
-      waiting = 0;
-      start();
+      rank();
+      release();
     });
 
     // Google Consent Mode v2: gtag('consent', 'default'|'update', {...}) in the dataLayer.
@@ -145,85 +159,80 @@
       // A regional default cannot be checked here, so only its restrictive value counts.
       if (!value || (entry[2].region && value == 'granted' && entry[1] == 'default')) return;
       gcm = { analytics_storage: value };
-      signals.g = value == 'granted' ? 3 : 2;
-      applyMode();
+      gcmRank = value == 'granted' ? 3 : 2;
+      rank();
     });
 
     const back = /^#mesure-(optout|optin)$/.exec(loc.hash);
     if (back) {
       optOut(back[1]);
-      history.replaceState(history.state, '', loc.href.split('#')[0]);
+      hist.replaceState(hist.state, '', loc.href.split('#')[0]);
     }
     on(w, 'message', (e) => {
-      let m = e.data;
-      try {
-        m = JSON.parse(m);
-      } catch (x) {}
+      const m = e.data;
       const ret = m.__tcfapiReturn;
-      if (ret) callbacks[ret.callId](ret.returnValue, ret.success);
+      // The TCF call below is posted as an object, so the CMP answers with an object. Any
+      // answer that is TC data is the CMP's current state, whoever asked for it.
+      if (ret) onTcData(ret.returnValue, ret.success);
       if (e.origin == endpoint && m.mesure) {
         optOut(m.mesure);
-        // The answer confirms what is now stored.
-        e.source.postMessage({ mesure: store(OPTOUT) ? 'optout' : 'optin' }, endpoint);
+        // The answer confirms whether the flag is now stored.
+        e.source.postMessage({ mesure: !!store(OPTOUT) }, endpoint);
       }
     });
 
     const queue = (w.mesure && w.mesure.q) || [];
     w.mesure = guard((command, ...args) => commands[command](...args));
-    // Local pages and automated browsers are not visitors; the API stays callable.
-    if (
-      (!('allowLocal' in data) && (/^(localhost|127\.|\[::1\])/.test(loc.hostname) || loc.protocol == 'file:')) ||
-      (nav.webdriver && !('allowAutomation' in data))
-    )
-      return;
+    // Local pages (file: has no hostname) and automated browsers are not visitors; the API stays
+    // callable.
+    if ((!('allowLocal' in data) && /^(localhost|127\.|\[::1\]|$)/.test(loc.hostname)) || (nav.webdriver && !('allowAutomation' in data))) return;
 
-    const layer = (w.dataLayer = w.dataLayer || []);
-    const push = layer.push;
-    [].map.call(layer, readLayer);
-    layer.push = function (...entries) {
-      entries.map(readLayer);
-      return push.apply(this, entries);
+    // The page's own method runs as before, then `after` sees its arguments.
+    const wrap = (target, method, after) => {
+      const original = target[method];
+      target[method] = (...args) => {
+        const result = original.apply(target, args);
+        guard(after)(args);
+        return result;
+      };
     };
+    const layer = (w.dataLayer = w.dataLayer || []);
+    [...layer].map(readLayer);
+    wrap(layer, 'push', (entries) => entries.map(readLayer));
 
     // Queued calls run first: a consent call waiting there applies to the first pageview,
     // which a CMP answering at once may trigger below.
     queue.map((args) => w.mesure(...args));
-    applyMode();
+    rank();
 
-    // The CMP lives in this window or in an ancestor that holds a __tcfapiLocator frame.
-    let tcfapi = w.__tcfapi;
-    for (let f = w; !tcfapi; f = f.parent) {
-      try {
-        if (f.frames.__tcfapiLocator) {
-          tcfapi = (command, version, callback) => {
-            const callId = Math.random();
-            callbacks[callId] = callback;
-            f.postMessage({ __tcfapiCall: { command, version, callId } }, '*');
-          };
-        }
-      } catch (e) {}
-      if (f == top) break;
-    }
-    if (tcfapi) {
-      waiting = 1;
-      setTimeout(guard(() => (waiting = 0) || start()), data.consentWait || 1e3);
-      guard(tcfapi)('addEventListener', 2, onTcData);
+    // The CMP lives in this window, or in an ancestor that holds a __tcfapiLocator frame (an
+    // ancestor of another origin throws when it has none). The first pageview waits for its
+    // answer, at most data-consent-wait ms.
+    waiting = 1;
+    setTimeout(guard(release), data.consentWait || 1e3);
+    try {
+      if (w.__tcfapi) w.__tcfapi('addEventListener', 2, onTcData);
+      else {
+        // window.frames is the window itself: its named properties include its child frames.
+        let f = w;
+        for (; !f.__tcfapiLocator; f = f.parent) if (f == top) throw 0;
+        f.postMessage({ __tcfapiCall: { command: 'addEventListener', version: 2, callId: 1 } }, '*');
+      }
+    } catch (e) {
+      waiting = 0;
     }
 
-    for (const method of ['pushState', 'replaceState']) {
-      const original = history[method];
-      history[method] = function (...args) {
-        original.apply(this, args);
-        guard(pageview)();
-      };
-    }
+    wrap(hist, 'pushState', pageview);
+    wrap(hist, 'replaceState', pageview);
     on(w, 'popstate', pageview);
     if ('hash' in data) on(w, 'hashchange', pageview);
-    on(d, 'visibilitychange', () => (d.hidden ? sendEngagement(1) : (shownAt = now())));
+    on(d, 'visibilitychange', sendEngagement);
+    // Outbound (another host; mailto: and the like have none) and download clicks, middle
+    // clicks included; an <a> without href has neither host nor path.
     const click = (e) => {
-      const a = e.target.closest('a[href]');
-      const name = e.button < 2 && (/^http/.test(a.protocol) && a.host != loc.host ? 'outbound' : RegExp(`\\.(${data.downloads || 'pdf|zip|gz|dmg|exe|msi|csv|xlsx?|docx?|pptx?|epub|mp[34]'})$`, 'i').test(a.pathname) && 'download');
-      if (name) send(name, { click: 1, props: { url: a.href.split(/[?#]/)[0] } });
+      const a = e.target.closest('a');
+      const name = e.button < 2 && (a.host != loc.host ? a.host && 'outbound' : RegExp(`\\.(${data.downloads || 'pdf|zip|gz|dmg|exe|msi|csv|xlsx?|docx?|pptx?|epub|mp[34]'})$`, 'i').test(a.pathname) && 'download');
+      if (name) send(name, { props: { url: a.origin + a.pathname } });
     };
     on(d, 'click', click);
     on(d, 'auxclick', click);
