@@ -35,7 +35,8 @@
     // First-party storage: localStorage, else a cookie. No value reads; a falsy value removes.
     const store = (key, value) => {
       try {
-        return value == null ? localStorage[key] : value ? (localStorage[key] = value) : delete localStorage[key];
+        if (value == null) return localStorage[key];
+        value ? (localStorage[key] = value) : delete localStorage[key];
       } catch (e) {
         if (value == null) return (d.cookie.match(key + '=([^;]+)') || [])[1];
         d.cookie = `${key}=${value};path=/;max-age=${value ? LIFETIME : 0}`;
@@ -163,9 +164,9 @@
       rank();
     });
 
-    const back = /^#mesure-(optout|optin)$/.exec(loc.hash);
+    const back = loc.hash.split('#mesure-')[1];
     if (back) {
-      optOut(back[1]);
+      optOut(back);
       hist.replaceState(hist.state, '', loc.href.split('#')[0]);
     }
     on(w, 'message', (e) => {
@@ -224,8 +225,9 @@
 
     wrap(hist, 'pushState', pageview);
     wrap(hist, 'replaceState', pageview);
+    // Without data-hash, a hash change leaves the URL of pageview() as it was: no pageview.
     on(w, 'popstate', pageview);
-    if ('hash' in data) on(w, 'hashchange', pageview);
+    on(w, 'hashchange', pageview);
     on(d, 'visibilitychange', sendEngagement);
     // Outbound (another host; mailto: and the like have none) and download clicks, middle
     // clicks included; an <a> without href has neither host nor path.
