@@ -143,12 +143,14 @@
 
     // IAB TCF v2.2, mapped as the consent package maps the TC string: granted needs purpose 1
     // and purpose 8 or 9, as core or publisher purposes, and the vendor of data-tcf-vendor when
-    // it is set. Anything else is `exempt` at most.
+    // it is set. Anything else is `exempt` at most. Where GDPR does not apply, the TC data has
+    // no purposes and TCF is not a signal.
     const onTcData = guard((t, ok) => {
       if (!ok || t.eventStatus == 'cmpuishown') return;
       const consents = (id) => t.purpose.consents[id] || t.publisher.consents[id];
       // Read first: an answer that is not TC data (to another script's call) throws here.
-      tcfRank = consents(1) && (consents(8) || consents(9)) && (!data.tcfVendor || t.vendor.consents[data.tcfVendor]) ? 3 : 2;
+      tcfRank =
+        t.gdprApplies === false ? 4 : consents(1) && (consents(8) || consents(9)) && (!data.tcfVendor || t.vendor.consents[data.tcfVendor]) ? 3 : 2;
       tcf = t.tcString || undefined;
       rank();
       release();

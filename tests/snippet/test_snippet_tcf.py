@@ -172,3 +172,25 @@ def test_a_framed_page_reaches_the_cmp_through_the_locator_frame(
     assert (recorder.hits[1]["mode"], recorder.hits[1]["tcf"]) == ("exempt", REFUSED["tcString"])
     rows = wait_rows(collector, "/tcf/framed/child", 2)
     assert [row["mode"] for row in rows] == ["granted", "exempt"]
+
+
+def test_where_gdpr_does_not_apply_tcf_is_not_a_signal_and_nothing_waits(
+    page: Page, page_server: PageServer, collector: LiveServer
+) -> None:
+    # TC data where GDPR does not apply carries no purposes and no TC string (TCF CMP API v2.2).
+    choice = {"gdprApplies": False, "eventStatus": "tcloaded", "cmpId": 300, "cmpVersion": 1}
+    queue = (
+        "<script>window.mesure = window.mesure || function () {"
+        " (mesure.q = mesure.q || []).push(arguments) }; mesure('consent', 'granted');</script>"
+    )
+    # A wait far longer than the bounded wait of the recorder: the answer must end it.
+    tag = queue + snippet_tag(collector.port, consent_wait="60000")
+    url = cmp_page(page_server, "/tcf/no-gdpr", tag, choice)
+    recorder = Recorder(page)
+    page.goto(url)
+    recorder.wait_for_count(1)
+    (hit,) = recorder.hits
+    # The visitor's explicit choice stands: TCF neither grants nor restricts.
+    assert (hit["name"], hit["mode"]) == ("pageview", "granted")
+    assert "tcf" not in hit
+    assert [row["mode"] for row in wait_rows(collector, "/tcf/no-gdpr", 1)] == ["granted"]
