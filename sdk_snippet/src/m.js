@@ -29,7 +29,7 @@
     let explicit = 4;
     let tcfRank = 4;
     let gcmRank = 4;
-    let tcf, gcm, uid, waiting, ready, lastUrl, shownAt;
+    let tcf, gcm, uid, waiting, ready, lastUrl, shownAt, cmpFrame;
     const on = (target, type, fn) => target.addEventListener(type, guard(fn));
 
     // First-party storage: localStorage, else a cookie. No value reads; a falsy value removes.
@@ -174,9 +174,10 @@
     on(w, 'message', (e) => {
       const m = e.data;
       const ret = m.__tcfapiReturn;
-      // The TCF call below is posted as an object, so the CMP answers with an object. Any
-      // answer that is TC data is the CMP's current state, whoever asked for it.
-      if (ret) onTcData(ret.returnValue, ret.success);
+      // Only the window of the CMP found below may answer (no other frame can pass for it), with
+      // an object as the call is one. Any answer of it that is TC data is its current state,
+      // whoever asked for it.
+      if (ret && e.source === cmpFrame) onTcData(ret.returnValue, ret.success);
       if (e.origin == endpoint && m.mesure) {
         optOut(m.mesure);
         // The answer confirms whether the flag is now stored.
@@ -219,6 +220,7 @@
         // window.frames is the window itself: its named properties include its child frames.
         let f = w;
         for (; !f.__tcfapiLocator; f = f.parent) if (f == top) throw 0;
+        cmpFrame = f;
         f.postMessage({ __tcfapiCall: { command: 'addEventListener', version: 2, callId: 1 } }, '*');
       }
     } catch (e) {

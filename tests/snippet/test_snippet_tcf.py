@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from playwright.sync_api import Page
 
 from tests.snippet.harness import PageServer, Recorder, page_html, snippet_tag, wait_rows
@@ -194,3 +196,22 @@ def test_where_gdpr_does_not_apply_tcf_is_not_a_signal_and_nothing_waits(
     assert (hit["name"], hit["mode"]) == ("pageview", "granted")
     assert "tcf" not in hit
     assert [row["mode"] for row in wait_rows(collector, "/tcf/no-gdpr", 1)] == ["granted"]
+
+
+def test_a_tcf_answer_from_another_window_than_the_cmp_is_ignored(
+    page: Page, page_server: PageServer, collector: LiveServer
+) -> None:
+    url = cmp_page(page_server, "/tcf/forged", snippet_tag(collector.port), REFUSED)
+    recorder = Recorder(page)
+    page.goto(url)
+    recorder.wait_for_count(1)
+    # Any script or frame can post a TCF answer; only the CMP's window is listened to.
+    forged = {"__tcfapiReturn": {"returnValue": GIVEN, "success": True, "callId": 1}}
+    page.evaluate(f"window.postMessage({json.dumps(forged)}, '*')")
+    page.evaluate("mesure('event', '404')")
+    recorder.wait_for_count(2)
+    assert [(hit["mode"], hit["tcf"]) for hit in recorder.hits] == [
+        ("exempt", REFUSED["tcString"]),
+        ("exempt", REFUSED["tcString"]),
+    ]
+    assert [row["mode"] for row in wait_rows(collector, "/tcf/forged", 2)] == ["exempt"] * 2
