@@ -32,7 +32,8 @@
     let tcf, gcm, uid, waiting, ready, lastUrl, shownAt, cmpFrame;
     const on = (target, type, fn) => target.addEventListener(type, guard(fn));
 
-    // First-party storage: localStorage, else a cookie. No value reads; a falsy value removes.
+    // First-party storage: localStorage, else a cookie. No value (or null) reads; a falsy value
+    // removes.
     const store = (key, value) => {
       try {
         if (value == null) return localStorage[key];
@@ -82,8 +83,8 @@
         ),
       );
       // Engagement sent as the page is hidden is sent at the exit of the page: as a beacon. Any
-      // function handles the rejection of a fetch to a collector that is down: rank() is one
-      // that has no effect here.
+      // function handles the rejection of a fetch to a collector that is down; rank(), already
+      // at hand, is a harmless one.
       d.hidden && exempt.engaged_ms
         ? nav.sendBeacon(endpoint + '/api/hit', body)
         : fetch(endpoint + '/api/hit', { method: 'POST', keepalive: true, credentials: 'omit', body }).catch(rank);
