@@ -30,6 +30,28 @@ export function apiUrl(path, extra = {}, base = state()) {
   return query ? `${path}?${query}` : path;
 }
 
+// Requests in flight: <html data-busy> says whether the page is still loading its data (what
+// assistive tools and the browser tests wait for).
+let inFlight = 0;
+document.documentElement.dataset.busy = 'true';
+
+async function tracked(work) {
+  inFlight += 1;
+  document.documentElement.dataset.busy = 'true';
+  try {
+    return await work();
+  } finally {
+    inFlight -= 1;
+    // A follow-up request often starts right after this one: settle on the next task.
+    setTimeout(() => { if (inFlight === 0) document.documentElement.dataset.busy = 'false'; }, 30);
+  }
+}
+
+/** Mark the page as loaded when it makes no request at all. */
+export function settle() {
+  if (inFlight === 0) setTimeout(() => { if (inFlight === 0) document.documentElement.dataset.busy = 'false'; }, 30);
+}
+
 async function read(response) {
   if (response.status === 401) {
     window.location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
@@ -46,16 +68,16 @@ async function read(response) {
 }
 
 export async function get(path, extra = {}, base) {
-  return read(await fetch(apiUrl(path, extra, base), { credentials: 'same-origin' }));
+  return tracked(async () => read(await fetch(apiUrl(path, extra, base), { credentials: 'same-origin' })));
 }
 
 export async function send(method, path, body) {
-  return read(await fetch(path, {
+  return tracked(async () => read(await fetch(path, {
     method,
     credentials: 'same-origin',
     headers: { 'content-type': 'application/json', 'x-csrf-token': csrfToken() },
     body: body === undefined ? undefined : JSON.stringify(body),
-  }));
+  })));
 }
 
 /** The current page's URL with one more filter (a link: pages stay linkable). */

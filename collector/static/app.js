@@ -1,4 +1,5 @@
 // Entry point of every dashboard page: wires the report controls, then runs the page's module.
+import { settle } from './api.js';
 import { $, $$ } from './dom.js';
 import { overview } from './overview.js';
 import { privacy } from './privacy.js';
@@ -42,3 +43,4 @@ function controls() {
 controls();
 const run = PAGES[document.body.dataset.page];
 if (run) run();
+settle();
