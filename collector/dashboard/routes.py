@@ -110,7 +110,7 @@ def routes(config: Config) -> list[BaseRoute]:
                 principal=principal,
                 sites=tuple(sites),
                 csrf=csrf,
-                embed_tags=embed_tags(config, sites),
+                embed_tags=embed_tags(config, [state.site] if state.site in sites else sites),
             )
             status = 200
             if not principal.may(page.permission):

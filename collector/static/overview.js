@@ -111,7 +111,8 @@ async function loadBreakdown(card) {
         onclick: () => { card.dataset.page = String(page + 1); loadBreakdown(card); },
       }, 'Next ›'),
       h('a', { href: csv, class: 'csv', download: `breakdown-${dim}.csv` }, 'CSV'));
-    fill(slot, table(columns, report.rows, { caption: `Breakdown by ${dim}` }), pager);
+    const alone = page === 1 && !report.has_more && report.rows.length === 0;
+    fill(slot, table(columns, report.rows, { caption: `Breakdown by ${dim}` }), alone ? null : pager);
   } catch (error) {
     fill(slot, errorBox(error));
   } finally {

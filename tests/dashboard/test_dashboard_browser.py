@@ -130,7 +130,29 @@ def test_overview_shows_the_api_numbers(page: Page, dashboard: Dashboard) -> Non
     download = page.request.get(dashboard.url + csv)
     assert download.text().splitlines()[0].startswith("browser,visitors,visits,pageviews")
     assert download.text().splitlines()[1].startswith(f"{browsers[0]['value']},")
+    # A custom property, named in the Properties card.
+    props = page.locator("section[aria-label=Properties]")
+    props.get_by_label("Property").fill("variant")
+    props.get_by_role("button", name="Show").click()
+    variants = api(page, f"{dashboard.url}/api/v1/breakdown", by="prop:variant", limit=10)
+    expect(props.locator("tbody tr")).to_have_count(len(variants["rows"]))
+    expect(props.locator("tbody tr").first.locator("td").nth(1)).to_have_text(
+        count(variants["rows"][0]["metrics"]["visitors"])
+    )
     shot(page, "overview")
+
+
+def test_an_empty_period_tells_the_owner_what_to_do(page: Page, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "/?site=example&period=custom&from=2020-01-01&to=2020-01-31")
+    empty = page.locator("#empty")
+    expect(empty).to_be_visible()
+    expect(empty.locator("pre")).to_have_count(1)  # the selected site's tag only
+    expect(empty.locator("pre")).to_contain_text('data-site="example"')
+    expect(empty.get_by_role("link", name="Read the setup guide")).to_have_attribute(
+        "href", "/help"
+    )
+    expect(page.locator("[data-metric=visitors] .metric-value")).to_have_text("0")
+    shot(page, "overview-empty")
 
 
 def test_clicking_a_row_filters_and_comparison_toggles(page: Page, dashboard: Dashboard) -> None:
