@@ -53,19 +53,25 @@ TAB_LABELS = {
 DOCS_HREF = "/help"
 
 
-def embed_section(embed_tags: dict[str, str], *, hidden: bool) -> str:
+def embed_section(
+    embed_tags: dict[str, str],
+    *,
+    hidden: bool,
+    title: str = "No visits recorded in this period yet",
+) -> str:
     tags = "".join(
         f'<h3>{escape(site)}</h3><pre class="code" tabindex="0"><code>{escape(tag)}</code></pre>'
         for site, tag in embed_tags.items()
     )
     attr = " hidden" if hidden else ""
+    guide = f'<p><a href="{DOCS_HREF}">Read the setup guide</a> for events, goals and consent.</p>'
     return f"""<section class="card empty" id="empty"{attr} aria-labelledby="empty-title">
-<h2 id="empty-title">No visits recorded in this period yet</h2>
+<h2 id="empty-title">{escape(title)}</h2>
 <p>If you have just installed Mesure, paste this tag into the <code>&lt;head&gt;</code> of every
 page of your site (the server prints it with <code>mesure snippet --site SITE</code>). Visits
 appear here within seconds; the <a href="/realtime">Real-time</a> page shows them live.</p>
 {tags}
-<p><a href="{DOCS_HREF}">Read the setup guide</a> for consent banners, events and goals.</p>
+{"" if not hidden else guide}
 </section>"""
 
 
@@ -316,9 +322,7 @@ def help_page(ctx: Context) -> str:
         for p in PAGES
         if p.nav and ctx.principal.may(p.permission)
     )
-    tags = embed_section(ctx.embed_tags, hidden=False).replace(
-        "No visits recorded in this period yet", "Install the tag"
-    )
+    tags = embed_section(ctx.embed_tags, hidden=False, title="Install the tag")
     return f"""{tags}
 <section class="card"><h2>Goals, events and properties</h2>
 <p>Send events with <code>mesure('event', 'signup', {{props: {{plan: 'pro'}}}})</code> from

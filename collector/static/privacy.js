@@ -101,7 +101,17 @@ function setupForms() {
   }
 }
 
+function defaultDates() {
+  const form = document.querySelector('#export-form');
+  const iso = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+  const today = new Date();
+  const start = new Date(today.getFullYear(), today.getMonth(), 1);
+  if (!form.elements.first_day.value) form.elements.first_day.value = iso(start);
+  if (!form.elements.last_day.value) form.elements.last_day.value = iso(today);
+}
+
 export function privacy() {
+  defaultDates();
   audit();
   register();
   setupForms();

@@ -305,6 +305,38 @@ def test_goals_and_funnels_are_edited_in_the_ui(page: Page, dashboard: Dashboard
     } in saved
 
 
+def test_privacy_forms_export_and_erase(page: Page, dashboard: Dashboard) -> None:
+    client_id = "cid-dashboard-erase-1"
+    with httpx.Client(base_url=dashboard.url, headers={"user-agent": BROWSER_UA}) as client:
+        for path in ("/a", "/b"):
+            hit = {
+                "site": "example",
+                "url": f"https://example.com{path}",
+                "mode": "granted",
+                "cid": client_id,
+            }
+            assert client.post("/api/hit", json=hit).status_code == 202
+    open_page(page, dashboard, "/privacy")
+    entries = len(api(page, f"{dashboard.url}/api/v1/privacy/audit")["entries"])
+    export = page.locator("#export-form")
+    export.get_by_label("First day").fill("2026-03-01")
+    export.get_by_label("Last day").fill("2026-03-10")
+    export.get_by_role("button", name="Export").click()
+    expect(export.locator(".form-msg")).to_contain_text("Signed export written:")
+    audit = api(page, f"{dashboard.url}/api/v1/privacy/audit")["entries"]
+    assert len(audit) > entries and audit[-1]["action"].startswith("export")
+    expect(page.locator("#audit-entries tbody tr")).to_have_count(len(audit))
+    expect(page.locator("#audit-entries tbody tr").first).to_contain_text(audit[-1]["action"])
+    erase = page.locator("#erase-form")
+    erase.locator("select[name=identifier]").select_option("client_id")
+    erase.locator("input[name=value]").fill(client_id)
+    erase.get_by_label("I understand").check()
+    erase.get_by_role("button", name="Erase their data").click()
+    expect(erase.locator(".form-msg")).to_contain_text("Erased 2 events in 1 visits.")
+    expect(erase.locator(".form-msg")).to_contain_text("Searching again finds 0 rows.")
+    shot(page, "privacy-after-erasure")
+
+
 def test_realtime_refreshes_by_itself(page: Page, dashboard: Dashboard) -> None:
     open_page(page, dashboard, "/realtime?site=example")
     before = api(page, f"{dashboard.url}/api/v1/realtime", site="example")["pageviews"]
