@@ -123,8 +123,7 @@ def shell(
 <link rel="icon" href="/static/favicon.svg">
 <script type="module" src="/static/app.js"></script>
 </head>
-<body data-page="{escape(page.id)}" data-role="{escape(principal.role)}" \
-data-sites="{escape(",".join(sites))}">
+<body data-page="{escape(page.id)}" data-role="{escape(principal.role)}">
 <a class="skip" href="#main">Skip to content</a>
 <header class="top">
   <div class="top-row">

@@ -1,5 +1,6 @@
-// Numbers, rates, durations and dates in the viewer's locale (the browser's: Intl's default).
-const LOCALE = document.documentElement.dataset.locale || undefined;
+// Numbers, rates, durations and dates in the viewer's locale: the browser's (Intl's default);
+// mesure.toml has no locale setting.
+const LOCALE = undefined;
 const integer = new Intl.NumberFormat(LOCALE, { maximumFractionDigits: 0 });
 const decimal = new Intl.NumberFormat(LOCALE, { maximumFractionDigits: 2 });
 const percent = new Intl.NumberFormat(LOCALE, { style: 'percent', maximumFractionDigits: 1 });

@@ -136,7 +136,11 @@ async function showFunnel(funnel) {
       { label: 'Conversion', num: true, value: (st) => pct(st.conversion) },
       { label: 'From previous', num: true, value: (st) => pct(st.step_conversion) },
       { label: 'Median time', num: true, value: (st) => (st.median_ms_from_previous === null ? '–' : duration(st.median_ms_from_previous)) },
-    ], report.steps));
+      report.previous ? {
+        label: 'Previous period', num: true,
+        value: (st) => { const before = report.previous[st.step - 1]; return [num(before.visitors), ' ', deltaBadge({ format: num }, st.visitors, before.visitors)]; },
+      } : null,
+    ].filter(Boolean), report.steps));
   });
 }
 
