@@ -103,8 +103,10 @@ def shell(
     state: State,
     csrf: str,
     body: str,
+    now_local: str,
 ) -> str:
-    """A whole dashboard page: ``body`` is the page's own content."""
+    """A whole dashboard page: ``body`` is the page's own content; ``now_local`` is the
+    server's time in the reported site's zone (``YYYY-MM-DDTHH:MM``, as the API's buckets)."""
     nav = "".join(
         _nav_link(p, current=p.id == page.id, state=state)
         for p in PAGES
@@ -123,7 +125,8 @@ def shell(
 <link rel="icon" href="/static/favicon.svg">
 <script type="module" src="/static/app.js"></script>
 </head>
-<body data-page="{escape(page.id)}" data-role="{escape(principal.role)}">
+<body data-page="{escape(page.id)}" data-role="{escape(principal.role)}" \
+data-now="{escape(now_local)}">
 <a class="skip" href="#main">Skip to content</a>
 <header class="top">
   <div class="top-row">

@@ -7,6 +7,7 @@ permission gets a 403 page. Every response carries :data:`CSP` and its companion
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC
 from html import escape
 from pathlib import Path
 from urllib.parse import urlencode
@@ -119,7 +120,18 @@ def routes(config: Config) -> list[BaseRoute]:
                 body = html.page_body(page, ctx)
                 if page.id == "account":
                     body = _password_notice(request.query_params.get("msg")) + body
-            text = html.shell(page, principal, sites=sites, state=state, csrf=csrf, body=body)
+            shown = state.site if state.site in sites else (sites[0] if sites else None)
+            site = config.site(shown) if shown else None
+            moment = now_of(request).astimezone(site.zone if site else UTC)
+            text = html.shell(
+                page,
+                principal,
+                sites=sites,
+                state=state,
+                csrf=csrf,
+                body=body,
+                now_local=moment.strftime("%Y-%m-%dT%H:%M"),
+            )
             return HTMLResponse(text, status_code=status, headers=_headers())
 
         return Route(page.path, endpoint, methods=["GET"], name=f"dashboard-{page.id}")

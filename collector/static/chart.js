@@ -2,10 +2,12 @@
 import { fill, h, s } from './dom.js';
 
 /** A round axis: a step of 1, 2 or 5 × 10^k and at most five ticks above zero. */
-function axis(value) {
+function axis(value, integers = true) {
   if (value <= 0) return { top: 4, ticks: 4 };
   const power = 10 ** Math.floor(Math.log10(value / 5));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((c) => c * 5 >= value);
+  const found = [1, 2, 5, 10].map((m) => m * power).find((c) => c * 5 >= value);
+  // Counts get whole-number ticks (no "0, 1, 1, 2" from rounding halves).
+  const step = integers ? Math.max(1, found) : found;
   const ticks = Math.max(1, Math.ceil(value / step));
   return { top: step * ticks, ticks };
 }
@@ -14,7 +16,8 @@ function widthOf(container) {
   return Math.max(280, Math.round(container.clientWidth || 600));
 }
 
-/** A line chart of `points` ({label, value}) with an optional dashed `previous` series. */
+/** A line chart of `points` ({short, long, value, future}) with an optional dashed `previous`
+ * series. Buckets still in the future keep their place on the axis but get no line. */
 export function lineChart(container, points, { previous, format, title }) {
   const width = widthOf(container);
   const height = width < 500 ? 200 : 240;
@@ -22,7 +25,8 @@ export function lineChart(container, points, { previous, format, title }) {
   const innerW = width - pad.left - pad.right;
   const innerH = height - pad.top - pad.bottom;
   const values = points.map((p) => p.value).concat((previous || []).map((p) => p.value));
-  const { top, ticks } = axis(Math.max(0, ...values));
+  const { top, ticks } = axis(Math.max(0, ...values), values.every(Number.isInteger));
+  const past = points.filter((p) => !p.future);
   const x = (i) => pad.left + (points.length <= 1 ? innerW / 2 : (i * innerW) / (points.length - 1));
   const y = (v) => pad.top + innerH - (v / top) * innerH;
   const grid = [];
@@ -36,9 +40,9 @@ export function lineChart(container, points, { previous, format, title }) {
     ? s('text', { x: x(i), y: height - 8, class: 'axis', 'text-anchor': 'middle' }, p.short)
     : null));
   const path = (series) => series.map((p, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${y(p.value).toFixed(1)}`).join(' ');
-  const area = points.length
-    ? `${path(points)} L${x(points.length - 1).toFixed(1)},${y(0)} L${x(0).toFixed(1)},${y(0)} Z` : '';
-  const dots = points.map((p, i) => s('circle', { cx: x(i), cy: y(p.value), r: points.length > 60 ? 1.5 : 3, class: 'dot' },
+  const area = past.length
+    ? `${path(past)} L${x(past.length - 1).toFixed(1)},${y(0)} L${x(0).toFixed(1)},${y(0)} Z` : '';
+  const dots = past.map((p, i) => s('circle', { cx: x(i), cy: y(p.value), r: points.length > 60 ? 1.5 : 3, class: 'dot' },
     s('title', {}, `${p.long}: ${format(p.value)}${previous && previous[i] ? ` (previous: ${format(previous[i].value)})` : ''}`)));
   const svg = s('svg', {
     viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': title, class: 'line-chart',
@@ -47,7 +51,7 @@ export function lineChart(container, points, { previous, format, title }) {
   ...grid,
   previous && previous.length ? s('path', { d: path(previous.slice(0, points.length)), class: 'line previous' }) : null,
   s('path', { d: area, class: 'area' }),
-  s('path', { d: path(points), class: 'line' }),
+  s('path', { d: path(past), class: 'line' }),
   ...dots,
   ...labels);
   fill(container, svg);
@@ -85,7 +89,7 @@ export function stackedColumns(container, days, series, { format, title }) {
   const innerW = width - pad.left - pad.right;
   const innerH = height - pad.top - pad.bottom;
   const totals = days.map((d) => series.reduce((sum, k) => sum + (d.values[k.key] || 0), 0));
-  const { top, ticks } = axis(Math.max(0, ...totals));
+  const { top, ticks } = axis(Math.max(0, ...totals), totals.every(Number.isInteger));
   const slot = innerW / Math.max(1, days.length);
   const barW = Math.max(2, Math.min(28, slot * 0.7));
   const y = (v) => pad.top + innerH - (v / top) * innerH;

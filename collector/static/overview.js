@@ -42,7 +42,10 @@ function drawChart() {
   if (!series) return;
   const metric = METRICS.find((m) => m.key === chosen);
   fill($('#chart-title'), metric.label);
+  // The server's clock in the site's time zone, as the API's bucket labels are written.
+  const now = document.body.dataset.now || '9999';
   const points = series.points.map((p) => ({
+    future: p.bucket > now,
     value: p.metrics[chosen],
     short: bucketLabel(p.bucket, series.interval),
     long: series.interval === 'hour' ? `${day(p.bucket)} ${bucketLabel(p.bucket, 'hour')}` : day(p.bucket),
