@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
@@ -278,8 +278,12 @@ def routes(config: Config) -> list[BaseRoute]:
         try:
             session = await run_in_threadpool(check)
         except auth.LoginThrottledError as exc:
+            if form:  # the dashboard's login page says so instead of showing JSON
+                return _login_again(fields, "throttled", exc.retry_after)
             raise RateLimitedError(str(exc), retry_after=exc.retry_after) from None
         if session is None:
+            if form:
+                return _login_again(fields, "invalid", None)
             raise UnauthorizedError("wrong e-mail address or password")
         if form:
             response: Response = RedirectResponse(_local(fields.get("next", "/")), 303)
@@ -300,9 +304,10 @@ def routes(config: Config) -> list[BaseRoute]:
     async def post_logout(request: Request) -> Response:
         principal = await principal_of(request)
         candidate = request.headers.get("x-csrf-token")
-        if candidate is None and request.headers.get("content-type", "").startswith(
+        form_post = request.headers.get("content-type", "").startswith(
             "application/x-www-form-urlencoded"
-        ):
+        )
+        if candidate is None and form_post:
             candidate = (await _form(request)).get("csrf_token")
         _check_csrf(principal, candidate)
         if principal.session is not None:
@@ -313,7 +318,8 @@ def routes(config: Config) -> list[BaseRoute]:
                     auth.logout(db, session)
 
             await run_in_threadpool(end)
-        response = Response(status_code=204)
+        # The dashboard's logout button is a form: send the browser back to the login page.
+        response = RedirectResponse("/login?out=1", 303) if form_post else Response(status_code=204)
         response.delete_cookie(auth.SESSION_COOKIE, path="/")
         return response
 
@@ -407,6 +413,15 @@ async def _form(request: Request) -> dict[str, str]:
     except UnicodeDecodeError:
         raise BadRequestError("form body is not UTF-8", field="$") from None
     return dict(parse_qsl(text, keep_blank_values=True))
+
+
+def _login_again(fields: dict[str, str], error: str, retry_after: int | None) -> Response:
+    """Back to the login form (303), saying why; the ``next`` path is kept."""
+    query = {"error": error, "next": _local(fields.get("next", "/"))}
+    if retry_after is not None:
+        query["retry"] = str(retry_after)
+    headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+    return RedirectResponse("/login?" + urlencode(query), 303, headers=headers)
 
 
 def _local(target: str) -> str:

@@ -196,3 +196,19 @@ def csrf_token(session: str) -> str:
 
 def csrf_valid(session: str, candidate: str | None) -> bool:
     return candidate is not None and hmac.compare_digest(csrf_token(session), candidate)
+
+
+def change_password(
+    db: AuthDatabase, email: str, current: str, new: str, now_ms: int
+) -> str | None:
+    """Set ``new`` as the password of ``email`` if ``current`` is right; every session of the
+    account ends and the new session token is returned (``None``: wrong current password).
+
+    The check of ``current`` goes through :func:`login`, so it is throttled like a login.
+    """
+    new_hash = hash_password(new)  # refuses a short password before anything changes
+    checked = login(db, email, current, now_ms)
+    if checked is None:
+        return None
+    db.set_password(email.strip().lower(), new_hash)
+    return login(db, email, new, now_ms)

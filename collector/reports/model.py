@@ -78,3 +78,19 @@ class StepEvent(msgspec.Struct, frozen=True, array_like=True):
     name: str
     path: str
     value: str | None = None
+
+
+FunnelStepSpec = Annotated[
+    str, msgspec.Meta(min_length=6, max_length=500, pattern=r"^(page|event):[^\x00-\x1f]+$")
+]
+FunnelWithin = Annotated[str, msgspec.Meta(pattern=r"^(visit|[0-9]{1,3}d)$")]
+
+
+class SavedFunnel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A funnel saved for a site (the body of ``POST /api/v1/funnels``): 2 to 10 steps,
+    each ``page:PATTERN`` or ``event:NAME``, within one visit or ``N`` days (``7d``)."""
+
+    site: str
+    name: GoalName
+    steps: Annotated[list[FunnelStepSpec], msgspec.Meta(min_length=2, max_length=10)]
+    within: FunnelWithin = "visit"

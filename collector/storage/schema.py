@@ -129,3 +129,20 @@ def create_goals_and_access(db: Database) -> None:
         CREATE INDEX login_failures_by_subject ON login_failures (subject, ts);
         """
     )
+
+
+@migrations()
+def create_funnels(db: Database) -> None:
+    """Funnels saved from the dashboard or the API: ordered step specs, per site."""
+    db.executescript(
+        """
+        CREATE TABLE funnels (
+            site TEXT NOT NULL,
+            name TEXT NOT NULL,
+            steps TEXT NOT NULL,
+            within TEXT NOT NULL,
+            created_ts INTEGER NOT NULL,
+            PRIMARY KEY (site, name)
+        );
+        """
+    )
