@@ -1,4 +1,7 @@
-"""The ``mesure`` command: ``init``, ``serve``, ``check`` and ``snippet``.
+"""The ``mesure`` command: ``init``, ``serve``, ``check`` and ``snippet`` here; the accounts
+(``user``, ``token``: :mod:`collector.cli_admin`) and the privacy officer's tools (``export``,
+``dsar``, ``retention``, ``keys``, ``audit``, ``register``: :mod:`collector.cli_privacy`) are
+registered at the end of this module.
 
 Options also read ``MESURE_*`` environment variables (``MESURE_DATA``, ``MESURE_PORT``, …).
 Configuration errors exit with code 2, naming the key and the file.
@@ -17,18 +20,16 @@ from pathlib import Path
 import click
 
 import consent.cnil as cnil
+from collector import cli_admin, cli_privacy
 from collector.audit import AuditLog
-from collector.config import CONFIG_FILE, Config, load_config, token_sha256
-from collector.errors import ConfigError, KeyFileError
+from collector.cli_common import ConfigProblem, load
+from collector.config import CONFIG_FILE, Config, token_sha256
+from collector.errors import KeyFileError
 from collector.keys import KeyStore
 from collector.storage import open_storage
 
 DEFAULT_DATA = "mesure-data"
 DEMO_SITE = "localhost"
-
-
-class ConfigProblem(click.ClickException):
-    exit_code = 2
 
 
 def _now() -> datetime:
@@ -203,10 +204,7 @@ def config_template(tokens: dict[str, str]) -> str:
 
 
 def _load(data_dir: Path) -> Config:
-    try:
-        return load_config(data_dir.resolve(), os.environ)
-    except ConfigError as exc:
-        raise ConfigProblem(str(exc)) from exc
+    return load(data_dir)
 
 
 def _audit_config_change(audit: AuditLog, path: Path) -> None:
@@ -232,3 +230,7 @@ def _print_embed_tags(config: Config) -> None:
     for site in config.sites:
         click.echo(f"\nEmbed in every page of {site.id}:\n")
         click.echo(_embed_tag(site.id, config.server.origin))
+
+
+for _command in [*cli_admin.COMMANDS, *cli_privacy.COMMANDS]:
+    main.add_command(_command)

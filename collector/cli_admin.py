@@ -6,7 +6,6 @@ and stored only as its SHA-256 digest.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,8 +14,8 @@ from pathlib import Path
 import click
 
 from collector import auth
-from collector.config import Config, load_config
-from collector.errors import ConfigError
+from collector.cli_common import load
+from collector.config import Config
 from collector.storage import open_storage
 from collector.storage.auth_sqlite import AuthDatabase, DuplicateUserError, auth_database
 
@@ -42,10 +41,7 @@ def _now_ms() -> int:
 
 
 def _config(data_dir: Path) -> Config:
-    try:
-        return load_config(data_dir, os.environ)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    return load(data_dir)
 
 
 @contextmanager

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import getpass
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,7 +16,8 @@ import click
 import msgspec
 
 from collector.audit import AuditLog
-from collector.config import Config, load_config
+from collector.cli_common import load
+from collector.config import Config
 from collector.errors import MesureError
 from collector.privacy import audit_check, dsar, keyring, register
 from collector.privacy.export import export_events
@@ -53,10 +53,7 @@ def _actor(actor: str | None) -> str:
 
 
 def _config(data_dir: Path) -> Config:
-    try:
-        return load_config(data_dir.resolve(), os.environ)
-    except MesureError as exc:
-        raise click.ClickException(str(exc)) from None
+    return load(data_dir)
 
 
 @contextmanager

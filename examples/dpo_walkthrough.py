@@ -30,17 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 from collector.app import create_app  # noqa: E402 - after making the work tree importable
 from collector.cli import initialize, main  # noqa: E402
-from collector.cli_privacy import COMMANDS  # noqa: E402
 from collector.config import load_config  # noqa: E402
 
 SITE = "shop.example"
 VISITOR_CID = "cid-walkthrough-Ab12Cd34"
 VISITOR_UID = "customer-1042"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0.0.0 Safari/537.36"
-
-for command in COMMANDS:  # until the `mesure` group lists them itself
-    if command.name not in main.commands:
-        main.add_command(command)
 
 
 @contextmanager

@@ -8,18 +8,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import click
 from click.testing import CliRunner, Result
 
-from collector.cli_privacy import COMMANDS
+from collector.cli import main as cli
 from collector.config import Config, load_config
 from collector.storage import open_storage
 from tests.support import LiveServer, browser_client
 
 SITE = "shop"
 PAGE = "https://shop.example/account"
-
-cli = click.Group("mesure", commands=COMMANDS)
 
 
 def write_data_dir(data_dir: Path, consent: Mapping[str, Any] | None = None) -> Config:

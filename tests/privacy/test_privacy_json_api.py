@@ -1,19 +1,15 @@
-"""The ``/api/v1/privacy/`` routes on a real server: dpo and owner tokens only; export, access,
-erasure, audit and register answer what the CLI does."""
+"""The collector's ``/api/v1/privacy/`` routes on a real server: dpo and owner tokens only;
+export, access, erasure, audit and register answer what the CLI does."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from collector import auth, privacy_routes
-from collector.app import create_app
+from collector import auth
 from collector.config import Config
 from collector.storage.auth_sqlite import auth_database
 from tests.privacy.support import SITE, events, send, write_data_dir
@@ -21,27 +17,6 @@ from tests.support import Clock, LiveServer
 
 CLIENT_ID = "cid-api-Ty61mN"
 Live = Callable[[Config, Clock], LiveServer]
-
-
-@contextlib.contextmanager
-def _privacy_server(config: Config, clock: Clock) -> Iterator[str]:
-    """The collector with the privacy routes added, as the lead wires them into create_app."""
-    app = create_app(config, clock=clock)
-    app.router.routes.extend(privacy_routes.routes(config))
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="none")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    waiting = threading.Event()
-    while not server.started:
-        assert thread.is_alive(), "the collector failed to start"
-        waiting.wait(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join()
 
 
 def _token(config: Config, role: str) -> str:
@@ -55,8 +30,7 @@ def api(tmp_path: Path, clock: Clock, live: Live) -> Iterator[tuple[Config, http
     server = live(config, clock)
     send(server, {"mode": "granted", "cid": CLIENT_ID}, {"mode": "granted", "cid": CLIENT_ID})
     send(server, {"mode": "exempt"})
-    server.stop()
-    with _privacy_server(config, clock) as url, httpx.Client(base_url=url) as client:
+    with httpx.Client(base_url=server.url) as client:
         yield config, client
 
 
