@@ -165,6 +165,10 @@ def config_template(tokens: dict[str, str]) -> str:
         '# geo-database = "/var/lib/mesure/GeoLite2-Country.mmdb"',
         "# Header with the client address when behind a reverse proxy.",
         '# client-ip-header = "x-forwarded-for"',
+        "# Where the data is kept and where this host is, as you declare them: both are stated",
+        "# in the register of processing (`mesure register`) and in every export manifest.",
+        '# residency = "eu"',
+        '# host-location = "Paris, France"',
     ]
     for domain, token in tokens.items():
         hostnames = [domain, "127.0.0.1"] if domain == DEMO_SITE else [domain, f"*.{domain}"]

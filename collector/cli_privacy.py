@@ -16,9 +16,9 @@ import click
 import msgspec
 
 from collector.audit import AuditLog
-from collector.cli_common import load
+from collector.cli_common import ConfigProblem, load
 from collector.config import Config
-from collector.errors import MesureError
+from collector.errors import KeyFileError, MesureError
 from collector.privacy import audit_check, dsar, keyring, register
 from collector.privacy.export import export_events
 from collector.privacy.instance import Instance
@@ -61,6 +61,9 @@ def _opened(data_dir: Path) -> Iterator[tuple[Instance, PrivacyDatabase]]:
     """The instance and a database connection; any :class:`MesureError` becomes a clean exit."""
     try:
         inst = Instance.open(_config(data_dir), _now)
+    except KeyFileError as exc:  # unsafe or unreadable keys: a setup problem, as for `serve`
+        raise ConfigProblem(str(exc)) from None
+    try:
         with privacy_database(inst.config.database_path) as db:
             yield inst, db
     except MesureError as exc:

@@ -82,12 +82,20 @@ class KeyStore:
         return store
 
     def check_permissions(self) -> None:
+        """Refuse keys that another user could read or replace: mode 0600 (0700 for folders),
+        owned by the user running Mesure."""
+        user = os.geteuid()
         for path in [self.keys_dir, *self.keys_dir.rglob("*")]:
-            mode = path.stat().st_mode
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            info = path.stat()
+            if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
                 raise KeyFileError(
-                    f"{path} is accessible to other users (mode {stat.S_IMODE(mode):o}); "
+                    f"{path} is accessible to other users (mode {stat.S_IMODE(info.st_mode):o}); "
                     f"run: chmod -R go-rwx {self.keys_dir}"
+                )
+            if info.st_uid != user:
+                raise KeyFileError(
+                    f"{path} belongs to uid {info.st_uid}, not to the user running Mesure "
+                    f"(uid {user}); run Mesure as its owner, or: chown -R {user} {self.keys_dir}"
                 )
 
     def site_key(self, site: str, kind: SiteKeyKind) -> SiteKey:

@@ -19,10 +19,18 @@ SITE = "shop"
 PAGE = "https://shop.example/account"
 
 
-def write_data_dir(data_dir: Path, consent: Mapping[str, Any] | None = None) -> Config:
-    """``data_dir/mesure.toml`` with the site ``shop`` and its ``[sites.consent]`` table."""
+def write_data_dir(
+    data_dir: Path,
+    consent: Mapping[str, Any] | None = None,
+    server: Mapping[str, Any] | None = None,
+) -> Config:
+    """``data_dir/mesure.toml`` with a ``[server]`` table, the site ``shop`` and its
+    ``[sites.consent]`` table."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     lines = [
+        "[server]",
+        *(f"{key} = {json.dumps(value)}" for key, value in (server or {}).items()),
+        "",
         "[[sites]]",
         f'id = "{SITE}"',
         'hostnames = ["shop.example", "127.0.0.1"]',
