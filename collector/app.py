@@ -36,6 +36,7 @@ from collector.http import CorsMiddleware, client_address, read_body
 from collector.ingest import SILENT_REASONS, Client, Dropped, Pipeline, receive
 from collector.keys import KeyStore
 from collector.model import DropCount, Event
+from collector.privacy.retention import ServerRetention
 from collector.storage import Storage, open_storage
 from collector.urls import host_allowed
 from collector.wire import MAX_BATCH_BYTES, MAX_HIT_BYTES, HitIn, decode_batch, decode_hit
@@ -85,7 +86,9 @@ def create_app(
         writer.start()
         pipeline = Pipeline(config, key_store, clock, geo)
         key_store.daily_keys(clock())  # destroys keys that expired while the collector was down
-        sweeper = asyncio.create_task(_sweep_daily_keys(key_store, clock))
+        retention = ServerRetention(config, key_store, clock)
+        await asyncio.to_thread(retention.run_if_due)  # data that expired while it was down
+        sweeper = asyncio.create_task(_sweep_daily_keys(key_store, retention, clock))
         try:
             yield {"services": Services(config, clock, storage, writer, key_store, pipeline)}
         finally:
@@ -111,11 +114,15 @@ def create_app(
     )
 
 
-async def _sweep_daily_keys(keys: KeyStore, clock: Callable[[], datetime]) -> None:
-    """Rotate daily keys and destroy expired ones even when no hit asks for them."""
+async def _sweep_daily_keys(
+    keys: KeyStore, retention: ServerRetention, clock: Callable[[], datetime]
+) -> None:
+    """Rotate daily keys and destroy expired ones even when no hit asks for them; run the
+    day's retention once the UTC day has changed."""
     while True:
         await asyncio.sleep(KEY_SWEEP_SECONDS)
         keys.daily_keys(clock())
+        await asyncio.to_thread(retention.run_if_due)
 
 
 def _open_geo(config: Config) -> GeoLookup:

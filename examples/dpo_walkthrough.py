@@ -75,6 +75,11 @@ def walkthrough(data_dir: Path) -> None:
     data = str(data_dir)
     print(f"Data directory: {data_dir}")
     initialize(data_dir, [SITE])
+    # Declare where the data lives: the register and every export manifest state it.
+    toml = data_dir / "mesure.toml"
+    text = toml.read_text(encoding="utf-8")
+    text = text.replace('# residency = "eu"', 'residency = "eu"')
+    toml.write_text(text.replace("# host-location =", "host-location ="), encoding="utf-8")
     with collector(data_dir) as url, httpx.Client(headers={"user-agent": BROWSER}) as client:
         page = f"https://{SITE}/pricing"
         hits = [
@@ -84,7 +89,8 @@ def walkthrough(data_dir: Path) -> None:
             {"mode": "denied"},
         ]
         for fields in hits:
-            client.post(f"{url}/api/hit", json={"site": SITE, "url": page, **fields})
+            answer = client.post(f"{url}/api/hit", json={"site": SITE, "url": page, **fields})
+            answer.raise_for_status()  # 202: stored, or counted when the mode keeps nothing
         print(f"Sent {len(hits)} hits to {url}")
     exports = data_dir / "exports"
     step("CNIL exemption conformance", "check", "--data", data)

@@ -184,11 +184,14 @@ class PrivacyDatabase:
             self._conn.execute("SELECT count(*) FROM events WHERE site = ?", (site,)).fetchone()[0]
         )
 
-    def reclaim_space(self) -> str:
+    def reclaim_space(self, *, vacuum: bool = True) -> str:
         """Give freed pages back to the file system: incremental vacuum when the database was
-        created for it, a full VACUUM otherwise. Returns which one ran."""
+        created for it, a full VACUUM otherwise (only the WAL checkpoint when not ``vacuum``).
+        Returns which one ran."""
         auto_vacuum = int(self._conn.execute("PRAGMA auto_vacuum").fetchone()[0])
-        if auto_vacuum == 2:
+        if not vacuum:
+            done = "wal_checkpoint"
+        elif auto_vacuum == 2:
             self._conn.execute("PRAGMA incremental_vacuum")
             done = "incremental_vacuum"
         else:
