@@ -288,7 +288,8 @@ def keys_group() -> None:
 @click.option(
     "--kind", type=click.Choice(["client", "user"]), default=None, help="Default: both keys."
 )
-def keys_rotate(data_dir: Path, site: str, kind: str | None) -> None:
+@by_option
+def keys_rotate(data_dir: Path, site: str, kind: str | None, actor: str | None) -> None:
     """Start a new key epoch; the old one stays usable for erasure until destroyed.
 
     A running server keeps its keys in memory: restart it to hash with the new epoch.
@@ -296,7 +297,7 @@ def keys_rotate(data_dir: Path, site: str, kind: str | None) -> None:
     with _opened(data_dir) as (inst, _db):
         inst.require_site(site)
         for each in keyring.KINDS if kind is None else (kind,):
-            new = keyring.rotate(inst.keys, site, each)  # type: ignore[arg-type]
+            new = keyring.rotate(inst.keys, site, each, by=_actor(actor))  # type: ignore[arg-type]
             click.echo(f"{site} {each} key: now epoch {new.epoch}; epoch {new.epoch - 1} kept")
 
 
@@ -305,11 +306,19 @@ def keys_rotate(data_dir: Path, site: str, kind: str | None) -> None:
 @click.option("--site", required=True, help="Site id.")
 @click.option("--kind", type=click.Choice(["client", "user"]), required=True)
 @click.option("--epoch", type=int, required=True, help="A retired epoch (see `keys list`).")
-def keys_destroy(data_dir: Path, site: str, kind: str, epoch: int) -> None:
+@by_option
+def keys_destroy(data_dir: Path, site: str, kind: str, epoch: int, actor: str | None) -> None:
     """Destroy a retired key epoch: its hashes can never be produced again."""
     with _opened(data_dir) as (inst, _db):
         inst.require_site(site)
-        keyring.destroy_epoch(inst.keys, inst.audit, site, kind, epoch)  # type: ignore[arg-type]
+        keyring.destroy_epoch(
+            inst.keys,
+            inst.audit,
+            site,
+            kind,  # type: ignore[arg-type]
+            epoch,
+            by=_actor(actor),
+        )
     click.echo(f"{site} {kind} key epoch {epoch} destroyed")
 
 

@@ -106,7 +106,7 @@ class KeyStore:
                 self._site_keys[(site, kind)] = cached
             return cached
 
-    def rotate(self, site: str, kind: SiteKeyKind) -> SiteKey:
+    def rotate(self, site: str, kind: SiteKeyKind, *, by: str | None = None) -> SiteKey:
         """Replace ``site``'s ``kind`` key by a new random key of the next epoch.
 
         Hashes made with the old key can no longer be linked to new ones; for the user key this
@@ -117,7 +117,8 @@ class KeyStore:
             new = SiteKey(epoch=old.epoch + 1, key=secrets.token_bytes(KEY_BYTES))
             _write_private(self._site_path(site, kind), _encode_site_key(new), replace=True)
             self._site_keys[(site, kind)] = new
-        self._audit.append("key.rotate", site=site, kind=kind, epoch=str(new.epoch))
+        who = {} if by is None else {"by": by}
+        self._audit.append("key.rotate", site=site, kind=kind, epoch=str(new.epoch), **who)
         return new
 
     def daily_keys(self, now: datetime) -> DailyKeys:

@@ -12,8 +12,8 @@ import pytest
 from collector import auth
 from collector.config import Config
 from collector.storage.auth_sqlite import auth_database
-from tests.privacy.support import SITE, events, send, write_data_dir
-from tests.support import Clock, LiveServer
+from tests.privacy.support import PAGE, SITE, events, send, write_data_dir
+from tests.support import BROWSER_UA, Clock, LiveServer
 
 CLIENT_ID = "cid-api-Ty61mN"
 Live = Callable[[Config, Clock], LiveServer]
@@ -76,3 +76,53 @@ def test_export_access_erase_audit_and_register(api: tuple[Config, httpx.Client]
     register = client.get("/api/v1/privacy/register", params={"format": "md"})
     assert register.headers["content-type"].startswith("text/markdown")
     assert "## Site shop" in register.text
+
+
+def test_retention_and_keys_over_the_api(api: tuple[Config, httpx.Client]) -> None:
+    config, client = api
+    analyst = {"authorization": f"Bearer {_token(config, 'analyst')}"}
+    assert client.get("/api/v1/privacy/keys", headers=analyst).status_code == 403
+    assert client.post("/api/v1/privacy/retention", json={}, headers=analyst).status_code == 403
+    client.headers["authorization"] = f"Bearer {_token(config, 'owner')}"
+
+    dry = client.post("/api/v1/privacy/retention", json={"dry_run": True})
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["dry_run"] is True
+    assert {(c["mode"], c["events"]) for c in dry.json()["deleted"]} == {
+        ("denied", 0),
+        ("exempt", 0),
+        ("granted", 0),
+    }
+    assert client.post("/api/v1/privacy/retention", json={"dry": 1}).status_code == 400
+
+    keys = client.get("/api/v1/privacy/keys").json()
+    assert len(keys["export_public_key"]) == 64
+    client_key = next(k for k in keys["keys"]["site_keys"] if k["kind"] == "client")
+    assert (client_key["current"], client_key["kept"]) == (1, [])
+
+    rotated = client.post("/api/v1/privacy/keys/rotate", json={"site": SITE, "kind": "client"})
+    assert rotated.json() == {"site": SITE, "epochs": {"client": 2}}
+    hit = {"site": SITE, "url": PAGE, "mode": "granted", "cid": CLIENT_ID}
+    sent = client.post("/api/hit", json=hit, headers={"user-agent": BROWSER_UA})
+    assert sent.status_code == 202
+    stored = events(config)  # the running server hashes with the new epoch at once
+    assert [row["key_epoch"] for row in stored if row["visitor_kind"] == "client"] == [1, 1, 2]
+    refused = client.post(
+        "/api/v1/privacy/keys/destroy", json={"site": SITE, "kind": "client", "epoch": 2}
+    )
+    assert refused.status_code == 400 and "rotate it first" in refused.json()["error"]
+    destroyed = client.post(
+        "/api/v1/privacy/keys/destroy", json={"site": SITE, "kind": "client", "epoch": 1}
+    )
+    assert destroyed.status_code == 200, destroyed.text
+    # Erasure by client id cannot reach the epoch-1 rows any more: that key is gone.
+    erased = client.post("/api/v1/privacy/dsar/erase", json={"site": SITE, "client_id": CLIENT_ID})
+    assert erased.json()["report"]["events_found"] == 1  # only the epoch-2 row
+    audit = client.get("/api/v1/privacy/audit").json()
+    acted = [(e["action"], e["detail"]["by"]) for e in audit["entries"] if "by" in e["detail"]]
+    assert acted[-4:] == [
+        ("retention.dry-run", "token:owner-token (owner, api)"),
+        ("key.rotate", "token:owner-token (owner, api)"),
+        ("key.destroy", "token:owner-token (owner, api)"),
+        ("dsar.erase", "token:owner-token (owner, api)"),
+    ]
