@@ -161,10 +161,11 @@
       } catch (x) {}
       const ret = m.__tcfapiReturn;
       if (ret) callbacks[ret.callId](ret.returnValue, ret.success);
-      if (e.origin == endpoint && m.mesure) {
-        optOut(m.mesure);
-        // The answer confirms what is now stored.
-        e.source.postMessage({ mesure: store(OPTOUT) ? 'optout' : 'optin' }, endpoint);
+      // {mesure: choice} applies the choice; {mesureId: 1} only asks. The answer confirms what
+      // is stored, and the client id, which the page shows for access and erasure requests.
+      if (e.origin == endpoint && (m.mesure || m.mesureId)) {
+        if (m.mesure) optOut(m.mesure);
+        e.source.postMessage({ mesure: store(OPTOUT) ? 'optout' : 'optin', id: (store(ID) || '').split('.')[0] }, endpoint);
       }
     });
 
