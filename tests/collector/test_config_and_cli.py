@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from collector.cli import main
 from collector.config import load_config
 from collector.errors import ConfigError
 
@@ -174,3 +176,31 @@ def test_check_prints_the_cnil_table_and_fails_on_a_failing_condition(tmp_path: 
         line.startswith("FAIL") and "retention-exempt-days" in line
         for line in failing.stdout.splitlines()
     )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve"],
+        ["check"],
+        ["snippet", "--site", "example.com"],
+        ["register"],
+        ["export", "--from", "2026-01-01", "--to", "2026-01-31", "--out", "unused"],
+        ["dsar", "erase", "--site", "example.com", "--client-id", "abc"],
+        ["retention", "run", "--dry-run"],
+        ["keys", "list"],
+        ["audit", "verify"],
+        ["audit", "show"],
+        ["user", "list"],
+        ["token", "list"],
+    ],
+    ids=lambda command: " ".join(command[:2]),
+)
+def test_every_command_exits_2_naming_the_file_and_key_of_a_bad_config(
+    tmp_path: Path, command: list[str]
+) -> None:
+    data = tmp_path / "data"
+    _write(data, VALID.format(token="ab" * 32).replace("exemption = false", "exemption = 3"))
+    result = CliRunner().invoke(main, [*command, "--data", str(data)])
+    assert result.exit_code == 2, result.output
+    assert f"{data / 'mesure.toml'}: sites[0].consent.exemption: Expected `bool`" in result.output
