@@ -1,8 +1,9 @@
 """The privacy JSON API under ``/api/v1/privacy/``, for the ``dpo`` and ``owner`` roles.
 
 ``GET audit`` (chain check and entries, ``?since=``), ``GET register`` (``?format=``),
-``POST export``, ``POST dsar/access``, ``POST dsar/erase``, ``POST retention`` (``dry_run``),
-``GET keys`` (epochs and the export public key), ``POST keys/rotate``, ``POST keys/destroy``.
+``POST export``, ``POST export/verify``, ``POST dsar/access``, ``POST dsar/erase``,
+``POST retention`` (``dry_run``), ``GET keys`` (epochs and the export public key),
+``POST keys/rotate``, ``POST keys/destroy``.
 Exports are written under ``DATA/exports/`` and their manifest returned. Anonymous → 401,
 another role or an ungranted site → 403, a bad body → 400 naming the field.
 Cookie-authenticated POSTs need ``X-CSRF-Token``.
@@ -33,6 +34,7 @@ from collector.privacy.export import export_events
 from collector.privacy.instance import Instance
 from collector.privacy.manifest import Format
 from collector.privacy.retention import run_retention
+from collector.privacy.verify import verify_export
 from collector.storage.auth_sqlite import auth_database
 from collector.storage.privacy_sqlite import privacy_database
 
@@ -57,6 +59,11 @@ class SubjectIn(ApiIn):
     user_id: str | None = None
     client_id: str | None = None
     format: Format = "ndjson"
+
+
+class VerifyIn(ApiIn):
+    #: The name of an export directory under ``DATA/exports/`` (as ``POST export`` answered).
+    dir: Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z][0-9A-Za-z_.-]*$", max_length=100)]
 
 
 class RetentionIn(ApiIn):
@@ -122,7 +129,8 @@ def routes(config: Config) -> list[BaseRoute]:
         try:
             return msgspec.json.decode(raw, type=type_)
         except msgspec.ValidationError as exc:
-            raise BadRequestError(str(exc), field="$") from None
+            message, _, path = str(exc).partition(" - at `")
+            raise BadRequestError(message, field=path.rstrip("`") or "$") from None
         except msgspec.DecodeError as exc:
             raise BadRequestError(f"invalid JSON: {exc}", field="$") from None
 
@@ -216,6 +224,20 @@ def routes(config: Config) -> list[BaseRoute]:
 
         return json_response(await _run(work))
 
+    async def post_verify(request: Request) -> Response:
+        wanted: VerifyIn = await body(request, VerifyIn)
+        await caller(request, None)
+        inst = instance(request)
+        folder = config.data_dir / EXPORTS_DIR / wanted.dir
+        if not folder.is_dir():
+            raise BadRequestError(f"no export {wanted.dir!r} in {EXPORTS_DIR}/", field="$.dir")
+
+        def work() -> Any:
+            public = keyring.export_key(inst.keys.keys_dir, inst.audit).public_key()
+            return verify_export(folder, public)
+
+        return json_response(await _run(work))
+
     async def post_retention(request: Request) -> Response:
         wanted: RetentionIn = await body(request, RetentionIn)
         principal = await caller(request, None)
@@ -281,6 +303,7 @@ def routes(config: Config) -> list[BaseRoute]:
         Route(f"{prefix}/audit", get_audit, methods=["GET"]),
         Route(f"{prefix}/register", get_register, methods=["GET"]),
         Route(f"{prefix}/export", post_export, methods=["POST"]),
+        Route(f"{prefix}/export/verify", post_verify, methods=["POST"]),
         Route(f"{prefix}/dsar/access", post_access, methods=["POST"]),
         Route(f"{prefix}/dsar/erase", post_erase, methods=["POST"]),
         Route(f"{prefix}/retention", post_retention, methods=["POST"]),

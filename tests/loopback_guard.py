@@ -7,6 +7,9 @@ An audit hook (PEP 578) sees every ``connect``, ``sendto`` and name lookup the i
 in any thread, before it happens. One whose address is not loopback (or a Unix socket) is
 appended to ``LOG`` and refused with ``OSError``, so nothing leaves the machine and the test
 that reads ``LOG`` afterwards learns of it even when the program swallowed the error.
+
+``tests/conftest.py`` installs the same guard in the test process itself (without a log), so the
+whole suite runs with only loopback reachable (DESIGN.md §5.6).
 """
 
 from __future__ import annotations
@@ -37,10 +40,14 @@ def is_loopback(host: Any) -> bool:
         return False
 
 
-def install(log: Path) -> None:
+def install(log: Path | None) -> None:
+    """Refuse every non-loopback access from now on in this process (audit hooks cannot be
+    removed); record each one in ``log`` when given."""
+
     def refuse(event: str, target: Any) -> None:
-        with log.open("a", encoding="utf-8") as file:
-            file.write(f"{event} {target!r}\n")
+        if log is not None:
+            with log.open("a", encoding="utf-8") as file:
+                file.write(f"{event} {target!r}\n")
         raise OSError(f"loopback guard: {event} to {target!r} refused")
 
     def hook(event: str, args: tuple[Any, ...]) -> None:

@@ -6,6 +6,7 @@ that the guard does catch such a connection."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from collector.cli import main
@@ -50,6 +52,14 @@ def test_the_guard_refuses_and_records_a_connection_to_another_host(tmp_path: Pa
         "socket.connect ('192.0.2.1', 80)",
         "socket.getaddrinfo 'example.org'",
     ]
+
+
+def test_the_test_process_itself_runs_under_the_guard() -> None:
+    """tests/conftest.py installs it: the whole suite runs with only loopback reachable."""
+    with socket.socket() as sock, pytest.raises(OSError, match="loopback guard"):
+        sock.connect(("192.0.2.1", 80))
+    with pytest.raises(OSError, match="loopback guard"):
+        socket.getaddrinfo("example.org", 443)
 
 
 def _init(data: Path) -> tuple[str, str]:

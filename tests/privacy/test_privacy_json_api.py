@@ -61,7 +61,16 @@ def test_export_access_erase_audit_and_register(api: tuple[Config, httpx.Client]
     assert exported.status_code == 200, exported.text
     assert exported.json()["manifest"]["total_rows"] == 3
     assert exported.json()["manifest"]["exported_by"] == "token:dpo-token (dpo, api)"
-    assert Path(exported.json()["dir"]).parent == config.data_dir / "exports"
+    folder = Path(exported.json()["dir"])
+    assert folder.parent == config.data_dir / "exports"
+    verified = client.post("/api/v1/privacy/export/verify", json={"dir": folder.name})
+    assert verified.json()["ok"] is True, verified.text
+    assert verified.json()["checked"][0].startswith("signature of manifest.json: valid Ed25519")
+    (folder / "manifest.json").write_bytes((folder / "manifest.json").read_bytes() + b" ")
+    tampered = client.post("/api/v1/privacy/export/verify", json={"dir": folder.name})
+    assert tampered.json()["ok"] is False
+    outside = client.post("/api/v1/privacy/export/verify", json={"dir": "../keys"})
+    assert outside.status_code == 400 and outside.json()["field"] == "$.dir"
 
     access = client.post("/api/v1/privacy/dsar/access", json={"site": SITE, "client_id": CLIENT_ID})
     assert access.json()["report"]["events_found"] == 2
