@@ -304,22 +304,39 @@ def keys_rotate(data_dir: Path, site: str, kind: str | None, actor: str | None) 
 @keys_group.command("destroy")
 @data_option
 @click.option("--site", required=True, help="Site id.")
-@click.option("--kind", type=click.Choice(["client", "user"]), required=True)
+@click.option(
+    "--kind",
+    type=click.Choice(["client", "user"]),
+    default=None,
+    help="Default: each kind whose epoch E is retired and kept.",
+)
 @click.option("--epoch", type=int, required=True, help="A retired epoch (see `keys list`).")
 @by_option
-def keys_destroy(data_dir: Path, site: str, kind: str, epoch: int, actor: str | None) -> None:
+def keys_destroy(
+    data_dir: Path, site: str, kind: str | None, epoch: int, actor: str | None
+) -> None:
     """Destroy a retired key epoch: its hashes can never be produced again."""
     with _opened(data_dir) as (inst, _db):
         inst.require_site(site)
-        keyring.destroy_epoch(
-            inst.keys,
-            inst.audit,
-            site,
-            kind,  # type: ignore[arg-type]
-            epoch,
-            by=_actor(actor),
+        kinds = (
+            [kind]
+            if kind is not None
+            else [
+                each
+                for each in keyring.KINDS
+                if epoch in keyring.retired_epochs(inst.keys.keys_dir, site, each)
+            ]
         )
-    click.echo(f"{site} {kind} key epoch {epoch} destroyed")
+        for each in kinds or ["client"]:  # nothing kept: let destroy_epoch say why
+            keyring.destroy_epoch(
+                inst.keys,
+                inst.audit,
+                site,
+                each,  # type: ignore[arg-type]
+                epoch,
+                by=_actor(actor),
+            )
+            click.echo(f"{site} {each} key epoch {epoch} destroyed")
 
 
 @keys_group.command("list")
