@@ -24,6 +24,7 @@ from tests.support import BROWSER_UA, ROOT, free_port
 
 SITE = "shop.example"
 GUARD = [sys.executable, "-m", "tests.loopback_guard"]
+USER_ID = "guard-user-5k2"
 
 
 def test_the_guard_refuses_and_records_a_connection_to_another_host(tmp_path: Path) -> None:
@@ -91,7 +92,7 @@ def _exercise(url: str, ingest_token: str, owner_token: str) -> None:
     owner = {"authorization": f"Bearer {owner_token}"}
     with httpx.Client(base_url=url, headers={"user-agent": BROWSER_UA}) as client:
         for fields in (
-            {"mode": "granted", "cid": "cid-guard-1", "uid": "u-1", "tcf": granted_tcf},
+            {"mode": "granted", "cid": "cid-guard-1", "uid": USER_ID, "tcf": granted_tcf},
             {"mode": "exempt", "gcm": {"analytics_storage": "denied"}},
             {"mode": "denied", "referrer": "https://www.google.com/"},
             {"mode": "optout"},
@@ -118,7 +119,7 @@ def _exercise(url: str, ingest_token: str, owner_token: str) -> None:
         assert exported.status_code == 200, exported.text
         assert exported.json()["manifest"]["total_rows"] == 5
         erased = client.post(
-            "/api/v1/privacy/dsar/erase", json={"site": SITE, "user_id": "u-1"}, headers=owner
+            "/api/v1/privacy/dsar/erase", json={"site": SITE, "user_id": USER_ID}, headers=owner
         )
         assert erased.json()["report"]["events_after"] == 0
         assert client.get("/api/v1/privacy/register", headers=owner).status_code == 200
@@ -144,6 +145,9 @@ def test_mesure_serve_opens_no_outbound_connection(tmp_path: Path) -> None:
         process.wait(timeout=60)
     assert not log.exists(), log.read_text()
     assert f"Mesure listening on http://127.0.0.1:{port}" in (tmp_path / "serve.log").read_text()
+    # DESIGN.md §5.1: no raw identifier in the data directory (exports included) or the log.
+    needles = {"client id": "cid-guard-1", "user id": USER_ID, "batch ip": "192.0.2.5"}
+    assert scan(tmp_path, needles) == []
 
 
 def test_the_dpo_walkthrough_runs_offline_and_leaves_no_raw_identifier(tmp_path: Path) -> None:
