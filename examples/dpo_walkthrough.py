@@ -14,15 +14,16 @@ connection.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import threading
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
-import httpx
 import uvicorn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +60,18 @@ def collector(data_dir: Path) -> Iterator[str]:
         thread.join()
 
 
+def post(url: str, hit: dict[str, str]) -> None:
+    """Send one hit as a browser's snippet would; urllib raises unless the answer is 2xx (202:
+    stored, or counted when the mode keeps nothing)."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(hit).encode(),
+        headers={"content-type": "text/plain", "user-agent": BROWSER},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 202
+
+
 def step(title: str, *args: str) -> None:
     """Run one ``mesure`` command and print what a DPO would read."""
     print(f"\n=== {title}\n$ mesure {' '.join(args)}", flush=True)
@@ -80,7 +93,7 @@ def walkthrough(data_dir: Path) -> None:
     text = toml.read_text(encoding="utf-8")
     text = text.replace('# residency = "eu"', 'residency = "eu"')
     toml.write_text(text.replace("# host-location =", "host-location ="), encoding="utf-8")
-    with collector(data_dir) as url, httpx.Client(headers={"user-agent": BROWSER}) as client:
+    with collector(data_dir) as url:
         page = f"https://{SITE}/pricing"
         hits = [
             {"mode": "granted", "cid": VISITOR_CID},
@@ -89,8 +102,7 @@ def walkthrough(data_dir: Path) -> None:
             {"mode": "denied"},
         ]
         for fields in hits:
-            answer = client.post(f"{url}/api/hit", json={"site": SITE, "url": page, **fields})
-            answer.raise_for_status()  # 202: stored, or counted when the mode keeps nothing
+            post(f"{url}/api/hit", {"site": SITE, "url": page, **fields})
         print(f"Sent {len(hits)} hits to {url}")
     exports = data_dir / "exports"
     step("CNIL exemption conformance", "check", "--data", data)
