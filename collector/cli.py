@@ -1,7 +1,7 @@
 """The ``mesure`` command: ``init``, ``serve``, ``check`` and ``snippet`` here; the accounts
 (``user``, ``token``: :mod:`collector.cli_admin`) and the privacy officer's tools (``export``,
-``dsar``, ``retention``, ``keys``, ``audit``, ``register``: :mod:`collector.cli_privacy`) are
-registered at the end of this module.
+``dsar``, ``retention``: :mod:`collector.cli_privacy`; ``keys``, ``audit``, ``register``:
+:mod:`collector.cli_keys`) are registered at the end of this module.
 
 Options also read ``MESURE_*`` environment variables (``MESURE_DATA``, ``MESURE_PORT``, …).
 Configuration errors exit with code 2, naming the key and the file.
@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 import consent.cnil as cnil
-from collector import cli_admin, cli_privacy
+from collector import cli_admin, cli_keys, cli_privacy
 from collector.audit import AuditLog
 from collector.cli_common import ConfigProblem, load
 from collector.config import CONFIG_FILE, Config, token_sha256
@@ -236,5 +236,5 @@ def _print_embed_tags(config: Config) -> None:
         click.echo(_embed_tag(site.id, config.server.origin))
 
 
-for _command in [*cli_admin.COMMANDS, *cli_privacy.COMMANDS]:
+for _command in [*cli_admin.COMMANDS, *cli_privacy.COMMANDS, *cli_keys.COMMANDS]:
     main.add_command(_command)
