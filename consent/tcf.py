@@ -134,41 +134,51 @@ class _Bits:
         capped (:data:`MAX_IDS_PER_SEGMENT`), so decoding costs at most what real strings cost.
         """
         runs: list[tuple[int, int]] = []
+        append = runs.append
         count = self.uint(12, f"{field} NumEntries")
-        # Up to thousands of entries: read them inline, naming the field only on error, which
-        # halves the time of a range-encoded string (per-entry calls and messages dominate).
-        bits, size = self.bits, len(self.bits)
+        # Up to thousands of entries: read them inline with local variables, naming the field
+        # only on error (per-entry calls and messages would dominate the decoding time).
+        bits, size, pos = self.bits, len(self.bits), self.pos
         for _ in range(count):
-            pos = self.pos
             if pos + 17 > size or (bits[pos] == "1" and pos + 33 > size):
+                self.pos = pos
                 self._truncated_entry(field)
-            start = int(bits[pos + 1 : pos + 17], 2)
             if bits[pos] == "1":
-                end = int(bits[pos + 17 : pos + 33], 2)
-                self.pos = pos + 33
+                append((int(bits[pos + 1 : pos + 17], 2), int(bits[pos + 17 : pos + 33], 2)))
+                pos += 33
             else:
-                end = start
-                self.pos = pos + 17
-            if start < 1 or end < start or (max_id is not None and end > max_id):
+                only = int(bits[pos + 1 : pos + 17], 2)
+                append((only, only))
+                pos += 17
+        self.pos = pos
+        top_id = 65535 if max_id is None else max_id
+        for start, end in runs:
+            if start < 1 or end < start or end > top_id:
                 limit = f" within 1..{max_id}" if max_id is not None else ""
                 raise TCStringError(
                     f"{self.segment} segment: {field} range {start}-{end} is not an ascending "
                     f"range of ids{limit}"
                 )
-            runs.append((start, end))
-        merged: list[range] = []
+        # Overlaps merged first, so that the cap counts each id once; single ids (most entries
+        # of real strings) are kept as ints rather than one range object each.
+        singles: list[int] = []
+        spans: list[range] = []
         top = 0
         for start, end in sorted(runs):
             if end > top:
-                merged.append(range(max(start, top + 1), end + 1))
+                first = max(start, top + 1)
+                if first == end:
+                    singles.append(end)
+                else:
+                    spans.append(range(first, end + 1))
                 top = end
-        self.ids_left -= sum(map(len, merged))
+        self.ids_left -= len(singles) + sum(map(len, spans))
         if self.ids_left < 0:
             raise TCStringError(
                 f"{self.segment} segment: {field} names more than {MAX_IDS_PER_SEGMENT} vendor "
                 "ids in all"
             )
-        return frozenset(itertools.chain.from_iterable(merged))
+        return frozenset(itertools.chain(singles, *spans))
 
     def _truncated_entry(self, field: str) -> None:
         """Read a range entry that does not fit field by field: :meth:`take` raises, naming
