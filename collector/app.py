@@ -44,7 +44,8 @@ from collector.writer import Writer
 
 # The smallest transparent GIF: 1×1, one palette entry.
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-#: How often expired daily keys are looked for; well within their 48-hour deadline.
+#: How often expired daily keys are looked for (well within their 48-hour deadline), and whether
+#: the day's retention run is due.
 KEY_SWEEP_SECONDS = 600
 SIGNAL_HEADERS = ("sec-gpc", "dnt", "sec-purpose", "purpose", "x-purpose", "x-moz")
 

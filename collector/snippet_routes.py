@@ -57,18 +57,24 @@ OPTOUT_SCRIPT = """\
     });
   }
   const id = document.getElementById('client-id');
+  let answered = false;
   window.addEventListener('message', (event) => {
     const answer = event.source === window.parent && event.data;
     const state = answer && answer.mesure;
     if (state === 'optout') status.textContent = status.dataset.optout;
     if (state === 'optin' && chosen) status.textContent = status.dataset.optin;
     if (state) {
+      answered = true;
       id.querySelector('code').textContent = answer.id || '';
       id.hidden = !answer.id;
     }
   });
-  // Ask the site's snippet for the state and the client id it keeps (answered to us alone).
-  window.parent.postMessage({ mesureId: 1 }, '*');
+  // Ask the site's snippet for the state and the client id it keeps (answered to us alone);
+  // again for a few seconds, in case the snippet (a deferred script) is not running yet.
+  const ask = () => window.parent.postMessage({ mesureId: 1 }, '*');
+  ask();
+  let tries = 0;
+  const timer = setInterval(() => (answered || ++tries > 10 ? clearInterval(timer) : ask()), 300);
 })();
 """
 
