@@ -83,7 +83,8 @@ def subject_hashes(inst: Instance, subject: Subject) -> tuple[SubjectColumn, lis
 def access(
     inst: Instance, db: PrivacyDatabase, subject: Subject, *, out: Path, fmt: Format, actor: str
 ) -> tuple[DsarReport, Manifest]:
-    """Write everything stored under the subject's hashes to a signed export in ``out``."""
+    """Write everything stored under the subject's hashes to a signed export in ``out``: their
+    events, one file per month, and the visits those events belong to."""
     column, hashes = subject_hashes(inst, subject)
     rows = db.subject_rows(subject.site, column, hashes)
     visits = db.visits_by_id([row["visit"] for row in rows if row["visit"] is not None])
@@ -104,6 +105,7 @@ def access(
         request=Request(
             identifier=subject.identifier, epochs_searched=epochs, cookieless_notice=notice
         ),
+        visits=visits,
     )
     inst.audit.append(
         "dsar.access",

@@ -63,6 +63,11 @@ class PrivacyDatabase:
         rows = self._conn.execute("PRAGMA table_info(events)").fetchall()
         return [(str(row[1]), str(row[2])) for row in rows]
 
+    def visit_columns(self) -> list[tuple[str, str]]:
+        """``(name, declared SQL type)`` of every column of ``visits``, in table order."""
+        rows = self._conn.execute("PRAGMA table_info(visits)").fetchall()
+        return [(str(row[1]), str(row[2])) for row in rows]
+
     def export_rows(self, site: str, start_ms: int, end_ms: int) -> Iterator[dict[str, Any]]:
         """Events of ``site`` with ``start_ms <= ts < end_ms``, by time then id."""
         cursor = self._conn.execute(
