@@ -133,6 +133,9 @@ def erase(inst: Instance, db: PrivacyDatabase, subject: Subject, *, actor: str) 
     rows = db.subject_rows(subject.site, column, hashes)
     visits = {row["visit"] for row in rows if row["visit"] is not None}
     deleted = db.erase_subject(subject.site, column, hashes)
+    # The deleted rows are zeroed in the database file (secure_delete); their old page images
+    # must leave the write-ahead log too, which a running collector keeps open.
+    db.reclaim_space(vacuum=False)
     after = len(db.subject_rows(subject.site, column, hashes))
     epochs = [h.epoch for h in hashes]
     inst.audit.append(

@@ -19,6 +19,11 @@ CLIENT_ID = "cid-api-Ty61mN"
 Live = Callable[[Config, Clock], LiveServer]
 
 
+def _files_holding(config: Config, needle: bytes) -> list[str]:
+    files = [path for path in config.data_dir.rglob("*") if path.is_file()]
+    return [path.name for path in files if needle in path.read_bytes()]
+
+
 def _token(config: Config, role: str) -> str:
     with auth_database(config.database_path) as db:
         return auth.create_token(db, f"{role}-token", role, [], 0)[1]
@@ -74,10 +79,15 @@ def test_export_access_erase_audit_and_register(api: tuple[Config, httpx.Client]
 
     access = client.post("/api/v1/privacy/dsar/access", json={"site": SITE, "client_id": CLIENT_ID})
     assert access.json()["report"]["events_found"] == 2
+    stored_hash = events(config)[0]["visitor"]
+    assert _files_holding(config, stored_hash) != []
     erase = client.post("/api/v1/privacy/dsar/erase", json={"site": SITE, "client_id": CLIENT_ID})
     assert erase.json()["report"]["events_after"] == 0
     assert erase.json()["report"]["deleted"]["subject_events"] == 2
     assert len(events(config)) == 1
+    # With the collector still running (its connection open), the erased visitor's hash is in
+    # no file any more: not in the database, not in its write-ahead log.
+    assert _files_holding(config, stored_hash) == []
 
     audit = client.get("/api/v1/privacy/audit", params={"since": "2000-01-01T00:00:00+00:00"})
     actions = [entry["action"] for entry in audit.json()["entries"]]
