@@ -23,7 +23,7 @@ import consent.cnil as cnil
 from collector import cli_admin, cli_keys, cli_privacy
 from collector.audit import AuditLog
 from collector.cli_common import ConfigProblem, load
-from collector.config import CONFIG_FILE, Config, token_sha256
+from collector.config import CONFIG_FILE, Config, SiteConfig, token_sha256
 from collector.errors import KeyFileError
 from collector.keys import KeyStore
 from collector.storage import open_storage
@@ -122,9 +122,10 @@ def check(data_dir: Path) -> None:
 def snippet(data_dir: Path, site_id: str, origin: str | None) -> None:
     """Print the tag to embed in every page of a site."""
     config = _load(data_dir)
-    if config.site(site_id) is None:
+    site = config.site(site_id)
+    if site is None:
         raise click.ClickException(f"no site {site_id!r} in {data_dir / CONFIG_FILE}")
-    click.echo(_embed_tag(site_id, origin or config.server.origin))
+    click.echo(_embed_tag(site, origin or config.server.origin))
 
 
 def initialize(
@@ -218,11 +219,26 @@ def _audit_config_change(audit: AuditLog, path: Path) -> None:
         audit.append("config.change", file=str(path), sha256=digest)
 
 
-def _embed_tag(site_id: str, origin: str) -> str:
+def snippet_attributes(site: SiteConfig) -> dict[str, str]:
+    """The ``data-*`` attributes that make the snippet apply ``site``'s consent policy in the
+    browser too: without them it would, say, store an id before consent on a site that does not
+    use the exemption, which the collector cannot undo."""
+    policy = site.consent
+    attributes: dict[str, str] = {}
+    if not policy.exemption:
+        attributes["default-mode"] = "denied"
+    if not policy.honour_gpc:
+        attributes["ignore-gpc"] = ""
+    if policy.tcf_vendor_id is not None:
+        attributes["tcf-vendor"] = str(policy.tcf_vendor_id)
+    return attributes
+
+
+def _embed_tag(site: SiteConfig, origin: str) -> str:
     import sdk_snippet
 
     try:
-        return sdk_snippet.embed_tag(site_id, origin)
+        return sdk_snippet.embed_tag(site.id, origin, snippet_attributes(site))
     except FileNotFoundError as exc:
         raise click.ClickException(
             "the snippet is not built (sdk_snippet/dist/m.js is missing): "
@@ -233,7 +249,7 @@ def _embed_tag(site_id: str, origin: str) -> str:
 def _print_embed_tags(config: Config) -> None:
     for site in config.sites:
         click.echo(f"\nEmbed in every page of {site.id}:\n")
-        click.echo(_embed_tag(site.id, config.server.origin))
+        click.echo(_embed_tag(site, config.server.origin))
 
 
 for _command in [*cli_admin.COMMANDS, *cli_privacy.COMMANDS, *cli_keys.COMMANDS]:
