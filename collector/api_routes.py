@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from collector import auth, reports
+from collector.audit import AuditLog
 from collector.config import Config
 from collector.errors import BadRequestError, ForbiddenError, HTTPError, RateLimitedError
 from collector.reports import params
@@ -273,7 +274,13 @@ def routes(config: Config) -> list[BaseRoute]:
 
         def check() -> str | None:
             with auth_database(config.database_path) as db:
-                return auth.login(db, email, password, moment)
+                session = auth.login(db, email, password, moment)
+            if session is not None:  # logins are audited (issue 6); failures are throttled
+                at = now(request)
+                AuditLog(config.audit_path, lambda: at).append(
+                    "login", user=auth.normalize_email(email)
+                )
+            return session
 
         try:
             session = await run_in_threadpool(check)

@@ -37,6 +37,7 @@ from collector.http import CorsMiddleware, client_address, read_body
 from collector.ingest import SILENT_REASONS, Client, Dropped, Pipeline, receive
 from collector.keys import KeyStore
 from collector.model import DropCount, Event
+from collector.privacy.retention import ServerRetention
 from collector.storage import Storage, open_storage
 from collector.urls import host_allowed
 from collector.wire import MAX_BATCH_BYTES, MAX_HIT_BYTES, HitIn, decode_batch, decode_hit
@@ -44,7 +45,8 @@ from collector.writer import Writer
 
 # The smallest transparent GIF: 1×1, one palette entry.
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-#: How often expired daily keys are looked for; well within their 48-hour deadline.
+#: How often expired daily keys are looked for (well within their 48-hour deadline), and whether
+#: the day's retention run is due.
 KEY_SWEEP_SECONDS = 600
 SIGNAL_HEADERS = ("sec-gpc", "dnt", "sec-purpose", "purpose", "x-purpose", "x-moz")
 
@@ -86,7 +88,9 @@ def create_app(
         writer.start()
         pipeline = Pipeline(config, key_store, clock, geo)
         key_store.daily_keys(clock())  # destroys keys that expired while the collector was down
-        sweeper = asyncio.create_task(_sweep_daily_keys(key_store, clock))
+        retention = ServerRetention(config, key_store, clock)
+        await asyncio.to_thread(retention.run_if_due)  # data that expired while it was down
+        sweeper = asyncio.create_task(_sweep_daily_keys(key_store, retention, clock))
         try:
             yield {"services": Services(config, clock, storage, writer, key_store, pipeline)}
         finally:
@@ -114,11 +118,15 @@ def create_app(
     )
 
 
-async def _sweep_daily_keys(keys: KeyStore, clock: Callable[[], datetime]) -> None:
-    """Rotate daily keys and destroy expired ones even when no hit asks for them."""
+async def _sweep_daily_keys(
+    keys: KeyStore, retention: ServerRetention, clock: Callable[[], datetime]
+) -> None:
+    """Rotate daily keys and destroy expired ones even when no hit asks for them; run the
+    day's retention once the UTC day has changed."""
     while True:
         await asyncio.sleep(KEY_SWEEP_SECONDS)
         keys.daily_keys(clock())
+        await asyncio.to_thread(retention.run_if_due)
 
 
 def _open_geo(config: Config) -> GeoLookup:

@@ -1,4 +1,7 @@
-"""The ``mesure`` command: ``init``, ``serve``, ``check`` and ``snippet``.
+"""The ``mesure`` command: ``init``, ``serve``, ``check`` and ``snippet`` here; the accounts
+(``user``, ``token``: :mod:`collector.cli_admin`) and the privacy officer's tools (``export``,
+``dsar``, ``retention``: :mod:`collector.cli_privacy`; ``keys``, ``audit``, ``register``:
+:mod:`collector.cli_keys`) are registered at the end of this module.
 
 Options also read ``MESURE_*`` environment variables (``MESURE_DATA``, ``MESURE_PORT``, …).
 Configuration errors exit with code 2, naming the key and the file.
@@ -17,18 +20,16 @@ from pathlib import Path
 import click
 
 import consent.cnil as cnil
+from collector import cli_admin, cli_keys, cli_privacy
 from collector.audit import AuditLog
-from collector.config import CONFIG_FILE, Config, load_config, token_sha256
-from collector.errors import ConfigError, KeyFileError
+from collector.cli_common import ConfigProblem, load
+from collector.config import CONFIG_FILE, Config, SiteConfig, token_sha256
+from collector.errors import KeyFileError
 from collector.keys import KeyStore
 from collector.storage import open_storage
 
 DEFAULT_DATA = "mesure-data"
 DEMO_SITE = "localhost"
-
-
-class ConfigProblem(click.ClickException):
-    exit_code = 2
 
 
 def _now() -> datetime:
@@ -121,9 +122,10 @@ def check(data_dir: Path) -> None:
 def snippet(data_dir: Path, site_id: str, origin: str | None) -> None:
     """Print the tag to embed in every page of a site."""
     config = _load(data_dir)
-    if config.site(site_id) is None:
+    site = config.site(site_id)
+    if site is None:
         raise click.ClickException(f"no site {site_id!r} in {data_dir / CONFIG_FILE}")
-    click.echo(_embed_tag(site_id, origin or config.server.origin))
+    click.echo(_embed_tag(site, origin or config.server.origin))
 
 
 def initialize(
@@ -164,6 +166,10 @@ def config_template(tokens: dict[str, str]) -> str:
         '# geo-database = "/var/lib/mesure/GeoLite2-Country.mmdb"',
         "# Header with the client address when behind a reverse proxy.",
         '# client-ip-header = "x-forwarded-for"',
+        "# Where the data is kept and where this host is, as you declare them: both are stated",
+        "# in the register of processing (`mesure register`) and in every export manifest.",
+        '# residency = "eu"',
+        '# host-location = "Paris, France"',
     ]
     for domain, token in tokens.items():
         hostnames = [domain, "127.0.0.1"] if domain == DEMO_SITE else [domain, f"*.{domain}"]
@@ -203,10 +209,7 @@ def config_template(tokens: dict[str, str]) -> str:
 
 
 def _load(data_dir: Path) -> Config:
-    try:
-        return load_config(data_dir.resolve(), os.environ)
-    except ConfigError as exc:
-        raise ConfigProblem(str(exc)) from exc
+    return load(data_dir)
 
 
 def _audit_config_change(audit: AuditLog, path: Path) -> None:
@@ -216,11 +219,26 @@ def _audit_config_change(audit: AuditLog, path: Path) -> None:
         audit.append("config.change", file=str(path), sha256=digest)
 
 
-def _embed_tag(site_id: str, origin: str) -> str:
+def snippet_attributes(site: SiteConfig) -> dict[str, str]:
+    """The ``data-*`` attributes that make the snippet apply ``site``'s consent policy in the
+    browser too: without them it would, say, store an id before consent on a site that does not
+    use the exemption, which the collector cannot undo."""
+    policy = site.consent
+    attributes: dict[str, str] = {}
+    if not policy.exemption:
+        attributes["default-mode"] = "denied"
+    if not policy.honour_gpc:
+        attributes["ignore-gpc"] = ""
+    if policy.tcf_vendor_id is not None:
+        attributes["tcf-vendor"] = str(policy.tcf_vendor_id)
+    return attributes
+
+
+def _embed_tag(site: SiteConfig, origin: str) -> str:
     import sdk_snippet
 
     try:
-        return sdk_snippet.embed_tag(site_id, origin)
+        return sdk_snippet.embed_tag(site.id, origin, snippet_attributes(site))
     except FileNotFoundError as exc:
         raise click.ClickException(
             "the snippet is not built (sdk_snippet/dist/m.js is missing): "
@@ -231,4 +249,8 @@ def _embed_tag(site_id: str, origin: str) -> str:
 def _print_embed_tags(config: Config) -> None:
     for site in config.sites:
         click.echo(f"\nEmbed in every page of {site.id}:\n")
-        click.echo(_embed_tag(site.id, config.server.origin))
+        click.echo(_embed_tag(site, config.server.origin))
+
+
+for _command in [*cli_admin.COMMANDS, *cli_privacy.COMMANDS, *cli_keys.COMMANDS]:
+    main.add_command(_command)

@@ -1,12 +1,12 @@
 """``mesure user …`` and ``mesure token …``: accounts and API tokens for the reports API.
 
 Passwords are prompted for (never taken from the command line); an API token is printed once
-and stored only as its SHA-256 digest.
+and stored only as its SHA-256 digest. Every change is appended to the audit log.
 """
 
 from __future__ import annotations
 
-import os
+import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,8 +15,9 @@ from pathlib import Path
 import click
 
 from collector import auth
-from collector.config import Config, load_config
-from collector.errors import ConfigError
+from collector.audit import AuditLog
+from collector.cli_common import load
+from collector.config import Config
 from collector.storage import open_storage
 from collector.storage.auth_sqlite import AuthDatabase, DuplicateUserError, auth_database
 
@@ -41,11 +42,14 @@ def _now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
 
 
+def _audit(config: Config, action: str, **detail: str) -> None:
+    """Record an account or token change (who ran the command: the OS user)."""
+    log = AuditLog(config.audit_path, lambda: datetime.now(UTC))
+    log.append(action, by=f"{getpass.getuser()} (cli)", **detail)
+
+
 def _config(data_dir: Path) -> Config:
-    try:
-        return load_config(data_dir, os.environ)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    return load(data_dir)
 
 
 @contextmanager
@@ -90,7 +94,9 @@ def user_add(data_dir: Path, email: str, role: str, sites: tuple[str, ...], pass
             raise click.ClickException(f"{email} already exists") from None
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-    click.echo(f"added {auth.normalize_email(email)} ({role}; {_grants(tuple(granted))})")
+    name = auth.normalize_email(email)
+    _audit(config, "user.add", user=name, role=role, sites=_grants(tuple(granted)))
+    click.echo(f"added {name} ({role}; {_grants(tuple(granted))})")
 
 
 @user.command("list")
@@ -108,13 +114,15 @@ def user_list(data_dir: Path) -> None:
 @click.password_option(help="Prompted for when omitted (at least 10 characters).")
 def user_passwd(data_dir: Path, email: str, password: str) -> None:
     """Set a new password for EMAIL; every session of the account ends."""
-    with _opened(_config(data_dir)) as db:
+    config = _config(data_dir)
+    with _opened(config) as db:
         try:
             changed = db.set_password(auth.normalize_email(email), auth.hash_password(password))
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     if not changed:
         raise click.ClickException(f"no account {email}")
+    _audit(config, "user.passwd", user=auth.normalize_email(email))
     click.echo(f"password changed for {auth.normalize_email(email)}")
 
 
@@ -134,6 +142,14 @@ def token_create(data_dir: Path, role: str, sites: tuple[str, ...], name: str) -
     granted = _sites(config, sites)
     with _opened(config) as db:
         token_id, secret = auth.create_token(db, name, role, granted, _now_ms())
+    _audit(
+        config,
+        "token.create",
+        token=str(token_id),
+        name=name,
+        role=role,
+        sites=_grants(tuple(granted)),
+    )
     click.echo(f"token {token_id} ({name}; {role}; {_grants(tuple(granted))}):")
     click.echo(secret)
 
@@ -153,9 +169,11 @@ def token_list(data_dir: Path) -> None:
 @click.argument("token_id", type=int)
 def token_revoke(data_dir: Path, token_id: int) -> None:
     """Revoke token TOKEN_ID (see ``mesure token list``)."""
-    with _opened(_config(data_dir)) as db:
+    config = _config(data_dir)
+    with _opened(config) as db:
         if not db.revoke_token(token_id, _now_ms()):
             raise click.ClickException(f"no active token {token_id}")
+    _audit(config, "token.revoke", token=str(token_id))
     click.echo(f"token {token_id} revoked")
 
 

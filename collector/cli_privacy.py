@@ -1,12 +1,12 @@
-"""The privacy officer's commands: ``export``, ``dsar``, ``retention``, ``keys``, ``audit`` and
-``register``. Each takes ``--data DIR`` like ``mesure serve``; :data:`COMMANDS` is what the
-``mesure`` group registers. Errors exit with code 1 and a message; a failed verification too.
+"""The privacy officer's commands: ``export``, ``dsar`` and ``retention`` here; ``keys``,
+``audit`` and ``register`` in :mod:`collector.cli_keys`, which shares this module's options and
+helpers. Each takes ``--data DIR`` like ``mesure serve``; :data:`COMMANDS` is what the ``mesure``
+group registers. Errors exit with code 1 and a message; a failed verification too.
 """
 
 from __future__ import annotations
 
 import getpass
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,9 +17,10 @@ import click
 import msgspec
 
 from collector.audit import AuditLog
-from collector.config import Config, load_config
-from collector.errors import MesureError
-from collector.privacy import audit_check, dsar, keyring, register
+from collector.cli_common import ConfigProblem, load
+from collector.config import Config
+from collector.errors import KeyFileError, MesureError
+from collector.privacy import dsar, keyring
 from collector.privacy.export import export_events
 from collector.privacy.instance import Instance
 from collector.privacy.manifest import FORMATS
@@ -44,33 +45,33 @@ format_option = click.option(
 )
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _actor(actor: str | None) -> str:
+def actor_of(actor: str | None) -> str:
     return actor or f"{getpass.getuser()} (cli)"
 
 
-def _config(data_dir: Path) -> Config:
-    try:
-        return load_config(data_dir.resolve(), os.environ)
-    except MesureError as exc:
-        raise click.ClickException(str(exc)) from None
+def config_of(data_dir: Path) -> Config:
+    return load(data_dir)
 
 
 @contextmanager
-def _opened(data_dir: Path) -> Iterator[tuple[Instance, PrivacyDatabase]]:
+def opened(data_dir: Path) -> Iterator[tuple[Instance, PrivacyDatabase]]:
     """The instance and a database connection; any :class:`MesureError` becomes a clean exit."""
     try:
-        inst = Instance.open(_config(data_dir), _now)
+        inst = Instance.open(config_of(data_dir), utc_now)
+    except KeyFileError as exc:  # unsafe or unreadable keys: a setup problem, as for `serve`
+        raise ConfigProblem(str(exc)) from None
+    try:
         with privacy_database(inst.config.database_path) as db:
             yield inst, db
     except MesureError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _echo_json(value: Any) -> None:
+def echo_json(value: Any) -> None:
     click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2).decode())
 
 
@@ -101,7 +102,7 @@ def export(
         return
     if first_day is None or last_day is None or out is None:
         raise click.UsageError("export needs --from, --to and --out")
-    with _opened(data_dir) as (inst, db):
+    with opened(data_dir) as (inst, db):
         manifest = export_events(
             inst,
             db,
@@ -110,7 +111,7 @@ def export(
             last_day=last_day.date(),
             fmt=fmt,  # type: ignore[arg-type]
             out=out,
-            actor=_actor(actor),
+            actor=actor_of(actor),
         )
     for file in manifest.files:
         click.echo(f"{file.path}: {file.rows} rows, sha256 {file.sha256}")
@@ -127,11 +128,11 @@ def export_verify(folder: Path, public_key: str | None, data_dir: Path) -> None:
     """Check an export's signature, every file's SHA-256, and that nothing was added."""
     try:
         if public_key is None:
-            config = _config(data_dir)
+            config = config_of(data_dir)
             key_path = config.keys_dir / keyring.EXPORT_KEY_FILE
             if not key_path.exists():
                 raise click.ClickException(f"no export key in {config.keys_dir}: give --public-key")
-            private = keyring.export_key(config.keys_dir, AuditLog(config.audit_path, _now))
+            private = keyring.export_key(config.keys_dir, AuditLog(config.audit_path, utc_now))
             public_key = keyring.public_key_hex(private)
         result = verify_export(folder, keyring.load_public_key(public_key))
     except MesureError as exc:
@@ -192,14 +193,14 @@ def dsar_access(
 ) -> None:
     """Write everything stored about a person to a signed export."""
     subject = _subject(site, user_id, client_id)
-    with _opened(data_dir) as (inst, db):
+    with opened(data_dir) as (inst, db):
         report, manifest = dsar.access(
             inst,
             db,
             subject,
             out=out,
             fmt=fmt,
-            actor=_actor(actor),  # type: ignore[arg-type]
+            actor=actor_of(actor),  # type: ignore[arg-type]
         )
     click.echo(
         f"{report.events_found} event(s) in {report.visits_found} visit(s) found under "
@@ -218,8 +219,8 @@ def dsar_erase(
 ) -> None:
     """Delete a person's events and visits, then search again to prove it."""
     subject = _subject(site, user_id, client_id)
-    with _opened(data_dir) as (inst, db):
-        report = dsar.erase(inst, db, subject, actor=_actor(actor))
+    with opened(data_dir) as (inst, db):
+        report = dsar.erase(inst, db, subject, actor=actor_of(actor))
     assert report.deleted is not None
     click.echo(
         f"found {report.events_found} event(s) in {report.visits_found} visit(s) under "
@@ -258,11 +259,11 @@ def retention_run(
     data_dir: Path, dry_run: bool, as_of: datetime | None, as_json: bool, actor: str | None
 ) -> None:
     """Delete exempt/denied and granted data past their limits, per site; reclaim space."""
-    now = _now() if as_of is None else as_of.replace(tzinfo=UTC)
-    with _opened(data_dir) as (inst, db):
-        report = run_retention(inst, db, now=now, dry_run=dry_run, actor=_actor(actor))
+    now = utc_now() if as_of is None else as_of.replace(tzinfo=UTC)
+    with opened(data_dir) as (inst, db):
+        report = run_retention(inst, db, now=now, dry_run=dry_run, actor=actor_of(actor))
     if as_json:
-        _echo_json(report)
+        echo_json(report)
         return
     verb = "would delete" if dry_run else "deleted"
     for cutoff, count in zip(report.cutoffs, report.deleted, strict=True):
@@ -274,140 +275,4 @@ def retention_run(
         click.echo(f"space reclaimed ({report.reclaimed})")
 
 
-# ---------------------------------------------------------------- keys
-
-
-@click.group("keys")
-def keys_group() -> None:
-    """Key epochs: rotate, destroy (crypto-shred), list; the export public key."""
-
-
-@keys_group.command("rotate")
-@data_option
-@click.option("--site", required=True, help="Site id.")
-@click.option(
-    "--kind", type=click.Choice(["client", "user"]), default=None, help="Default: both keys."
-)
-def keys_rotate(data_dir: Path, site: str, kind: str | None) -> None:
-    """Start a new key epoch; the old one stays usable for erasure until destroyed.
-
-    A running server keeps its keys in memory: restart it to hash with the new epoch.
-    """
-    with _opened(data_dir) as (inst, _db):
-        inst.require_site(site)
-        for each in keyring.KINDS if kind is None else (kind,):
-            new = keyring.rotate(inst.keys, site, each)  # type: ignore[arg-type]
-            click.echo(f"{site} {each} key: now epoch {new.epoch}; epoch {new.epoch - 1} kept")
-
-
-@keys_group.command("destroy")
-@data_option
-@click.option("--site", required=True, help="Site id.")
-@click.option("--kind", type=click.Choice(["client", "user"]), required=True)
-@click.option("--epoch", type=int, required=True, help="A retired epoch (see `keys list`).")
-def keys_destroy(data_dir: Path, site: str, kind: str, epoch: int) -> None:
-    """Destroy a retired key epoch: its hashes can never be produced again."""
-    with _opened(data_dir) as (inst, _db):
-        inst.require_site(site)
-        keyring.destroy_epoch(inst.keys, inst.audit, site, kind, epoch)  # type: ignore[arg-type]
-    click.echo(f"{site} {kind} key epoch {epoch} destroyed")
-
-
-@keys_group.command("list")
-@data_option
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def keys_list(data_dir: Path, as_json: bool) -> None:
-    """Key epochs per site (ids only, never key material) and kept daily keys."""
-    with _opened(data_dir) as (inst, _db):
-        found = keyring.inventory(inst.keys, [site.id for site in inst.config.sites])
-    if as_json:
-        _echo_json(found)
-        return
-    for state in found.site_keys:
-        click.echo(
-            f"{state.site:<20} {state.kind:<7} current {state.current}  kept {state.kept or '-'}"
-            f"  destroyed {state.destroyed or '-'}"
-        )
-    click.echo(f"daily cookieless keys kept: {', '.join(found.daily_key_days) or 'none'}")
-
-
-@keys_group.command("public")
-@data_option
-def keys_public(data_dir: Path) -> None:
-    """Print the export public key (hex) for auditors: `mesure export verify --public-key`."""
-    with _opened(data_dir) as (inst, _db):
-        private = keyring.export_key(inst.keys.keys_dir, inst.audit)
-    click.echo(keyring.public_key_hex(private))
-
-
-# ---------------------------------------------------------------- audit
-
-
-@click.group("audit")
-def audit_group() -> None:
-    """The hash-chained audit log."""
-
-
-@audit_group.command("verify")
-@data_option
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def audit_verify(data_dir: Path, as_json: bool) -> None:
-    """Recompute the chain; report the first broken link (exit 1)."""
-    path = _config(data_dir).audit_path
-    result = audit_check.check(path)
-    if as_json:
-        _echo_json(result)
-    elif result.broken is None:
-        click.echo(
-            f"audit log intact: {result.entries} entries, head seq {result.head_seq} "
-            f"sha256 {result.head_sha256}"
-        )
-    else:
-        click.echo(f"audit log BROKEN at line {result.broken.line} ({result.broken.problem}):")
-        click.echo(result.broken.explanation)
-    if result.broken is not None:
-        raise SystemExit(1)
-
-
-@audit_group.command("show")
-@data_option
-@click.option(
-    "--since",
-    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
-    default=None,
-    help="Only entries at or after this UTC time.",
-)
-@click.option("--json", "as_json", is_flag=True, help="One JSON entry per line.")
-def audit_show(data_dir: Path, since: datetime | None, as_json: bool) -> None:
-    """Print the audit log's entries."""
-    path = _config(data_dir).audit_path
-    entries = audit_check.entries_since(path, None if since is None else since.replace(tzinfo=UTC))
-    for entry in entries:
-        if as_json:
-            click.echo(msgspec.json.encode(entry).decode())
-        else:
-            click.echo(audit_check.format_entry(entry))
-
-
-# ---------------------------------------------------------------- register
-
-
-@click.command("register")
-@data_option
-@click.option(
-    "--format", "fmt", type=click.Choice(register.REGISTER_FORMATS), default="md", show_default=True
-)
-def register_command(data_dir: Path, fmt: str) -> None:
-    """The record of processing (GDPR article 30), from the configuration."""
-    record = register.build_register(_config(data_dir))
-    click.echo(register.render(record, fmt), nl=False)  # type: ignore[arg-type]
-
-
-COMMANDS: list[click.Command] = [
-    export,
-    dsar_group,
-    retention_group,
-    keys_group,
-    audit_group,
-    register_command,
-]
+COMMANDS: list[click.Command] = [export, dsar_group, retention_group]

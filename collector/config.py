@@ -37,6 +37,8 @@ Hostname = Annotated[
 ]
 TokenHash = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 PerMinute = Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
+#: One line of free text (no control characters).
+Line = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 class ConfigStruct(
@@ -62,6 +64,10 @@ class ServerConfig(ConfigStruct, frozen=True):
     geo_database: str | None = None
     #: Header carrying the client address behind a reverse proxy (e.g. ``x-forwarded-for``).
     client_ip_header: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]+$")] | None = None
+    #: Where the owner keeps the data (e.g. ``eu``); stated in the register and export manifests.
+    residency: Line | None = None
+    #: Where the host is, as the owner declares it (e.g. ``Paris, France``); stated likewise.
+    host_location: Line | None = None
 
 
 class SiteConfig(ConfigStruct, frozen=True):

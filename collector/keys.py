@@ -82,12 +82,20 @@ class KeyStore:
         return store
 
     def check_permissions(self) -> None:
+        """Refuse keys that another user could read or replace: mode 0600 (0700 for folders),
+        owned by the user running Mesure."""
+        user = os.geteuid()
         for path in [self.keys_dir, *self.keys_dir.rglob("*")]:
-            mode = path.stat().st_mode
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            info = path.stat()
+            if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
                 raise KeyFileError(
-                    f"{path} is accessible to other users (mode {stat.S_IMODE(mode):o}); "
+                    f"{path} is accessible to other users (mode {stat.S_IMODE(info.st_mode):o}); "
                     f"run: chmod -R go-rwx {self.keys_dir}"
+                )
+            if info.st_uid != user:
+                raise KeyFileError(
+                    f"{path} belongs to uid {info.st_uid}, not to the user running Mesure "
+                    f"(uid {user}); run Mesure as its owner, or: chown -R {user} {self.keys_dir}"
                 )
 
     def site_key(self, site: str, kind: SiteKeyKind) -> SiteKey:
@@ -98,7 +106,7 @@ class KeyStore:
                 self._site_keys[(site, kind)] = cached
             return cached
 
-    def rotate(self, site: str, kind: SiteKeyKind) -> SiteKey:
+    def rotate(self, site: str, kind: SiteKeyKind, *, by: str | None = None) -> SiteKey:
         """Replace ``site``'s ``kind`` key by a new random key of the next epoch.
 
         Hashes made with the old key can no longer be linked to new ones; for the user key this
@@ -109,7 +117,8 @@ class KeyStore:
             new = SiteKey(epoch=old.epoch + 1, key=secrets.token_bytes(KEY_BYTES))
             _write_private(self._site_path(site, kind), _encode_site_key(new), replace=True)
             self._site_keys[(site, kind)] = new
-        self._audit.append("key.rotate", site=site, kind=kind, epoch=str(new.epoch))
+        who = {} if by is None else {"by": by}
+        self._audit.append("key.rotate", site=site, kind=kind, epoch=str(new.epoch), **who)
         return new
 
     def daily_keys(self, now: datetime) -> DailyKeys:

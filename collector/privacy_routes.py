@@ -1,9 +1,12 @@
 """The privacy JSON API under ``/api/v1/privacy/``, for the ``dpo`` and ``owner`` roles.
 
 ``GET audit`` (chain check and entries, ``?since=``), ``GET register`` (``?format=``),
-``POST export``, ``POST dsar/access``, ``POST dsar/erase``. Exports are written under
-``DATA/exports/`` and their manifest returned. Anonymous → 401, another role or an ungranted
-site → 403, a bad body → 400 naming the field. Cookie-authenticated POSTs need ``X-CSRF-Token``.
+``POST export``, ``POST export/verify``, ``POST dsar/access``, ``POST dsar/erase``,
+``POST retention`` (``dry_run``), ``GET keys`` (epochs and the export public key),
+``POST keys/rotate``, ``POST keys/destroy``.
+Exports are written under ``DATA/exports/`` and their manifest returned. Anonymous → 401,
+another role or an ungranted site → 403, a bad body → 400 naming the field.
+Cookie-authenticated POSTs need ``X-CSRF-Token``.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from collector.api_routes import UnauthorizedError
 from collector.audit import AuditLog
 from collector.config import Config
 from collector.errors import BadRequestError, ForbiddenError, MesureError
-from collector.keys import KeyStore
-from collector.privacy import audit_check, dsar, register
+from collector.keys import KeyStore, SiteKeyKind
+from collector.privacy import audit_check, dsar, keyring, register
 from collector.privacy.export import export_events
 from collector.privacy.instance import Instance
 from collector.privacy.manifest import Format
+from collector.privacy.retention import run_retention
+from collector.privacy.verify import verify_export
 from collector.storage.auth_sqlite import auth_database
 from collector.storage.privacy_sqlite import privacy_database
 
@@ -54,6 +59,27 @@ class SubjectIn(ApiIn):
     user_id: str | None = None
     client_id: str | None = None
     format: Format = "ndjson"
+
+
+class VerifyIn(ApiIn):
+    #: The name of an export directory under ``DATA/exports/`` (as ``POST export`` answered).
+    dir: Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z][0-9A-Za-z_.-]*$", max_length=100)]
+
+
+class RetentionIn(ApiIn):
+    dry_run: bool = False
+
+
+class RotateIn(ApiIn):
+    site: str
+    #: ``None``: both the client and the user key.
+    kind: SiteKeyKind | None = None
+
+
+class DestroyIn(ApiIn):
+    site: str
+    kind: SiteKeyKind
+    epoch: int
 
 
 def routes(config: Config) -> list[BaseRoute]:
@@ -103,7 +129,8 @@ def routes(config: Config) -> list[BaseRoute]:
         try:
             return msgspec.json.decode(raw, type=type_)
         except msgspec.ValidationError as exc:
-            raise BadRequestError(str(exc), field="$") from None
+            message, _, path = str(exc).partition(" - at `")
+            raise BadRequestError(message, field=path.rstrip("`") or "$") from None
         except msgspec.DecodeError as exc:
             raise BadRequestError(f"invalid JSON: {exc}", field="$") from None
 
@@ -197,13 +224,92 @@ def routes(config: Config) -> list[BaseRoute]:
 
         return json_response(await _run(work))
 
+    async def post_verify(request: Request) -> Response:
+        wanted: VerifyIn = await body(request, VerifyIn)
+        await caller(request, None)
+        inst = instance(request)
+        folder = config.data_dir / EXPORTS_DIR / wanted.dir
+        if not folder.is_dir():
+            raise BadRequestError(f"no export {wanted.dir!r} in {EXPORTS_DIR}/", field="$.dir")
+
+        def work() -> Any:
+            public = keyring.export_key(inst.keys.keys_dir, inst.audit).public_key()
+            return verify_export(folder, public)
+
+        return json_response(await _run(work))
+
+    async def post_retention(request: Request) -> Response:
+        wanted: RetentionIn = await body(request, RetentionIn)
+        principal = await caller(request, None)
+        inst = instance(request)
+
+        def work() -> Any:
+            with privacy_database(config.database_path) as db:
+                # Like the server's own daily run: no VACUUM, which would stall ingestion.
+                return run_retention(
+                    inst,
+                    db,
+                    now=inst.clock(),
+                    dry_run=wanted.dry_run,
+                    actor=actor(principal),
+                    vacuum=False,
+                )
+
+        return json_response(await _run(work))
+
+    async def get_keys(request: Request) -> Response:
+        await caller(request, None)
+        inst = instance(request)
+
+        def work() -> Any:
+            found = keyring.inventory(inst.keys, [site.id for site in config.sites])
+            public = keyring.public_key_hex(keyring.export_key(inst.keys.keys_dir, inst.audit))
+            return {"keys": found, "export_public_key": public}
+
+        return json_response(await _run(work))
+
+    async def post_rotate(request: Request) -> Response:
+        wanted: RotateIn = await body(request, RotateIn)
+        principal = await caller(request, wanted.site)
+        inst = instance(request)
+
+        def work() -> Any:
+            kinds = keyring.KINDS if wanted.kind is None else (wanted.kind,)
+            # This process hashes with the new epoch at once; other worker processes load it
+            # when they restart.
+            epochs = {
+                kind: keyring.rotate(inst.keys, wanted.site, kind, by=actor(principal)).epoch
+                for kind in kinds
+            }
+            return {"site": wanted.site, "epochs": epochs}
+
+        return json_response(await _run(work))
+
+    async def post_destroy(request: Request) -> Response:
+        wanted: DestroyIn = await body(request, DestroyIn)
+        principal = await caller(request, wanted.site)
+        inst = instance(request)
+
+        def work() -> Any:
+            keyring.destroy_epoch(
+                inst.keys, inst.audit, wanted.site, wanted.kind, wanted.epoch, by=actor(principal)
+            )
+            return {"site": wanted.site, "kind": wanted.kind, "destroyed": wanted.epoch}
+
+        return json_response(await _run(work))
+
     prefix = "/api/v1/privacy"
     return [
         Route(f"{prefix}/audit", get_audit, methods=["GET"]),
         Route(f"{prefix}/register", get_register, methods=["GET"]),
         Route(f"{prefix}/export", post_export, methods=["POST"]),
+        Route(f"{prefix}/export/verify", post_verify, methods=["POST"]),
         Route(f"{prefix}/dsar/access", post_access, methods=["POST"]),
         Route(f"{prefix}/dsar/erase", post_erase, methods=["POST"]),
+        Route(f"{prefix}/retention", post_retention, methods=["POST"]),
+        Route(f"{prefix}/keys", get_keys, methods=["GET"]),
+        Route(f"{prefix}/keys/rotate", post_rotate, methods=["POST"]),
+        Route(f"{prefix}/keys/destroy", post_destroy, methods=["POST"]),
     ]
 
 

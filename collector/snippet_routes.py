@@ -5,7 +5,10 @@ It hands the visitor's choice to the snippet running on the site, which keeps th
 
 - framed by the site (``<iframe src="https://stats.example.eu/optout?site=example">``), its
   script posts ``{"mesure": "optout"|"optin"}`` to the parent window; the snippet accepts it only
-  from the collector's origin and answers ``{"mesure": true|false}``: whether the flag is stored;
+  from the collector's origin and answers ``{"mesure": true|false, "id": …}``: whether the flag is
+  stored, and the client id it keeps, which the page shows so that the visitor can ask for access
+  or erasure (``{"mesureId": 1}`` asks for both without changing anything, as the page does when
+  it loads);
 - linked, its buttons go to ``/optout/choose``, which redirects back to the site (the ``return``
   URL when its hostname belongs to the site, else the referring page of the site, else the site's
   first hostname) with ``#mesure-optout`` or ``#mesure-optin``; the snippet consumes the marker.
@@ -46,18 +49,33 @@ OPTOUT_SCRIPT = """\
 (() => {
   const status = document.getElementById('status');
   if (window.parent === window) return;
+  let chosen = false;
   for (const link of document.querySelectorAll('a[data-choice]')) {
     link.addEventListener('click', (event) => {
       event.preventDefault();
+      chosen = true;
       window.parent.postMessage({ mesure: link.dataset.choice }, '*');
     });
   }
-  // The snippet answers whether the flag is now stored.
+  const id = document.getElementById('client-id');
+  let answered = false;
   window.addEventListener('message', (event) => {
-    const state = event.source === window.parent && event.data && event.data.mesure;
+    const answer = event.source === window.parent && event.data;
+    const state = answer && answer.mesure;
     if (state === true) status.textContent = status.dataset.optout;
-    if (state === false) status.textContent = status.dataset.optin;
+    if (state === false && chosen) status.textContent = status.dataset.optin;
+    if (state === true || state === false) {
+      answered = true;
+      id.querySelector('code').textContent = answer.id || '';
+      id.hidden = !answer.id;
+    }
   });
+  // Ask the site's snippet for the state and the client id it keeps (answered to us alone);
+  // again for a few seconds, in case the snippet (a deferred script) is not running yet.
+  const ask = () => window.parent.postMessage({ mesureId: 1 }, '*');
+  ask();
+  let tries = 0;
+  const timer = setInterval(() => (answered || ++tries > 10 ? clearInterval(timer) : ask()), 300);
 })();
 """
 
@@ -187,6 +205,9 @@ with the site, and identifiers are stored only as keyed hashes.</p>
 to the site's statistics. Clearing this site's data in your browser removes the flag.</p>
 <p id="status" role="status" data-optout="You are opted out: this browser sends nothing."
  data-optin="This browser is measured again."></p>
+<p id="client-id" hidden>This browser's id for this site is <code></code>. To see or erase
+what was measured under it, send it to the site with your request. Note it before you opt out:
+opting out deletes it.</p>
 <p><a class="button" id="optout" data-choice="optout" href="{choose_href("optout")}">Opt out</a>
 <a class="button" id="optin" data-choice="optin" href="{choose_href("optin")}">Measure me
 again</a></p>

@@ -134,30 +134,61 @@ class _Bits:
         capped (:data:`MAX_IDS_PER_SEGMENT`), so decoding costs at most what real strings cost.
         """
         runs: list[tuple[int, int]] = []
-        for _ in range(self.uint(12, f"{field} NumEntries")):
-            is_range = self.flag(f"{field} IsARange")
-            start = self.uint(16, f"{field} StartOrOnlyVendorId")
-            end = self.uint(16, f"{field} EndVendorId") if is_range else start
-            if start < 1 or end < start or (max_id is not None and end > max_id):
+        append = runs.append
+        count = self.uint(12, f"{field} NumEntries")
+        # Up to thousands of entries: read them inline with local variables, naming the field
+        # only on error (per-entry calls and messages would dominate the decoding time).
+        bits, size, pos = self.bits, len(self.bits), self.pos
+        for _ in range(count):
+            if pos + 17 > size or (bits[pos] == "1" and pos + 33 > size):
+                self.pos = pos
+                self._truncated_entry(field)
+            if bits[pos] == "1":
+                append((int(bits[pos + 1 : pos + 17], 2), int(bits[pos + 17 : pos + 33], 2)))
+                pos += 33
+            else:
+                only = int(bits[pos + 1 : pos + 17], 2)
+                append((only, only))
+                pos += 17
+        self.pos = pos
+        top_id = 65535 if max_id is None else max_id
+        for start, end in runs:
+            if start < 1 or end < start or end > top_id:
                 limit = f" within 1..{max_id}" if max_id is not None else ""
                 raise TCStringError(
                     f"{self.segment} segment: {field} range {start}-{end} is not an ascending "
                     f"range of ids{limit}"
                 )
-            runs.append((start, end))
-        merged: list[range] = []
+        # Overlaps merged first, so that the cap counts each id once; single ids (most entries
+        # of real strings) are kept as ints rather than one range object each.
+        singles: list[int] = []
+        spans: list[range] = []
         top = 0
         for start, end in sorted(runs):
             if end > top:
-                merged.append(range(max(start, top + 1), end + 1))
+                first = max(start, top + 1)
+                if first == end:
+                    singles.append(end)
+                else:
+                    spans.append(range(first, end + 1))
                 top = end
-        self.ids_left -= sum(map(len, merged))
+        self.ids_left -= len(singles) + sum(map(len, spans))
         if self.ids_left < 0:
             raise TCStringError(
                 f"{self.segment} segment: {field} names more than {MAX_IDS_PER_SEGMENT} vendor "
                 "ids in all"
             )
-        return frozenset(itertools.chain.from_iterable(merged))
+        return frozenset(itertools.chain(singles, *spans))
+
+    def _truncated_entry(self, field: str) -> None:
+        """Read a range entry that does not fit field by field: :meth:`take` raises, naming
+        the part that is missing."""
+        if self.flag(f"{field} IsARange"):
+            self.uint(16, f"{field} StartOrOnlyVendorId")
+            self.uint(16, f"{field} EndVendorId")
+        else:
+            self.uint(16, f"{field} StartOrOnlyVendorId")
+        raise AssertionError("unreachable: the entry was checked to be truncated")
 
     def vendors(self, field: str) -> VendorSet:
         """A vendor section: ``MaxVendorId``, ``IsRangeEncoding``, then a bit field or ranges."""

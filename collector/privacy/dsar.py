@@ -83,7 +83,8 @@ def subject_hashes(inst: Instance, subject: Subject) -> tuple[SubjectColumn, lis
 def access(
     inst: Instance, db: PrivacyDatabase, subject: Subject, *, out: Path, fmt: Format, actor: str
 ) -> tuple[DsarReport, Manifest]:
-    """Write everything stored under the subject's hashes to a signed export in ``out``."""
+    """Write everything stored under the subject's hashes to a signed export in ``out``: their
+    events, one file per month, and the visits those events belong to."""
     column, hashes = subject_hashes(inst, subject)
     rows = db.subject_rows(subject.site, column, hashes)
     visits = db.visits_by_id([row["visit"] for row in rows if row["visit"] is not None])
@@ -104,6 +105,7 @@ def access(
         request=Request(
             identifier=subject.identifier, epochs_searched=epochs, cookieless_notice=notice
         ),
+        visits=visits,
     )
     inst.audit.append(
         "dsar.access",
@@ -131,6 +133,9 @@ def erase(inst: Instance, db: PrivacyDatabase, subject: Subject, *, actor: str) 
     rows = db.subject_rows(subject.site, column, hashes)
     visits = {row["visit"] for row in rows if row["visit"] is not None}
     deleted = db.erase_subject(subject.site, column, hashes)
+    # The deleted rows are zeroed in the database file (secure_delete); their old page images
+    # must leave the write-ahead log too, which a running collector keeps open.
+    db.reclaim_space(vacuum=False)
     after = len(db.subject_rows(subject.site, column, hashes))
     epochs = [h.epoch for h in hashes]
     inst.audit.append(

@@ -25,6 +25,7 @@ from collector.privacy.manifest import (
     MANIFEST_FILE,
     MANIFEST_VERSION,
     SIGNATURE_FILE,
+    VISIT_COLUMN_MEANINGS,
     AuditHead,
     Column,
     ExportFile,
@@ -101,8 +102,10 @@ def write_signed(
     out: Path,
     actor: str,
     request: Request | None = None,
+    visits: list[dict[str, Any]] | None = None,
 ) -> Manifest:
-    """Write ``rows_by_site`` (each site's rows in time order) and the signed manifest."""
+    """Write ``rows_by_site`` (each site's rows in time order), ``visits`` (an access request's
+    visits, one file) and the signed manifest."""
     if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise PrivacyToolError(
             "parquet exports need pyarrow: pip install 'mesure[parquet]' (or use ndjson or csv)"
@@ -119,7 +122,14 @@ def write_signed(
         client, cookieless, user = epochs[site]
         for month, month_rows in _by_month(rows):
             tracked = _track_epochs(month_rows, client, cookieless, user)
-            files.append(_write_file(out, site, month, fmt, columns, tracked))
+            name = f"events-{site}-{month}.{fmt}"
+            files.append(_write_file(out, name, site, month, fmt, columns, tracked))
+    visit_columns = None
+    if visits is not None:
+        visit_columns = columns_of(db.visit_columns(), VISIT_COLUMN_MEANINGS)
+        name = f"visits-{sites[0]}.{fmt}"
+        written = _write_file(out, name, sites[0], "all", fmt, visit_columns, iter(visits))
+        files.append(msgspec.structs.replace(written, table="visits"))
     key_private = keyring.export_key(inst.keys.keys_dir, inst.audit)
     head = check_audit(inst.config.audit_path)
     manifest = Manifest(
@@ -133,13 +143,14 @@ def write_signed(
         format=fmt,
         columns=columns,
         files=files,
-        total_rows=sum(file.rows for file in files),
+        total_rows=sum(file.rows for file in files if file.table == "events"),
         terms=[_terms(inst, site, *epochs[site]) for site in sites],
         residency=residency(inst.config),
         audit_head=AuditHead(seq=head.head_seq, sha256=head.head_sha256),
         signature_algorithm="Ed25519",
         public_key=keyring.public_key_hex(key_private),
         request=request,
+        visit_columns=visit_columns,
     )
     body = msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n"
     (out / MANIFEST_FILE).write_bytes(body)
@@ -195,9 +206,14 @@ def _cell(value: Any) -> Any:
 
 
 def _write_file(
-    out: Path, site: str, month: str, fmt: Format, columns: list[Column], rows: Iterator[Any]
+    out: Path,
+    name: str,
+    site: str,
+    month: str,
+    fmt: Format,
+    columns: list[Column],
+    rows: Iterator[Any],
 ) -> ExportFile:
-    name = f"events-{site}-{month}.{fmt}"
     path = out / name
     names = [column.name for column in columns]
     count = 0

@@ -62,14 +62,8 @@ class Instance:
 
 
 def residency(config: Config) -> Residency:
-    """The residency settings, read defensively: older configurations have neither key."""
-    server = config.server
-    found = getattr(server, "residency", None) or getattr(config, "residency", None)
-    location = getattr(server, "host_location", None) or getattr(config, "host_location", None)
-    return Residency(
-        residency=None if found is None else str(found),
-        host_location=None if location is None else str(location),
-    )
+    """The ``residency`` and ``host-location`` keys of ``[server]`` (``None`` when not set)."""
+    return Residency(residency=config.server.residency, host_location=config.server.host_location)
 
 
 def mesure_version() -> str:

@@ -57,14 +57,14 @@ class KeyInventory(msgspec.Struct, frozen=True, kw_only=True):
     daily_key_days: list[str]
 
 
-def rotate(store: KeyStore, site: str, kind: SiteKeyKind) -> SiteKey:
+def rotate(store: KeyStore, site: str, kind: SiteKeyKind, *, by: str | None = None) -> SiteKey:
     """Retire ``site``'s current ``kind`` key (kept until destroyed) and start the next epoch."""
     retiring = store.site_key(site, kind)
     _write_private(
         _retired_path(store.keys_dir, site, kind, retiring.epoch),
         msgspec.json.encode(_KeyFile(epoch=retiring.epoch, key=retiring.key.hex())),
     )
-    return store.rotate(site, kind)
+    return store.rotate(site, kind, by=by)
 
 
 def kept_keys(store: KeyStore, site: str, kind: SiteKeyKind) -> list[SiteKey]:
@@ -95,7 +95,13 @@ def retired_epochs(keys_dir: Path, site: str, kind: SiteKeyKind) -> list[int]:
 
 
 def destroy_epoch(
-    store: KeyStore, audit: AuditLog, site: str, kind: SiteKeyKind, epoch: int
+    store: KeyStore,
+    audit: AuditLog,
+    site: str,
+    kind: SiteKeyKind,
+    epoch: int,
+    *,
+    by: str | None = None,
 ) -> None:
     """Overwrite and delete a retired key: its hashes can never be computed again."""
     current = store.site_key(site, kind)
@@ -115,7 +121,8 @@ def destroy_epoch(
         raise KeyEpochError(
             f"epoch {epoch} of {site}'s {kind} key is not kept (never existed or destroyed)"
         ) from None
-    audit.append("key.destroy", site=site, kind=kind, epoch=str(epoch))
+    who = {} if by is None else {"by": by}
+    audit.append("key.destroy", site=site, kind=kind, epoch=str(epoch), **who)
 
 
 def inventory(store: KeyStore, sites: list[str]) -> KeyInventory:

@@ -59,6 +59,20 @@ COLUMN_MEANINGS: dict[str, str] = {
 }
 
 
+#: The ``visits`` table, written next to the events of an access request (the subject's visits).
+VISIT_COLUMN_MEANINGS: dict[str, str] = {
+    "id": "visit (session) row number, as in the events' visit column",
+    "site": "site id from mesure.toml",
+    "visitor": "keyed hash (16 bytes, hex) of the visitor, as in the events",
+    "start_ts": "time of the visit's first hit, milliseconds since 1970-01-01 UTC",
+    "last_ts": "time of the visit's last hit, milliseconds since 1970-01-01 UTC",
+    "entry_path": "path of the visit's first pageview",
+    "exit_path": "path of the visit's last pageview",
+    "pageviews": "pageviews in the visit",
+    "events": "events in the visit",
+}
+
+
 class Column(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     type: str
@@ -68,10 +82,13 @@ class Column(msgspec.Struct, frozen=True, kw_only=True):
 class ExportFile(msgspec.Struct, frozen=True, kw_only=True):
     path: str
     site: str
+    #: ``YYYY-MM`` for events; ``all`` for the visits of an access request.
     month: str
     rows: int
     bytes: int
     sha256: str
+    #: Which table the rows come from.
+    table: Literal["events", "visits"] = "events"
 
 
 class KeyEpochs(msgspec.Struct, frozen=True, kw_only=True):
@@ -124,6 +141,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     format: Format
     columns: list[Column]
     files: list[ExportFile]
+    #: Event rows in all files (visit rows are counted in their own files).
     total_rows: int
     terms: list[SiteTerms]
     residency: Residency
@@ -131,16 +149,21 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     signature_algorithm: Literal["Ed25519"]
     public_key: str
     request: Request | None = None
+    #: Columns of the visits file(s) of an access request.
+    visit_columns: list[Column] | None = None
 
 
-def columns_of(declared: list[tuple[str, str]]) -> list[Column]:
+LATER_COLUMN = "added by a later migration: see collector/storage/schema.py"
+
+
+def columns_of(
+    declared: list[tuple[str, str]], meanings: dict[str, str] = COLUMN_MEANINGS
+) -> list[Column]:
     return [
         Column(
             name=name,
             type=sql_type or "ANY",
-            meaning=COLUMN_MEANINGS.get(
-                name, "added by a later migration: see collector/storage/schema.py"
-            ),
+            meaning=meanings.get(name, LATER_COLUMN),
         )
         for name, sql_type in declared
     ]

@@ -100,7 +100,8 @@ def _site(site: SiteConfig) -> SiteRecord:
                 legal_basis="Exempt from consent under the CNIL audience-measurement exemption "
                 "(délibération 2020-091); legitimate interest",
                 data="Keyed hash of a first-party id or a daily cookieless hash; page, referrer "
-                "source, UTM, browser/OS/device class, country",
+                "source, browser/OS/device class, country, engagement time (no user id, "
+                "campaign, revenue or free properties)",
                 retention_days=exempt_days,
             )
         )

@@ -3,17 +3,28 @@
 Exempt and denied data older than the site's ``retention-exempt-days`` (never more than 25
 months, whatever the configuration says) and granted data older than
 ``retention-granted-days`` are deleted, then visits left without events. Runs at start-up and
-daily inside the server, and on demand with ``mesure retention run [--dry-run]``.
+daily inside the server (:class:`ServerRetention`), and on demand with
+``mesure retention run [--dry-run]``.
+
+Deleted rows are overwritten with zeros (``secure_delete``) and the write-ahead log is emptied
+in every run. The command also gives the freed pages back to the file system (``VACUUM``); the
+server does not, because a ``VACUUM`` would hold up ingestion for as long as it takes: SQLite
+reuses the freed pages for new hits.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 
+from collector.audit import AuditLog
+from collector.config import Config
+from collector.keys import KeyStore
 from collector.privacy.instance import Instance
-from collector.storage.privacy_sqlite import PrivacyDatabase, PurgeCount
+from collector.storage.privacy_sqlite import PrivacyDatabase, PurgeCount, privacy_database
 from consent.site_policy import MAX_EXEMPT_RETENTION_DAYS
 
 
@@ -30,7 +41,8 @@ class RetentionReport(msgspec.Struct, frozen=True, kw_only=True):
     dry_run: bool
     cutoffs: list[SiteCutoff]
     deleted: list[PurgeCount]
-    #: ``vacuum`` or ``incremental_vacuum``; ``None`` on a dry run or when nothing was deleted.
+    #: ``vacuum`` or ``incremental_vacuum`` (the command), ``wal_checkpoint`` (the server);
+    #: ``None`` on a dry run or when nothing was deleted.
     reclaimed: str | None
 
 
@@ -52,9 +64,19 @@ def cutoffs(inst: Instance, now: datetime) -> list[SiteCutoff]:
 
 
 def run_retention(
-    inst: Instance, db: PrivacyDatabase, *, now: datetime, dry_run: bool, actor: str
+    inst: Instance,
+    db: PrivacyDatabase,
+    *,
+    now: datetime,
+    dry_run: bool,
+    actor: str,
+    vacuum: bool = True,
 ) -> RetentionReport:
-    """Delete (or, with ``dry_run``, count) every row past its retention; audit-logged."""
+    """Delete (or, with ``dry_run``, count) every row past its retention; audit-logged.
+
+    ``vacuum=False`` (the server) empties the write-ahead log but leaves the freed pages to be
+    reused rather than running ``VACUUM``.
+    """
     plan = cutoffs(inst, now)
     deleted: list[PurgeCount] = []
     for cutoff in plan:
@@ -64,7 +86,7 @@ def run_retention(
         else:
             deleted += db.purge_before(cutoff.site, [cutoff.mode], before_ms)
     total = sum(count.events for count in deleted)
-    reclaimed = db.reclaim_space() if total and not dry_run else None
+    reclaimed = db.reclaim_space(vacuum=vacuum) if total and not dry_run else None
     inst.audit.append(
         "retention.dry-run" if dry_run else "retention.run",
         by=actor,
@@ -79,3 +101,39 @@ def run_retention(
         deleted=deleted,
         reclaimed=reclaimed,
     )
+
+
+class ServerRetention:
+    """Retention inside the collector: at start-up, then once per UTC day (see ``app.py``)."""
+
+    def __init__(self, config: Config, keys: KeyStore, clock: Callable[[], datetime]) -> None:
+        self._config = config
+        self._keys = keys
+        self._clock = clock
+        self._last_day: date | None = None
+
+    def run_if_due(self) -> RetentionReport | None:
+        """Run retention unless it already ran today (UTC); ``None`` when it did not run.
+
+        A failure (the database locked for too long, a full disk) is logged and retried at the
+        next call: it must not stop the collector.
+        """
+        now = self._clock()
+        today = now.astimezone(UTC).date()
+        if self._last_day == today:
+            return None
+        actor = "server (start-up)" if self._last_day is None else "server (daily)"
+        inst = Instance(
+            config=self._config,
+            audit=AuditLog(self._config.audit_path, self._clock),
+            keys=self._keys,
+            clock=self._clock,
+        )
+        try:
+            with privacy_database(self._config.database_path) as db:
+                report = run_retention(inst, db, now=now, dry_run=False, actor=actor, vacuum=False)
+        except Exception:
+            logging.getLogger("mesure").exception("retention run failed; retrying later")
+            return None
+        self._last_day = today
+        return report

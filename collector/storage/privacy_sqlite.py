@@ -63,6 +63,11 @@ class PrivacyDatabase:
         rows = self._conn.execute("PRAGMA table_info(events)").fetchall()
         return [(str(row[1]), str(row[2])) for row in rows]
 
+    def visit_columns(self) -> list[tuple[str, str]]:
+        """``(name, declared SQL type)`` of every column of ``visits``, in table order."""
+        rows = self._conn.execute("PRAGMA table_info(visits)").fetchall()
+        return [(str(row[1]), str(row[2])) for row in rows]
+
     def export_rows(self, site: str, start_ms: int, end_ms: int) -> Iterator[dict[str, Any]]:
         """Events of ``site`` with ``start_ms <= ts < end_ms``, by time then id."""
         cursor = self._conn.execute(
@@ -170,11 +175,14 @@ class PrivacyDatabase:
                     (site, mode, before_ms),
                 )
                 counts.append(PurgeCount(site=site, mode=mode, events=cursor.rowcount))
-            self._conn.execute(
-                "DELETE FROM visits WHERE site = ? AND last_ts < ? AND NOT EXISTS "
-                "(SELECT 1 FROM events WHERE events.visit = visits.id)",
-                (site, before_ms),
-            )
+            # Only visits that lost events can have become empty; skipping the scan otherwise
+            # keeps the collector's start-up and daily runs cheap on a large database.
+            if any(count.events for count in counts):
+                self._conn.execute(
+                    "DELETE FROM visits WHERE site = ? AND last_ts < ? AND NOT EXISTS "
+                    "(SELECT 1 FROM events WHERE events.visit = visits.id)",
+                    (site, before_ms),
+                )
         return counts
 
     def count_events(self, site: str | None = None) -> int:
@@ -184,11 +192,14 @@ class PrivacyDatabase:
             self._conn.execute("SELECT count(*) FROM events WHERE site = ?", (site,)).fetchone()[0]
         )
 
-    def reclaim_space(self) -> str:
+    def reclaim_space(self, *, vacuum: bool = True) -> str:
         """Give freed pages back to the file system: incremental vacuum when the database was
-        created for it, a full VACUUM otherwise. Returns which one ran."""
+        created for it, a full VACUUM otherwise (only the WAL checkpoint when not ``vacuum``).
+        Returns which one ran."""
         auto_vacuum = int(self._conn.execute("PRAGMA auto_vacuum").fetchone()[0])
-        if auto_vacuum == 2:
+        if not vacuum:
+            done = "wal_checkpoint"
+        elif auto_vacuum == 2:
             self._conn.execute("PRAGMA incremental_vacuum")
             done = "incremental_vacuum"
         else:

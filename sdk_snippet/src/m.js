@@ -179,10 +179,11 @@
       // an object as the call is one. Any answer of it that is TC data is its current state,
       // whoever asked for it.
       if (ret && e.source === cmpFrame) onTcData(ret.returnValue, ret.success);
-      if (e.origin == endpoint && m.mesure) {
-        optOut(m.mesure);
-        // The answer confirms whether the flag is now stored.
-        e.source.postMessage({ mesure: !!store(OPTOUT) }, endpoint);
+      // {mesure: choice} applies the choice; {mesureId: 1} only asks. The answer says whether the
+      // flag is stored, and gives the client id, which the page shows for access and erasure.
+      if (e.origin == endpoint && (m.mesure || m.mesureId)) {
+        if (m.mesure) optOut(m.mesure);
+        e.source.postMessage({ mesure: !!store(OPTOUT), id: (store(ID) || '').split('.')[0] }, endpoint);
       }
     });
 

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from collector.cli import main
 from collector.config import load_config
 from collector.errors import ConfigError
 
@@ -174,3 +176,52 @@ def test_check_prints_the_cnil_table_and_fails_on_a_failing_condition(tmp_path: 
         line.startswith("FAIL") and "retention-exempt-days" in line
         for line in failing.stdout.splitlines()
     )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve"],
+        ["check"],
+        ["snippet", "--site", "example.com"],
+        ["register"],
+        ["export", "--from", "2026-01-01", "--to", "2026-01-31", "--out", "unused"],
+        ["dsar", "erase", "--site", "example.com", "--client-id", "abc"],
+        ["retention", "run", "--dry-run"],
+        ["keys", "list"],
+        ["audit", "verify"],
+        ["audit", "show"],
+        ["user", "list"],
+        ["token", "list"],
+    ],
+    ids=lambda command: " ".join(command[:2]),
+)
+def test_every_command_exits_2_naming_the_file_and_key_of_a_bad_config(
+    tmp_path: Path, command: list[str]
+) -> None:
+    data = tmp_path / "data"
+    _write(data, VALID.format(token="ab" * 32).replace("exemption = false", "exemption = 3"))
+    result = CliRunner().invoke(main, [*command, "--data", str(data)])
+    assert result.exit_code == 2, result.output
+    assert f"{data / 'mesure.toml'}: sites[0].consent.exemption: Expected `bool`" in result.output
+
+
+def test_the_printed_tag_carries_the_sites_consent_policy_for_the_browser(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    runner = CliRunner()
+    made = runner.invoke(main, ["init", "--data", str(data), "--site", "example.com"])
+    assert made.exit_code == 0, made.output
+    plain = runner.invoke(main, ["snippet", "--data", str(data), "--site", "example.com"])
+    assert 'data-site="example.com" integrity=' in plain.output  # the defaults need nothing
+
+    toml = data / "mesure.toml"
+    text = toml.read_text().replace("exemption = true", "exemption = false")
+    text = text.replace("honour-gpc = true", "honour-gpc = false\ntcf-vendor-id = 755")
+    toml.write_text(text)
+    strict = runner.invoke(main, ["snippet", "--data", str(data), "--site", "example.com"])
+    assert strict.exit_code == 0, strict.output
+    # No exemption: the browser must not store an id before consent (data-default-mode=denied).
+    assert (
+        'data-site="example.com" data-default-mode="denied" data-ignore-gpc data-tcf-vendor="755" '
+        'integrity="sha384-'
+    ) in strict.output

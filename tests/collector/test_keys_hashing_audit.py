@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from collector import hashing
 from collector.audit import AuditLog, verify
+from collector.cli import main
 from collector.errors import KeyFileError
 from collector.keys import KeyStore
 from tests.support import Clock, LiveServer
@@ -78,6 +80,28 @@ def test_world_readable_key_file_refuses_to_start(tmp_path: Path) -> None:
     os.chmod(tmp_path / "keys" / "example.client.json", 0o644)
     with pytest.raises(KeyFileError, match=r"example\.client\.json"):
         _store(tmp_path, Clock(START))
+
+
+def test_a_key_file_of_another_user_refuses_to_start(tmp_path: Path) -> None:
+    _store(tmp_path, Clock(START))
+    os.chown(tmp_path / "keys" / "example.user.json", 65534, -1)  # the tests run as root
+    with pytest.raises(KeyFileError, match=r"example\.user\.json belongs to uid 65534"):
+        _store(tmp_path, Clock(START))
+
+
+def test_serve_refuses_world_readable_keys_with_exit_code_2(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert CliRunner().invoke(main, ["init", "--data", str(data)]).exit_code == 0
+    os.chmod(data / "keys" / "localhost.client.json", 0o644)
+    for command in (
+        ["serve"],
+        ["keys", "list"],
+        ["dsar", "erase", "--site", "localhost", "--client-id", "x"],
+    ):
+        result = CliRunner().invoke(main, [*command, "--data", str(data)])
+        assert result.exit_code == 2, (command, result.output)
+        assert "localhost.client.json is accessible to other users (mode 644)" in result.output
+        assert "chmod -R go-rwx" in result.output
 
 
 def test_daily_keys_rotate_at_midnight_and_die_within_48_hours(tmp_path: Path) -> None:

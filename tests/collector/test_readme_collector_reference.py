@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import click
 import msgspec
 import pytest
 
@@ -43,8 +44,30 @@ def test_every_wire_key_is_in_the_table() -> None:
     assert set(BatchEventIn.__struct_fields__) <= names
 
 
+def _command_paths(group: click.Group, prefix: str = "mesure") -> list[str]:
+    paths = []
+    for name, command in sorted(group.commands.items()):
+        paths.append(f"{prefix} {name}")
+        if isinstance(command, click.Group):
+            paths += _command_paths(command, f"{prefix} {name}")
+    return paths
+
+
 def test_every_cli_command_is_documented() -> None:
     section = _section()
     for command in ("init", "serve", "check", "snippet"):
         assert command in main.commands
         assert f"`mesure {command}" in section
+    text = README.read_text()
+    missing = [path for path in _command_paths(main) if f"`{path}" not in text]
+    assert missing == []
+
+
+def test_the_two_commands_at_the_top_and_ci() -> None:
+    """README's first two commands: install and start; install the test needs and run the whole
+    suite, which is exactly what ``.ci/run`` runs."""
+    top = README.read_text().split("<!-- section:", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)\n```", top, re.S)
+    assert blocks == ["pip install -e . && mesure serve", "bash tests/setup.sh && python -m pytest"]
+    ci = (README.parent / ".ci" / "run").read_text().strip().splitlines()
+    assert ci[-1] == blocks[1]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consent import Mode, Resolution, Signals, SitePolicy, resolve
+from consent import Mode, Resolution, Signals, SitePolicy, most_restrictive, resolve
 from consent.gcm import CONSENT_TYPES, analytics_consent, parse_gcs
 from consent.headers import dnt_requested, gpc_requested
 from consent.resolution import REASON_CODES, tcf_reasons
@@ -153,3 +153,12 @@ def test_gcs_hit_parameter_refuses_anything_else(gcs: str) -> None:
 )
 def test_privacy_headers(values: tuple[str, ...], gpc: bool, dnt: bool) -> None:
     assert (gpc_requested(values), dnt_requested(values)) == (gpc, dnt)
+
+
+def test_modes_are_ordered_from_most_to_least_restrictive_and_min_is_the_stricter() -> None:
+    assert sorted(Mode, reverse=True) == [Mode.GRANTED, Mode.EXEMPT, Mode.DENIED, Mode.OPTOUT]
+    assert Mode.OPTOUT < Mode.DENIED < Mode.EXEMPT < Mode.GRANTED
+    assert min(Mode.GRANTED, Mode.DENIED) is Mode.DENIED
+    assert min(Mode.EXEMPT, Mode.OPTOUT, Mode.GRANTED) is Mode.OPTOUT
+    assert most_restrictive() is Mode.GRANTED
+    assert max(Mode.DENIED, Mode.EXEMPT) is Mode.EXEMPT

@@ -8,10 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import click
 from click.testing import CliRunner, Result
 
-from collector.cli_privacy import COMMANDS
+from collector.cli import main as cli
 from collector.config import Config, load_config
 from collector.storage import open_storage
 from tests.support import LiveServer, browser_client
@@ -19,13 +18,19 @@ from tests.support import LiveServer, browser_client
 SITE = "shop"
 PAGE = "https://shop.example/account"
 
-cli = click.Group("mesure", commands=COMMANDS)
 
-
-def write_data_dir(data_dir: Path, consent: Mapping[str, Any] | None = None) -> Config:
-    """``data_dir/mesure.toml`` with the site ``shop`` and its ``[sites.consent]`` table."""
+def write_data_dir(
+    data_dir: Path,
+    consent: Mapping[str, Any] | None = None,
+    server: Mapping[str, Any] | None = None,
+) -> Config:
+    """``data_dir/mesure.toml`` with a ``[server]`` table, the site ``shop`` and its
+    ``[sites.consent]`` table."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     lines = [
+        "[server]",
+        *(f"{key} = {json.dumps(value)}" for key, value in (server or {}).items()),
+        "",
         "[[sites]]",
         f'id = "{SITE}"',
         'hostnames = ["shop.example", "127.0.0.1"]',

@@ -50,6 +50,18 @@ def test_access_then_erasure_by_user_id(tmp_path: Path, clock: Clock, live: Live
     assert manifest["kind"] == "access"
     assert manifest["total_rows"] == 3
     assert manifest["request"]["identifier"] == "user-id"
+    # Her events, and the visits they belong to (with her pre-login pageview counted in them).
+    assert [(f["path"], f["table"], f["rows"]) for f in manifest["files"]] == [
+        ("events-shop-2026-03.ndjson", "events", 3),
+        ("visits-shop.ndjson", "visits", 2),
+    ]
+    assert {c["name"] for c in manifest["visit_columns"]} >= {"visitor", "start_ts", "pageviews"}
+    visits = [json.loads(line) for line in (out / "visits-shop.ndjson").read_text().splitlines()]
+    events_file = out / "events-shop-2026-03.ndjson"
+    rows = [json.loads(line) for line in events_file.read_text().splitlines()]
+    assert {v["id"] for v in visits} == {r["visit"] for r in rows}
+    assert {v["visitor"] for v in visits} == {r["visitor"] for r in rows}
+    assert sorted(v["pageviews"] for v in visits) == [1, 2]
     assert "export verified" in run(config.data_dir, "export", "verify", str(out))
 
     output = run(config.data_dir, "dsar", "erase", "--site", SITE, "--user-id", ALICE_UID)

@@ -82,8 +82,14 @@ def test_a_destroyed_epoch_can_no_longer_produce_its_hashes(
         expect=1,
     )
     assert "rotate it first" in refused
-    run(config.data_dir, "keys", "destroy", "--site", SITE, "--kind", "client", "--epoch", "1")
-    run(config.data_dir, "keys", "destroy", "--site", SITE, "--kind", "user", "--epoch", "1")
+    # Without --kind: every kind whose epoch 1 is retired (both were rotated).
+    destroyed = run(config.data_dir, "keys", "destroy", "--site", SITE, "--epoch", "1")
+    assert destroyed.splitlines() == [
+        f"{SITE} client key epoch 1 destroyed",
+        f"{SITE} user key epoch 1 destroyed",
+    ]
+    again = run(config.data_dir, "keys", "destroy", "--site", SITE, "--epoch", "1", expect=1)
+    assert "is not kept (never existed or destroyed)" in again
 
     # The key bytes exist nowhere in the data directory any more, in any form.
     assert scan(config.data_dir, {"client key": old_client.hex()}) == []

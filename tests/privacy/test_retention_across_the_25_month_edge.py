@@ -1,5 +1,6 @@
 """``mesure retention run``: exempt and denied data go after 25 months (760 days), granted data
-after the site's own limit; a dry run only counts; both are audit-logged."""
+after the site's own limit; a dry run only counts; both are audit-logged. The server runs it
+itself at start-up and once per UTC day."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from collector.audit import AuditLog
 from collector.config import Config
+from collector.keys import KeyStore
+from collector.privacy.retention import ServerRetention
 from tests.privacy.support import SITE, events, run, send, write_data_dir
 from tests.support import Clock, LiveServer
 
@@ -51,7 +55,11 @@ def test_retention_edges_per_mode(tmp_path: Path, clock: Clock, live: Live) -> N
         ("exempt", int((start + timedelta(days=40)).timestamp() * 1000))
     ]
     audit = [json.loads(line) for line in (config.data_dir / "audit.log").read_text().splitlines()]
-    runs = [entry for entry in audit if entry["action"].startswith("retention")]
+    runs = [
+        entry
+        for entry in audit
+        if entry["action"].startswith("retention") and entry["detail"]["by"] != "server (start-up)"
+    ]
     assert [entry["action"] for entry in runs] == [
         "retention.dry-run",
         "retention.dry-run",
@@ -77,3 +85,45 @@ def test_exempt_retention_is_capped_at_25_months(tmp_path: Path, clock: Clock, l
     )
     assert _deleted(output)["exempt"] == 1
     assert json.loads(output)["cutoffs"][1]["retention_days"] == 760
+
+
+def _server_runs(config: Config) -> list[tuple[str, str]]:
+    entries = [json.loads(line) for line in config.audit_path.read_text().splitlines()]
+    return [
+        (entry["detail"]["by"], entry["detail"]["events"])
+        for entry in entries
+        if entry["action"] == "retention.run"
+    ]
+
+
+def test_the_server_runs_retention_at_start_up(tmp_path: Path, clock: Clock, live: Live) -> None:
+    config = write_data_dir(tmp_path / "data")
+    server = live(config, clock)
+    send(server, {"mode": "exempt"}, {"mode": "denied"}, {"mode": "granted", "cid": "cid-s1"})
+    server.stop()
+    clock.advance(days=761)
+    server.start()  # nothing else: the start-up run alone deletes the expired rows
+    assert events(config) == []
+    assert server.visits() == []
+    assert _server_runs(config) == [("server (start-up)", "0"), ("server (start-up)", "3")]
+
+
+def test_the_server_runs_retention_again_each_utc_day(
+    tmp_path: Path, clock: Clock, live: Live
+) -> None:
+    config = write_data_dir(tmp_path / "data")
+    server = live(config, clock)
+    send(server, {"mode": "exempt"})
+    server.stop()
+    keys = KeyStore.open(config.keys_dir, AuditLog(config.audit_path, clock), [SITE])
+    retention = ServerRetention(config, keys, clock)
+    expiry = clock() + timedelta(days=760)  # the exempt row expires at noon, 25 months later
+    clock.set(expiry.replace(hour=0, minute=30))
+    assert retention.run_if_due() is not None
+    clock.set(expiry.replace(hour=23, minute=50))
+    assert retention.run_if_due() is None  # once a day only, even though the row has expired
+    clock.set(expiry.replace(hour=0, minute=30) + timedelta(days=1))  # the next UTC day
+    report = retention.run_if_due()
+    assert report is not None and report.reclaimed == "wal_checkpoint"
+    assert events(config) == []
+    assert _server_runs(config)[-2:] == [("server (start-up)", "0"), ("server (daily)", "1")]

@@ -4,25 +4,30 @@ accepts it, and refuses one changed byte, a changed manifest, an added file and 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
+import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from collector.config import Config
+from collector.privacy.instance import mesure_version
 from tests.privacy.support import SITE, events, run, scan, send, write_data_dir
 from tests.support import Clock, LiveServer
 
 CLIENT_ID = "cid-export-Yh27pQ"
 USER_ID = "export.person@example.org"
 Live = Callable[[Config, Clock], LiveServer]
+RESIDENCY = {"residency": "eu", "host-location": "Strasbourg, France"}
+APRIL = ("export", "--from", "2026-04-01", "--to", "2026-04-30")
 
 
 @pytest.fixture
 def exported(tmp_path: Path, clock: Clock, live: Live) -> tuple[Config, Path]:
-    config = write_data_dir(tmp_path / "data")
+    config = write_data_dir(tmp_path / "data", server=RESIDENCY)
     server = live(config, clock)
     send(server, {"mode": "granted", "cid": CLIENT_ID, "uid": USER_ID}, {"mode": "exempt"})
     clock.advance(days=30)  # 2026-04-09: a second month
@@ -55,6 +60,16 @@ def test_export_files_manifest_and_a_clean_verification(exported: tuple[Config, 
         ("events-shop-2026-04.ndjson", 3),
     ]
     assert manifest["exported_by"] == "dpo@example.com"
+    assert manifest["mesure_version"] == mesure_version() != "unknown"
+    assert datetime.fromisoformat(manifest["exported_at"]).utcoffset() == timedelta(0)
+    assert (manifest["sites"], manifest["period"], manifest["format"]) == (
+        [SITE],
+        {"first_day": "2026-03-01", "last_day": "2026-04-30"},
+        "ndjson",
+    )
+    assert manifest["residency"]["residency"] == "eu"
+    assert manifest["residency"]["host_location"] == "Strasbourg, France"
+    assert manifest["terms"][0]["consent"]["exemption"] is True
     assert manifest["terms"][0]["retention_days"] == {"denied": 760, "exempt": 760, "granted": 760}
     assert manifest["terms"][0]["key_epochs"]["client"] == [1]
     assert manifest["terms"][0]["key_epochs"]["user"] == [1]
@@ -112,43 +127,38 @@ def test_a_wrong_public_key_is_refused(tmp_path: Path, exported: tuple[Config, P
     )
 
 
-def test_csv_format_and_parquet_without_its_extra(
-    tmp_path: Path, exported: tuple[Config, Path]
-) -> None:
+def test_csv_format(tmp_path: Path, exported: tuple[Config, Path]) -> None:
     config, _ = exported
     out = tmp_path / "csv"
-    run(
-        config.data_dir,
-        "export",
-        "--from",
-        "2026-04-01",
-        "--to",
-        "2026-04-30",
-        "--format",
-        "csv",
-        "--out",
-        str(out),
-    )
+    run(config.data_dir, *APRIL, "--format", "csv", "--out", str(out))
     with (out / "events-shop-2026-04.csv").open(newline="") as file:
         rows = list(csv.DictReader(file))
     assert [row["mode"] for row in rows] == ["granted", "denied", "exempt"]
     assert rows[1]["visitor"] == ""
     assert "export verified" in run(config.data_dir, "export", "verify", str(out))
-    has_pyarrow = importlib.util.find_spec("pyarrow") is not None
-    parquet = run(
-        config.data_dir,
-        "export",
-        "--from",
-        "2026-04-01",
-        "--to",
-        "2026-04-30",
-        "--format",
-        "parquet",
-        "--out",
-        str(tmp_path / "pq"),
-        expect=0 if has_pyarrow else 1,
-    )
-    if has_pyarrow:
-        assert "export verified" in run(config.data_dir, "export", "verify", str(tmp_path / "pq"))
-    else:
-        assert "pip install 'mesure[parquet]'" in parquet
+
+
+def test_parquet_format_with_the_optional_extra(
+    tmp_path: Path, exported: tuple[Config, Path]
+) -> None:
+    config, _ = exported
+    out = tmp_path / "pq"
+    run(config.data_dir, *APRIL, "--format", "parquet", "--out", str(out))
+    table = pq.read_table(out / "events-shop-2026-04.parquet")
+    stored = [row for row in events(config) if row["ts"] >= table.column("ts")[0].as_py()]
+    assert table.column("mode").to_pylist() == ["granted", "denied", "exempt"]
+    assert table.column("visitor").to_pylist() == [
+        None if row["visitor"] is None else row["visitor"].hex() for row in stored
+    ]
+    assert "export verified" in run(config.data_dir, "export", "verify", str(out))
+
+
+def test_parquet_without_its_extra_says_how_to_get_it(
+    tmp_path: Path, exported: tuple[Config, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, _ = exported
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as on an install without the extra
+    out = tmp_path / "pq"
+    refused = run(config.data_dir, *APRIL, "--format", "parquet", "--out", str(out), expect=1)
+    assert "pip install 'mesure[parquet]'" in refused
+    assert not out.exists()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import httpx
 from playwright.sync_api import Page, expect
 
+from collector import auth
+from collector.storage.auth_sqlite import auth_database
 from tests.snippet.harness import (
     COLLECTOR_HOST,
     PageServer,
@@ -69,8 +72,13 @@ def test_framed_optout_page_talks_to_the_snippet_of_the_embedding_page(
     page.goto(url)
     recorder.wait_for_count(1)
     frame = page.frame_locator("#choice")
+    # The page shows the client id the snippet keeps, for access and erasure requests.
+    client_id = page.evaluate(STORED)["storage"]["mesure_id"].split(".")[0]
+    expect(frame.locator("#client-id code")).to_have_text(client_id)
+    expect(frame.locator("#status")).to_have_text("")
     frame.locator("#optout").click()
     expect(frame.locator("#status")).to_have_text("You are opted out: this browser sends nothing.")
+    expect(frame.locator("#client-id")).to_be_hidden()  # opting out deleted the id
     # The frame did not navigate: the choice went to the snippet by postMessage.
     assert page.frames[1].url == frame_src
     assert page.evaluate(STORED) == {"storage": {"mesure_optout": "page"}, "cookies": ""}
@@ -85,6 +93,21 @@ def test_framed_optout_page_talks_to_the_snippet_of_the_embedding_page(
     assert recorder.names() == ["pageview", "404"]
     assert recorder.console_errors == []
     assert recorder.page_errors == []
+    # The id the page showed is what an erasure request needs: it finds the first pageview.
+    _erase_by_client_id(collector, client_id, expect_found=1)
+
+
+def _erase_by_client_id(collector: LiveServer, client_id: str, *, expect_found: int) -> None:
+    with auth_database(collector.config.database_path) as db:
+        token = auth.create_token(db, "dpo", "dpo", [], 0)[1]
+    erased = httpx.post(
+        f"{collector.url}/api/v1/privacy/dsar/erase",
+        json={"site": "example", "client_id": client_id},
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["report"]["events_found"] == expect_found
+    assert erased.json()["report"]["events_after"] == 0
 
 
 def test_messages_from_other_origins_are_ignored(
