@@ -1,4 +1,4 @@
-"""The JSON reports API under ``/api/v1/`` and the login/logout endpoints.
+"""The JSON reports API under ``/api/v1/``, login, logout and ``POST /account/password``.
 
 Every report route needs a caller (session cookie or ``Authorization: Bearer`` API token):
 anonymous → 401, a role or site the caller lacks → 403, a bad parameter → 400 naming it.
@@ -115,7 +115,7 @@ def routes(config: Config) -> list[BaseRoute]:
 
     def goal_of(db: ReportsDatabase, call: Call, request: Request) -> reports.Goal | None:
         spec = params.goal_param(request.query_params)
-        return None if spec is None else reports.resolve_goal(db, call.sites, spec)
+        return None if spec is None else reports.resolve_goal(db, call.sites, spec, config=config)
 
     def required_goal(db: ReportsDatabase, call: Call, request: Request) -> reports.Goal:
         goal = goal_of(db, call, request)
@@ -208,7 +208,7 @@ def routes(config: Config) -> list[BaseRoute]:
         return reports.rfm(db, config, call.query, currency=currency, **common(call))
 
     def realtime(db: ReportsDatabase, call: Call, request: Request) -> msgspec.Struct:
-        return reports.realtime(db, sites=call.sites, now=call.now)
+        return reports.realtime(db, sites=call.sites, now=call.now, filters=call.query.filters)
 
     async def post_goal(request: Request) -> Response:
         principal = await principal_of(request)
@@ -226,6 +226,7 @@ def routes(config: Config) -> list[BaseRoute]:
             raise BadRequestError(f"unknown site {goal.site!r}", field="site")
         if not principal.may_see(goal.site):
             raise ForbiddenError(f"no access to site {goal.site!r}", field="site")
+        _refuse_config_goal(config, goal.site, goal.name)
         saved = reports.Goal(name=goal.name, kind=goal.kind, match=goal.match)
         moment = int(now(request).timestamp() * 1000)
 
@@ -246,6 +247,7 @@ def routes(config: Config) -> list[BaseRoute]:
             raise BadRequestError(f"unknown site {site!r}", field="site")
         if not principal.may_see(site):
             raise ForbiddenError(f"no access to site {site!r}", field="site")
+        _refuse_config_goal(config, site, name)
 
         def delete() -> bool:
             with reports_database(config.database_path) as db:
@@ -256,6 +258,7 @@ def routes(config: Config) -> list[BaseRoute]:
         return Response(status_code=204)
 
     async def post_login(request: Request) -> Response:
+        _check_origin(request)
         form = request.headers.get("content-type", "").startswith(
             "application/x-www-form-urlencoded"
         )
@@ -286,15 +289,53 @@ def routes(config: Config) -> list[BaseRoute]:
         else:
             body = {"csrf_token": auth.csrf_token(session)}
             response = Response(msgspec.json.encode(body), media_type="application/json")
-        response.set_cookie(
-            auth.SESSION_COOKIE,
-            session,
-            max_age=auth.SESSION_LIFETIME_MS // 1000,
-            httponly=True,
-            samesite="lax",
-            secure=_secure(request, config),
-            path="/",
+        _set_session_cookie(response, session, secure=_secure(request, config))
+        return response
+
+    async def post_password(request: Request) -> Response:
+        """Change one's own password: the current one, the new one and the CSRF token."""
+        principal = await principal_of(request)
+        form = request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"
         )
+        if form:
+            fields = await _form(request)
+        else:
+            try:
+                fields = _login_decoder.decode(await _body(request))
+            except msgspec.DecodeError:
+                raise BadRequestError(
+                    "expected {current_password, new_password}", field="$"
+                ) from None
+        _check_csrf(principal, request.headers.get("x-csrf-token") or fields.get("csrf_token"))
+        if principal.kind != "user":
+            raise ForbiddenError("an API token has no password; log in to change yours")
+        current, new = fields.get("current_password", ""), fields.get("new_password", "")
+        if not current:
+            raise BadRequestError("current_password is required", field="current_password")
+        if len(new) < auth.MIN_PASSWORD_LENGTH:
+            raise BadRequestError(
+                f"a password has at least {auth.MIN_PASSWORD_LENGTH} characters",
+                field="new_password",
+            )
+        moment = int(now(request).timestamp() * 1000)
+
+        def change() -> str | None:
+            with auth_database(config.database_path) as db:
+                return auth.change_password(db, principal.name, current, new, moment)
+
+        try:
+            session = await run_in_threadpool(change)
+        except auth.LoginThrottledError as exc:
+            raise RateLimitedError(str(exc), retry_after=exc.retry_after) from None
+        if session is None:
+            raise ForbiddenError("the current password is wrong", field="current_password")
+        if form:
+            response: Response = RedirectResponse(_local(fields.get("next", "/")), 303)
+        else:
+            body = {"csrf_token": auth.csrf_token(session)}
+            response = Response(msgspec.json.encode(body), media_type="application/json")
+        _set_session_cookie(response, session, secure=_secure(request, config))
         return response
 
     async def post_logout(request: Request) -> Response:
@@ -333,6 +374,7 @@ def routes(config: Config) -> list[BaseRoute]:
         Route("/api/v1/goals", delete_goal, methods=["DELETE"]),
         Route("/login", post_login, methods=["POST"]),
         Route("/logout", post_logout, methods=["POST"]),
+        Route("/account/password", post_password, methods=["POST"]),
     ]
 
 
@@ -379,6 +421,13 @@ def _check_csrf(principal: auth.Principal, candidate: str | None) -> None:
         raise ForbiddenError("missing or invalid CSRF token", field="x-csrf-token")
 
 
+def _refuse_config_goal(config: Config, site_id: str, name: str) -> None:
+    """Goals of ``mesure.toml`` are edited there: the API neither shadows nor deletes them."""
+    site = config.site(site_id)
+    if site is not None and any(goal.name == name for goal in site.goals):
+        raise BadRequestError(f"goal {name!r} is defined in mesure.toml", field="name")
+
+
 def _field_of(message: str, extra: tuple[str, ...]) -> str:
     """The parameter a report's ``ValueError`` is about (the messages name it first)."""
     for name in (*extra, "limit", "page", "from", "to", "site", "step", "within", "interval"):
@@ -415,6 +464,29 @@ def _local(target: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
+
+
+def _set_session_cookie(response: Response, session: str, *, secure: bool) -> None:
+    response.set_cookie(
+        auth.SESSION_COOKIE,
+        session,
+        max_age=auth.SESSION_LIFETIME_MS // 1000,
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+        path="/",
+    )
+
+
+def _check_origin(request: Request) -> None:
+    """Login CSRF: a browser posting the login form from another site sends its ``Origin``;
+    refuse it, or that site could log the visitor into the attacker's account."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    host = request.headers.get("host", "")
+    if origin == "null" or urlsplit(origin).netloc.lower() != host.lower():
+        raise ForbiddenError("cross-site login refused", field="origin")
 
 
 def _secure(request: Request, config: Config) -> bool:

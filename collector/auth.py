@@ -172,6 +172,27 @@ def login(db: AuthDatabase, email: str, password: str, now_ms: int) -> str | Non
     return session
 
 
+def change_password(
+    db: AuthDatabase, email: str, current: str, new: str, now_ms: int, *, n: int = SCRYPT_N
+) -> str | None:
+    """Replace ``email``'s password when ``current`` is right: every session of the account
+    ends (a stolen cookie dies with the old password) and a new session token is returned.
+
+    ``None`` for a wrong ``current`` password, which counts as a failed login (so this cannot
+    be used to guess passwords faster); :class:`LoginThrottledError` as for :func:`login`;
+    ``ValueError`` for a new password that is too short.
+    """
+    replacement = hash_password(new, n=n)
+    if login(db, email, current, now_ms) is None:
+        return None
+    db.set_password(email.strip().lower(), replacement)
+    session = secrets.token_urlsafe(32)
+    found = db.password_hash(email.strip().lower())
+    assert found is not None  # the login above found the account
+    db.create_session(sha256_hex(session), found[0], now_ms, now_ms + SESSION_LIFETIME_MS)
+    return session
+
+
 def logout(db: AuthDatabase, session: str) -> None:
     db.delete_session(sha256_hex(session))
 

@@ -1,4 +1,4 @@
-"""The ``mesure`` command: ``init``, ``serve``, ``check`` and ``snippet``.
+"""The ``mesure`` command: ``init``, ``serve``, ``check``, ``snippet``, ``user`` and ``token``.
 
 Options also read ``MESURE_*`` environment variables (``MESURE_DATA``, ``MESURE_PORT``, …).
 Configuration errors exit with code 2, naming the key and the file.
@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 import consent.cnil as cnil
+from collector import cli_admin
 from collector.audit import AuditLog
 from collector.config import CONFIG_FILE, Config, load_config, token_sha256
 from collector.errors import ConfigError, KeyFileError
@@ -232,3 +233,8 @@ def _print_embed_tags(config: Config) -> None:
     for site in config.sites:
         click.echo(f"\nEmbed in every page of {site.id}:\n")
         click.echo(_embed_tag(site.id, config.server.origin))
+
+
+# ``mesure user …`` and ``mesure token …`` (accounts and API tokens of the reports API).
+for _command in cli_admin.COMMANDS:
+    main.add_command(_command)

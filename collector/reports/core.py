@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from collector.config import Config
 from collector.reports.model import Bucket, Goal, MetricRow
 from collector.reports.query import (
+    Filter,
     Interval,
     ReportQuery,
     Scope,
@@ -229,11 +230,17 @@ def _text(key: str | int | None) -> str | None:
     return None if key is None else str(key)
 
 
-def realtime(db: ReportsDatabase, *, sites: Sequence[str], now: datetime) -> RealtimeReport:
-    """Visitors and pages of the last 30 minutes."""
+def realtime(
+    db: ReportsDatabase,
+    *,
+    sites: Sequence[str],
+    now: datetime,
+    filters: Sequence[Filter] = (),
+) -> RealtimeReport:
+    """Visitors and pages of the last 30 minutes (the period does not apply; filters do)."""
     until = to_ms(now)
     since = until - REALTIME_WINDOW_MS
-    found = db.recent_pages(sites, since, until)
+    found = db.recent_pages_where(sites, since, until, filters)
     return RealtimeReport(
         sites=tuple(sites),
         since=since,
