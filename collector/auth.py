@@ -9,6 +9,7 @@ Failed logins are limited per account (:data:`MAX_FAILURES` in :data:`FAILURE_WI
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -95,6 +96,11 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(found, base64.b64decode(digest))
 
 
+@functools.cache
+def _unknown_account_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(
         password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=256 * n * r * 2, dklen=32
@@ -163,6 +169,10 @@ def login(db: AuthDatabase, email: str, password: str, now_ms: int) -> str | Non
         retry_ms = failures[-MAX_FAILURES] + FAILURE_WINDOW_MS - now_ms
         raise LoginThrottledError(max(1, -(-retry_ms // 1000)))
     found = db.password_hash(email.strip().lower())
+    if found is None:
+        # Spend the same scrypt time as for a real account: the answer's delay must not tell
+        # which e-mail addresses have an account.
+        verify_password(password, _unknown_account_hash())
     if found is None or not verify_password(password, found[1]):
         db.record_failure(subject, now_ms, now_ms - FAILURE_WINDOW_MS)
         return None

@@ -163,3 +163,13 @@ def test_readme_documents_accounts_and_every_api_route(tmp_path: Path) -> None:
     paths |= {"/account/password", "/login", "/logout"}
     for path in paths:
         assert re.search(rf"`(?:[A-Z]+ )?{re.escape(path)}[`?]", text), path
+
+
+def test_passwords_are_never_taken_from_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "mesure.toml").write_text(
+        '[[sites]]\nid = "example"\nhostnames = ["example.com"]\n'
+    )
+    args = ["user", "add", "p@example.test", "--role", "owner", "--password", PASSWORD]
+    refused = CliRunner().invoke(main, [*args, "--data", str(tmp_path)])
+    assert refused.exit_code == 2
+    assert "No such option '--password'" in refused.output
