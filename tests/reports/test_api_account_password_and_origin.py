@@ -173,3 +173,17 @@ def test_passwords_are_never_taken_from_the_command_line(tmp_path: Path) -> None
     refused = CliRunner().invoke(main, [*args, "--data", str(tmp_path)])
     assert refused.exit_code == 2
     assert "No such option '--password'" in refused.output
+
+
+def test_password_change_from_a_form(accounts: Accounts) -> None:
+    # Only this test logs the owner in (the other tests use the owner's API token).
+    client, csrf = accounts.login("owner")
+    form = {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "next": "/settings"}
+    try:
+        forged = client.post("/account/password", data=form)
+        assert (forged.status_code, forged.json()["field"]) == (403, "x-csrf-token")
+        done = client.post("/account/password", data={**form, "csrf_token": csrf})
+        assert (done.status_code, done.headers["location"]) == (303, "/settings")
+        assert client.get("/api/v1/realtime").status_code == 200
+    finally:
+        client.close()
