@@ -409,7 +409,7 @@ class ReportsDatabase:
         return cursor.rowcount > 0
 
     # Added by the reports audit: the filtered forms of recent_pages and revenue_events, so
-    # that `filter` applies to real time and RFM as to every other report.
+    # that `filter` applies to real time and RFM as to every other report, and engaged time.
 
     def recent_pages_where(
         self, sites: Sequence[str], since_ms: int, until_ms: int, filters: Sequence[Filter]
@@ -448,6 +448,17 @@ class ReportsDatabase:
             f"AND {filters_sql(filters, params)} ORDER BY e.ts, e.id"
         )
         return [(r[0], r[1], r[2], r[3], r[4]) for r in self._rows(sql, params)]
+
+    def engaged_time(self, ranges: Sequence[SiteRange], filters: Sequence[Filter]) -> int:
+        """Total ``engaged_ms`` of the period's events matching ``filters`` (the snippet sends
+        each engagement ping as the visible time since the previous one, so they add up)."""
+        params = Params(scope=scope_json(ranges))
+        sql = (
+            f"WITH {_SCOPE_CTE} SELECT coalesce(SUM(e.engaged_ms), 0) FROM scope s {_IN_SCOPE} "
+            f"LEFT JOIN visits v ON v.id = e.visit WHERE e.engaged_ms IS NOT NULL "
+            f"AND {filters_sql(filters, params)}"
+        )
+        return int(self._rows(sql, params)[0][0])
 
 
 @contextmanager
