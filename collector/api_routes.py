@@ -1,4 +1,4 @@
-"""The JSON reports API under ``/api/v1/``, login, logout and ``POST /account/password``.
+"""The JSON reports API under ``/api/v1/`` and the login/logout endpoints.
 
 Every report route needs a caller (session cookie or ``Authorization: Bearer`` API token):
 anonymous → 401, a role or site the caller lacks → 403, a bad parameter → 400 naming it.
@@ -289,53 +289,15 @@ def routes(config: Config) -> list[BaseRoute]:
         else:
             body = {"csrf_token": auth.csrf_token(session)}
             response = Response(msgspec.json.encode(body), media_type="application/json")
-        _set_session_cookie(response, session, secure=_secure(request, config))
-        return response
-
-    async def post_password(request: Request) -> Response:
-        """Change one's own password: the current one, the new one and the CSRF token."""
-        principal = await principal_of(request)
-        form = request.headers.get("content-type", "").startswith(
-            "application/x-www-form-urlencoded"
+        response.set_cookie(
+            auth.SESSION_COOKIE,
+            session,
+            max_age=auth.SESSION_LIFETIME_MS // 1000,
+            httponly=True,
+            samesite="lax",
+            secure=_secure(request, config),
+            path="/",
         )
-        if form:
-            fields = await _form(request)
-        else:
-            try:
-                fields = _login_decoder.decode(await _body(request))
-            except msgspec.DecodeError:
-                raise BadRequestError(
-                    "expected {current_password, new_password}", field="$"
-                ) from None
-        _check_csrf(principal, request.headers.get("x-csrf-token") or fields.get("csrf_token"))
-        if principal.kind != "user":
-            raise ForbiddenError("an API token has no password; log in to change yours")
-        current, new = fields.get("current_password", ""), fields.get("new_password", "")
-        if not current:
-            raise BadRequestError("current_password is required", field="current_password")
-        if len(new) < auth.MIN_PASSWORD_LENGTH:
-            raise BadRequestError(
-                f"a password has at least {auth.MIN_PASSWORD_LENGTH} characters",
-                field="new_password",
-            )
-        moment = int(now(request).timestamp() * 1000)
-
-        def change() -> str | None:
-            with auth_database(config.database_path) as db:
-                return auth.change_password(db, principal.name, current, new, moment)
-
-        try:
-            session = await run_in_threadpool(change)
-        except auth.LoginThrottledError as exc:
-            raise RateLimitedError(str(exc), retry_after=exc.retry_after) from None
-        if session is None:
-            raise ForbiddenError("the current password is wrong", field="current_password")
-        if form:
-            response: Response = RedirectResponse(_local(fields.get("next", "/")), 303)
-        else:
-            body = {"csrf_token": auth.csrf_token(session)}
-            response = Response(msgspec.json.encode(body), media_type="application/json")
-        _set_session_cookie(response, session, secure=_secure(request, config))
         return response
 
     async def post_logout(request: Request) -> Response:
@@ -374,7 +336,6 @@ def routes(config: Config) -> list[BaseRoute]:
         Route("/api/v1/goals", delete_goal, methods=["DELETE"]),
         Route("/login", post_login, methods=["POST"]),
         Route("/logout", post_logout, methods=["POST"]),
-        Route("/account/password", post_password, methods=["POST"]),
     ]
 
 
@@ -464,18 +425,6 @@ def _local(target: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
-
-
-def _set_session_cookie(response: Response, session: str, *, secure: bool) -> None:
-    response.set_cookie(
-        auth.SESSION_COOKIE,
-        session,
-        max_age=auth.SESSION_LIFETIME_MS // 1000,
-        httponly=True,
-        samesite="lax",
-        secure=secure,
-        path="/",
-    )
 
 
 def _check_origin(request: Request) -> None:

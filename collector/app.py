@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from collector import api_routes, snippet_routes
+from collector import account_routes, api_routes, snippet_routes
 from collector.audit import AuditLog
 from collector.config import CONFIG_FILE, Config, load_config
 from collector.errors import (
@@ -101,6 +101,7 @@ def create_app(
         Route("/healthz", get_health, methods=["GET"]),
         *snippet_routes.routes(config),
         *api_routes.routes(config),
+        *account_routes.routes(config),
     ]
     return Starlette(
         routes=routes,

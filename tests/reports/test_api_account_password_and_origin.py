@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from collector.api_routes import routes
+from collector import account_routes, api_routes
 from collector.cli import main
 from collector.cli_admin import COMMANDS
 from tests.reports.live import INGEST_TOKEN, PASSWORD, USERS, Accounts, start
@@ -159,8 +159,8 @@ def test_readme_documents_accounts_and_every_api_route(tmp_path: Path) -> None:
         for name in group.commands:
             assert f"`mesure {group.name} {name}" in commands, (group.name, name)
     config = build_config(tmp_path, {"example": ["example.com"]})
-    paths = {route.path for route in routes(config) if route.path.startswith("/api/v1/")}  # type: ignore[attr-defined]
-    paths |= {"/account/password", "/login", "/logout"}
+    every = [*api_routes.routes(config), *account_routes.routes(config)]
+    paths = {route.path for route in every}  # type: ignore[attr-defined]
     for path in paths:
         assert re.search(rf"`(?:[A-Z]+ )?{re.escape(path)}[`?]", text), path
 
