@@ -116,7 +116,7 @@ def routes(config: Config) -> list[BaseRoute]:
 
     def goal_of(db: ReportsDatabase, call: Call, request: Request) -> reports.Goal | None:
         spec = params.goal_param(request.query_params)
-        return None if spec is None else reports.resolve_goal(db, call.sites, spec)
+        return None if spec is None else reports.resolve_goal(db, call.sites, spec, config=config)
 
     def required_goal(db: ReportsDatabase, call: Call, request: Request) -> reports.Goal:
         goal = goal_of(db, call, request)
@@ -209,7 +209,7 @@ def routes(config: Config) -> list[BaseRoute]:
         return reports.rfm(db, config, call.query, currency=currency, **common(call))
 
     def realtime(db: ReportsDatabase, call: Call, request: Request) -> msgspec.Struct:
-        return reports.realtime(db, sites=call.sites, now=call.now)
+        return reports.realtime(db, sites=call.sites, now=call.now, filters=call.query.filters)
 
     async def post_goal(request: Request) -> Response:
         principal = await principal_of(request)
@@ -227,6 +227,7 @@ def routes(config: Config) -> list[BaseRoute]:
             raise BadRequestError(f"unknown site {goal.site!r}", field="site")
         if not principal.may_see(goal.site):
             raise ForbiddenError(f"no access to site {goal.site!r}", field="site")
+        _refuse_config_goal(config, goal.site, goal.name)
         saved = reports.Goal(name=goal.name, kind=goal.kind, match=goal.match)
         moment = int(now(request).timestamp() * 1000)
 
@@ -247,6 +248,7 @@ def routes(config: Config) -> list[BaseRoute]:
             raise BadRequestError(f"unknown site {site!r}", field="site")
         if not principal.may_see(site):
             raise ForbiddenError(f"no access to site {site!r}", field="site")
+        _refuse_config_goal(config, site, name)
 
         def delete() -> bool:
             with reports_database(config.database_path) as db:
@@ -257,6 +259,7 @@ def routes(config: Config) -> list[BaseRoute]:
         return Response(status_code=204)
 
     async def post_login(request: Request) -> Response:
+        _check_origin(request)
         form = request.headers.get("content-type", "").startswith(
             "application/x-www-form-urlencoded"
         )
@@ -392,6 +395,13 @@ def _check_csrf(principal: auth.Principal, candidate: str | None) -> None:
         raise ForbiddenError("missing or invalid CSRF token", field="x-csrf-token")
 
 
+def _refuse_config_goal(config: Config, site_id: str, name: str) -> None:
+    """Goals of ``mesure.toml`` are edited there: the API neither shadows nor deletes them."""
+    site = config.site(site_id)
+    if site is not None and any(goal.name == name for goal in site.goals):
+        raise BadRequestError(f"goal {name!r} is defined in mesure.toml", field="name")
+
+
 def _field_of(message: str, extra: tuple[str, ...]) -> str:
     """The parameter a report's ``ValueError`` is about (the messages name it first)."""
     for name in (*extra, "limit", "page", "from", "to", "site", "step", "within", "interval"):
@@ -437,6 +447,17 @@ def _local(target: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
+
+
+def _check_origin(request: Request) -> None:
+    """Login CSRF: a browser posting the login form from another site sends its ``Origin``;
+    refuse it, or that site could log the visitor into the attacker's account."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    host = request.headers.get("host", "")
+    if origin == "null" or urlsplit(origin).netloc.lower() != host.lower():
+        raise ForbiddenError("cross-site login refused", field="origin")
 
 
 def _secure(request: Request, config: Config) -> bool:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from collector import api_routes, funnel_routes, privacy_routes, snippet_routes
+from collector import account_routes, api_routes, funnel_routes, privacy_routes, snippet_routes
 from collector.audit import AuditLog
 from collector.config import CONFIG_FILE, Config, load_config
 from collector.dashboard import routes as dashboard_routes
@@ -106,6 +106,7 @@ def create_app(
         Route("/healthz", get_health, methods=["GET"]),
         *snippet_routes.routes(config),
         *api_routes.routes(config),
+        *account_routes.routes(config),
         *funnel_routes.routes(config),
         *privacy_routes.routes(config),
         *dashboard_routes.routes(config),

@@ -9,6 +9,7 @@ Failed logins are limited per account (:data:`MAX_FAILURES` in :data:`FAILURE_WI
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -95,6 +96,11 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(found, base64.b64decode(digest))
 
 
+@functools.cache
+def _unknown_account_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(
         password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=256 * n * r * 2, dklen=32
@@ -163,11 +169,36 @@ def login(db: AuthDatabase, email: str, password: str, now_ms: int) -> str | Non
         retry_ms = failures[-MAX_FAILURES] + FAILURE_WINDOW_MS - now_ms
         raise LoginThrottledError(max(1, -(-retry_ms // 1000)))
     found = db.password_hash(email.strip().lower())
+    if found is None:
+        # Spend the same scrypt time as for a real account: the answer's delay must not tell
+        # which e-mail addresses have an account.
+        verify_password(password, _unknown_account_hash())
     if found is None or not verify_password(password, found[1]):
         db.record_failure(subject, now_ms, now_ms - FAILURE_WINDOW_MS)
         return None
     db.clear_failures(subject)
     session = secrets.token_urlsafe(32)
+    db.create_session(sha256_hex(session), found[0], now_ms, now_ms + SESSION_LIFETIME_MS)
+    return session
+
+
+def change_password(
+    db: AuthDatabase, email: str, current: str, new: str, now_ms: int, *, n: int = SCRYPT_N
+) -> str | None:
+    """Replace ``email``'s password when ``current`` is right: every session of the account
+    ends (a stolen cookie dies with the old password) and a new session token is returned.
+
+    ``None`` for a wrong ``current`` password, which counts as a failed login (so this cannot
+    be used to guess passwords faster); :class:`LoginThrottledError` as for :func:`login`;
+    ``ValueError`` for a new password that is too short.
+    """
+    replacement = hash_password(new, n=n)
+    if login(db, email, current, now_ms) is None:
+        return None
+    db.set_password(email.strip().lower(), replacement)
+    session = secrets.token_urlsafe(32)
+    found = db.password_hash(email.strip().lower())
+    assert found is not None  # the login above found the account
     db.create_session(sha256_hex(session), found[0], now_ms, now_ms + SESSION_LIFETIME_MS)
     return session
 
@@ -196,19 +227,3 @@ def csrf_token(session: str) -> str:
 
 def csrf_valid(session: str, candidate: str | None) -> bool:
     return candidate is not None and hmac.compare_digest(csrf_token(session), candidate)
-
-
-def change_password(
-    db: AuthDatabase, email: str, current: str, new: str, now_ms: int
-) -> str | None:
-    """Set ``new`` as the password of ``email`` if ``current`` is right; every session of the
-    account ends and the new session token is returned (``None``: wrong current password).
-
-    The check of ``current`` goes through :func:`login`, so it is throttled like a login.
-    """
-    new_hash = hash_password(new)  # refuses a short password before anything changes
-    checked = login(db, email, current, now_ms)
-    if checked is None:
-        return None
-    db.set_password(email.strip().lower(), new_hash)
-    return login(db, email, new, now_ms)

@@ -72,6 +72,18 @@ def _grants(sites: tuple[str, ...]) -> str:
     return ", ".join(sites) if sites else "all sites"
 
 
+def _prompt_password() -> str:
+    """Asked twice, never echoed; there is no ``--password`` option, so a password never lands
+    in the shell history or the process list (pipe it on stdin for scripted setups)."""
+    return str(
+        click.prompt(
+            f"Password (at least {auth.MIN_PASSWORD_LENGTH} characters)",
+            hide_input=True,
+            confirmation_prompt=True,
+        )
+    )
+
+
 @click.group()
 def user() -> None:
     """Dashboard and API accounts."""
@@ -82,11 +94,11 @@ def user() -> None:
 @click.argument("email")
 @role_option
 @site_option
-@click.password_option(help="Prompted for when omitted (at least 10 characters).")
-def user_add(data_dir: Path, email: str, role: str, sites: tuple[str, ...], password: str) -> None:
-    """Create the account EMAIL with a role and optional site grants."""
+def user_add(data_dir: Path, email: str, role: str, sites: tuple[str, ...]) -> None:
+    """Create the account EMAIL with a role and optional site grants (prompts for the password)."""
     config = _config(data_dir)
     granted = _sites(config, sites)
+    password = _prompt_password()
     with _opened(config) as db:
         try:
             auth.add_user(db, email, password, role, granted, _now_ms())
@@ -111,9 +123,9 @@ def user_list(data_dir: Path) -> None:
 @user.command("passwd")
 @data_option
 @click.argument("email")
-@click.password_option(help="Prompted for when omitted (at least 10 characters).")
-def user_passwd(data_dir: Path, email: str, password: str) -> None:
-    """Set a new password for EMAIL; every session of the account ends."""
+def user_passwd(data_dir: Path, email: str) -> None:
+    """Set a new password for EMAIL (prompted); every session of the account ends."""
+    password = _prompt_password()
     config = _config(data_dir)
     with _opened(config) as db:
         try:

@@ -11,7 +11,7 @@ import hmac
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -70,6 +70,15 @@ class ServerConfig(ConfigStruct, frozen=True):
     host_location: Line | None = None
 
 
+class GoalConfig(ConfigStruct, frozen=True):
+    """One ``[[sites.goals]]`` entry: a pageview path pattern (``*`` matches anything) or an
+    event name. The reports treat it like a goal saved through ``POST /api/v1/goals``."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]*$")]
+    kind: Literal["page", "event"]
+    match: Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f]*$")]
+
+
 class SiteConfig(ConfigStruct, frozen=True):
     """One ``[[sites]]`` entry."""
 
@@ -81,8 +90,13 @@ class SiteConfig(ConfigStruct, frozen=True):
     #: SHA-256 (hex) of the batch-API ingest token; the token itself is never stored.
     ingest_token_sha256: TokenHash | None = None
     consent: SitePolicy = SitePolicy()
+    #: Goals of the site's reports, beside those defined through the API.
+    goals: tuple[GoalConfig, ...] = ()
 
     def __post_init__(self) -> None:
+        names = [goal.name for goal in self.goals]
+        if len(set(names)) != len(names):
+            raise ValueError("goals: two goals share a name")
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:

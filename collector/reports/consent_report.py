@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from collector.config import Config
 from collector.reports.core import buckets, period_out
 from collector.reports.model import Bucket, Goal
-from collector.reports.query import ReportQuery, resolve_scope
+from collector.reports.query import ReportQuery, Scope, resolve_scope
 from collector.reports.results import PeriodOut, Result, ratio
 
 if TYPE_CHECKING:
@@ -46,9 +46,13 @@ class ConsentReport(Result):
     reasons: dict[str, dict[str, int]]
     #: Hits not stored, by reason (``optout`` included), over the period.
     dropped: dict[str, int]
+    previous_period: PeriodOut | None = None
+    #: The totals of the previous period, with ``compare=previous_period``.
+    previous: ConsentDay | None = None
     note: str = (
         "visitors and visits are distinct within each day (or the whole period for the "
-        "totals) and mode; opt-outs are counted separately: they are not hits"
+        "totals) and mode; opt-outs are counted separately: they are not hits, and as they "
+        "keep no dimension, filters do not apply to them"
     )
 
 
@@ -76,19 +80,9 @@ def consent_report(
     scope = resolve_scope(query, config, sites, now)
     labels, day_buckets = buckets(scope, "day")
     per_day: list[dict[str, ModeCounts]] = [{} for _ in labels]
-    totals: dict[str, ModeCounts] = {}
     for index, mode, hits, visitors, visits in db.consent_by_day(day_buckets, query.filters):
         per_day[index][mode] = ModeCounts(hits=hits, visitors=visitors, visits=visits)
-    # The whole period as one bucket per site: visitors are distinct over the period.
-    whole = [Bucket(0, r.site, r.start_ms, r.end_ms) for r in scope.ranges]
-    for _index, mode, hits, visitors, visits in db.consent_by_day(whole, query.filters):
-        totals[mode] = ModeCounts(hits=hits, visitors=visitors, visits=visits)
-    dropped: dict[str, int] = {}
-    optouts_by_day: dict[str, int] = {}
-    for day, reason, hits in db.dropped_by_day(sites, labels[0], labels[-1]):
-        dropped[reason] = dropped.get(reason, 0) + hits
-        if reason == "optout":
-            optouts_by_day[day] = optouts_by_day.get(day, 0) + hits
+    dropped, optouts_by_day = _dropped(db, sites, labels)
     reasons: dict[str, dict[str, int]] = {}
     for mode, codes, hits in db.reason_counts(scope.ranges, query.filters):
         for code in codes.split():
@@ -98,19 +92,56 @@ def consent_report(
         _day(label, per_day[index], optouts_by_day.get(label, 0))
         for index, label in enumerate(labels)
     ]
-    return ConsentReport(
+    report = ConsentReport(
         sites=tuple(sites),
         period=period_out(scope),
         days=days,
-        totals=_day("total", totals, dropped.get("optout", 0)),
+        totals=_totals(db, scope, query, dropped),
         reasons=reasons,
         dropped=dropped,
     )
+    if query.compare == "previous_period":
+        before = resolve_scope(query, config, sites, now, previous=True)
+        earlier, _ = _dropped(db, sites, buckets(before, "day")[0])
+        report.previous_period = period_out(before)
+        report.previous = _totals(db, before, query, earlier)
+    return report
+
+
+def _totals(
+    db: ReportsDatabase, scope: Scope, query: ReportQuery, dropped: dict[str, int]
+) -> ConsentDay:
+    """The whole period as one bucket per site: visitors are distinct over the period."""
+    whole = [Bucket(0, r.site, r.start_ms, r.end_ms) for r in scope.ranges]
+    totals: dict[str, ModeCounts] = {}
+    for _index, mode, hits, visitors, visits in db.consent_by_day(whole, query.filters):
+        totals[mode] = ModeCounts(hits=hits, visitors=visitors, visits=visits)
+    return _day("total", totals, dropped.get("optout", 0))
+
+
+def _dropped(
+    db: ReportsDatabase, sites: Sequence[str], labels: Sequence[str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Hits not stored by reason over the days ``labels``, and opt-outs per day."""
+    dropped: dict[str, int] = {}
+    optouts_by_day: dict[str, int] = {}
+    for day, reason, hits in db.dropped_by_day(sites, labels[0], labels[-1]):
+        dropped[reason] = dropped.get(reason, 0) + hits
+        if reason == "optout":
+            optouts_by_day[day] = optouts_by_day.get(day, 0) + hits
+    return dropped, optouts_by_day
 
 
 class SourceConversions(Result):
     source: str
     conversions: int
+
+
+class AttributionTotals(Result):
+    conversions: int
+    attributable: int
+    unattributable: int
+    attributable_share: float
 
 
 class AttributionReport(Result):
@@ -124,6 +155,8 @@ class AttributionReport(Result):
     attributable_share: float
     #: Attributable conversions by the source of the visit they happened in.
     sources: list[SourceConversions]
+    previous_period: PeriodOut | None = None
+    previous: AttributionTotals | None = None
     note: str = (
         "conversions are goal events; only granted ones may be attributed to a source or "
         "campaign (the source of the visit's first event, utm_source first)"
@@ -140,6 +173,23 @@ def attribution(
     goal: Goal,
 ) -> AttributionReport:
     scope = resolve_scope(query, config, sites, now)
+    report = _attribution(db, scope, query, goal)
+    if query.compare == "previous_period":
+        before = resolve_scope(query, config, sites, now, previous=True)
+        earlier = _attribution(db, before, query, goal)
+        report.previous_period = earlier.period
+        report.previous = AttributionTotals(
+            conversions=earlier.conversions,
+            attributable=earlier.attributable,
+            unattributable=earlier.unattributable,
+            attributable_share=earlier.attributable_share,
+        )
+    return report
+
+
+def _attribution(
+    db: ReportsDatabase, scope: Scope, query: ReportQuery, goal: Goal
+) -> AttributionReport:
     by_mode: dict[str, int] = {}
     sources: dict[str, int] = {}
     for mode, source, count in db.conversions_by_mode(scope.ranges, query.filters, goal):
@@ -150,7 +200,7 @@ def attribution(
     total = sum(by_mode.values())
     attributable = by_mode.get("granted", 0)
     return AttributionReport(
-        sites=tuple(sites),
+        sites=scope.sites,
         period=period_out(scope),
         goal=goal.name,
         conversions=total,

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from collector.config import Config
 from collector.reports.model import Bucket, Goal, MetricRow
 from collector.reports.query import (
+    Filter,
     Interval,
     ReportQuery,
     Scope,
@@ -27,6 +28,7 @@ from collector.reports.results import (
     AggregateReport,
     BreakdownReport,
     BreakdownRow,
+    EngagedTime,
     Metrics,
     PeriodOut,
     RealtimePage,
@@ -34,6 +36,7 @@ from collector.reports.results import (
     TimePoint,
     TimeseriesReport,
     metrics_from,
+    ratio,
 )
 
 if TYPE_CHECKING:
@@ -65,16 +68,25 @@ def aggregate(
     scope = resolve_scope(query, config, sites, now)
     metrics = _total(db, scope, query, goal)
     report = AggregateReport(sites=tuple(sites), period=period_out(scope), metrics=metrics)
+    report.engaged = _engaged(db, scope, query, metrics)
     if query.compare == "previous_period":
         before = resolve_scope(query, config, sites, now, previous=True)
         report.previous_period = period_out(before)
         report.previous = _total(db, before, query, goal)
+        report.previous_engaged = _engaged(db, before, query, report.previous)
     kinds = db.visitor_kinds(scope.ranges, query.filters)
     notes = [COOKIELESS_NOTE] if kinds.get("cookieless") else []
     if metrics.unidentified_pageviews:
         notes.append(DENIED_NOTE)
     report.notes = tuple(notes)
     return report
+
+
+def _engaged(
+    db: ReportsDatabase, scope: Scope, query: ReportQuery, metrics: Metrics
+) -> EngagedTime:
+    total = db.engaged_time(scope.ranges, query.filters)
+    return EngagedTime(total_ms=total, per_visit_ms=ratio(total, metrics.visits))
 
 
 def _total(db: ReportsDatabase, scope: Scope, query: ReportQuery, goal: Goal | None) -> Metrics:
@@ -229,11 +241,17 @@ def _text(key: str | int | None) -> str | None:
     return None if key is None else str(key)
 
 
-def realtime(db: ReportsDatabase, *, sites: Sequence[str], now: datetime) -> RealtimeReport:
-    """Visitors and pages of the last 30 minutes."""
+def realtime(
+    db: ReportsDatabase,
+    *,
+    sites: Sequence[str],
+    now: datetime,
+    filters: Sequence[Filter] = (),
+) -> RealtimeReport:
+    """Visitors and pages of the last 30 minutes (the period does not apply; filters do)."""
     until = to_ms(now)
     since = until - REALTIME_WINDOW_MS
-    found = db.recent_pages(sites, since, until)
+    found = db.recent_pages_where(sites, since, until, filters)
     return RealtimeReport(
         sites=tuple(sites),
         since=since,

@@ -1,4 +1,8 @@
-"""Goals: pageview path patterns and event names, saved per site; conversions per goal."""
+"""Goals: pageview path patterns and event names, per site in ``mesure.toml``
+(``[[sites.goals]]``) or saved through the API; conversions per goal.
+
+A goal of the configuration wins over an API goal of the same name (the API refuses to
+define or delete one)."""
 
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ class GoalOut(Result):
     name: str
     kind: str
     match: str
+    #: ``config`` (``[[sites.goals]]``, read-only) or ``api`` (``POST /api/v1/goals``).
+    source: str = "api"
 
 
 class GoalConversion(Result):
@@ -31,6 +37,7 @@ class GoalConversion(Result):
     visitors: int
     conversions: int
     conversion_rate: float
+    source: str = "api"
     previous_conversions: int | None = None
     previous_conversion_rate: float | None = None
 
@@ -49,12 +56,38 @@ def stored_goals(db: ReportsDatabase, sites: Sequence[str]) -> list[GoalOut]:
     ]
 
 
-def resolve_goal(db: ReportsDatabase, sites: Sequence[str], spec: str) -> Goal:
-    """``page:/pattern*``, ``event:name``, or the name of a goal saved for one of ``sites``."""
+def config_goals(config: Config, sites: Sequence[str]) -> list[GoalOut]:
+    """The ``[[sites.goals]]`` of ``sites``, in site then file order."""
+    found: list[GoalOut] = []
+    for site_id in sites:
+        site = config.site(site_id)
+        for goal in () if site is None else site.goals:
+            found.append(
+                GoalOut(
+                    site=site_id, name=goal.name, kind=goal.kind, match=goal.match, source="config"
+                )
+            )
+    return found
+
+
+def site_goals(db: ReportsDatabase, config: Config, sites: Sequence[str]) -> list[GoalOut]:
+    """Every goal of ``sites``: the configuration's, then the API's not shadowed by them."""
+    configured = config_goals(config, sites)
+    taken = {(goal.site, goal.name) for goal in configured}
+    saved = [goal for goal in stored_goals(db, sites) if (goal.site, goal.name) not in taken]
+    return [*configured, *saved]
+
+
+def resolve_goal(
+    db: ReportsDatabase, sites: Sequence[str], spec: str, *, config: Config | None = None
+) -> Goal:
+    """``page:/pattern*``, ``event:name``, or the name of a goal of one of ``sites`` (from
+    ``config`` when given, then saved through the API)."""
     adhoc = parse_goal_spec(spec)
     if adhoc is not None:
         return adhoc
-    for saved in stored_goals(db, sites):
+    known = stored_goals(db, sites) if config is None else site_goals(db, config, sites)
+    for saved in known:
         if saved.name == spec:
             kind: GoalKind = "page" if saved.kind == "page" else "event"
             return Goal(name=saved.name, kind=kind, match=saved.match)
@@ -76,11 +109,12 @@ def goals_report(
         if query.compare == "previous_period"
         else None
     )
-    by_name: dict[tuple[str, str, str], list[str]] = {}
-    for saved in stored_goals(db, sites):
-        by_name.setdefault((saved.name, saved.kind, saved.match), []).append(saved.site)
+    by_name: dict[tuple[str, str, str, str], list[str]] = {}
+    for saved in site_goals(db, config, sites):
+        key = (saved.name, saved.kind, saved.match, saved.source)
+        by_name.setdefault(key, []).append(saved.site)
     rows: list[GoalConversion] = []
-    for (name, kind, match), goal_sites in by_name.items():
+    for (name, kind, match, source), goal_sites in by_name.items():
         goal = Goal(name=name, kind="page" if kind == "page" else "event", match=match)
         ranges = [r for r in scope.ranges if r.site in goal_sites]
         found = db.metrics(ranges, query.filters, goal=goal)
@@ -91,6 +125,7 @@ def goals_report(
             kind=kind,
             match=match,
             sites=tuple(goal_sites),
+            source=source,
             visitors=visitors,
             conversions=converted,
             conversion_rate=ratio(converted, visitors),

@@ -34,6 +34,15 @@ class Metrics(Result):
     conversion_rate: float | None = None
 
 
+class EngagedTime(Result):
+    """The snippet's active, visible time, apart from visit duration (specs/metrics.md)."""
+
+    #: Sum of the period's engagement pings (``engaged_ms``) matching the filters.
+    total_ms: int
+    #: ``total_ms`` ÷ the period's visits.
+    per_visit_ms: float
+
+
 class AggregateReport(Result):
     sites: tuple[str, ...]
     period: PeriodOut
@@ -41,6 +50,8 @@ class AggregateReport(Result):
     previous_period: PeriodOut | None = None
     previous: Metrics | None = None
     notes: tuple[str, ...] = ()
+    engaged: EngagedTime | None = None
+    previous_engaged: EngagedTime | None = None
 
 
 class TimePoint(Result):

@@ -110,7 +110,7 @@ def rfm(
     before = resolve_scope(query, config, sites, now, previous=True)
     ranges = {r.site: r for r in scope.ranges}
     previous = {r.site: r for r in before.ranges}
-    rows = db.revenue_events(sites, max(r.end_ms for r in scope.ranges))
+    rows = db.revenue_events_where(sites, max(r.end_ms for r in scope.ranges), query.filters)
     in_period = [row for row in rows if ranges[row[0]].start_ms <= row[2] < ranges[row[0]].end_ms]
     if currency is None and in_period:
         tally: dict[str, int] = {}

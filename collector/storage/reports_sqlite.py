@@ -408,6 +408,58 @@ class ReportsDatabase:
             )
         return cursor.rowcount > 0
 
+    # Added by the reports audit: the filtered forms of recent_pages and revenue_events, so
+    # that `filter` applies to real time and RFM as to every other report, and engaged time.
+
+    def recent_pages_where(
+        self, sites: Sequence[str], since_ms: int, until_ms: int, filters: Sequence[Filter]
+    ) -> dict[str, Any]:
+        """:meth:`recent_pages` over the events matching ``filters``."""
+        params = Params(
+            sites=msgspec.json.encode(list(sites)).decode(), since=since_ms, until=until_ms
+        )
+        where = (
+            "e.site IN (SELECT value FROM json_each(:sites)) AND e.ts >= :since "
+            f"AND e.ts <= :until AND {filters_sql(filters, params)}"
+        )
+        source = "events e LEFT JOIN visits v ON v.id = e.visit"
+        visitors, pageviews = self._rows(
+            f"SELECT COUNT(DISTINCT e.visitor), coalesce(SUM(e.name = 'pageview'), 0) "
+            f"FROM {source} WHERE {where}",
+            params,
+        )[0]
+        pages = self._rows(
+            f"SELECT e.path, COUNT(DISTINCT e.visitor), COUNT(*) FROM {source} WHERE {where} "
+            "AND e.name = 'pageview' GROUP BY e.path ORDER BY 2 DESC, 3 DESC, e.path LIMIT 50",
+            params,
+        )
+        return {"visitors": visitors, "pageviews": pageviews, "pages": pages}
+
+    def revenue_events_where(
+        self, sites: Sequence[str], end_ms: int, filters: Sequence[Filter]
+    ) -> list[tuple[str, bytes, int, str, str]]:
+        """:meth:`revenue_events` restricted to the events matching ``filters``."""
+        params = Params(sites=msgspec.json.encode(list(sites)).decode(), end=end_ms)
+        sql = (
+            "SELECT e.site, e.user, e.ts, e.revenue_amount, e.revenue_currency FROM events e "
+            "LEFT JOIN visits v ON v.id = e.visit "
+            "WHERE e.site IN (SELECT value FROM json_each(:sites)) AND e.ts < :end "
+            "AND e.mode = 'granted' AND e.user IS NOT NULL AND e.revenue_amount IS NOT NULL "
+            f"AND {filters_sql(filters, params)} ORDER BY e.ts, e.id"
+        )
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in self._rows(sql, params)]
+
+    def engaged_time(self, ranges: Sequence[SiteRange], filters: Sequence[Filter]) -> int:
+        """Total ``engaged_ms`` of the period's events matching ``filters`` (the snippet sends
+        each engagement ping as the visible time since the previous one, so they add up)."""
+        params = Params(scope=scope_json(ranges))
+        sql = (
+            f"WITH {_SCOPE_CTE} SELECT coalesce(SUM(e.engaged_ms), 0) FROM scope s {_IN_SCOPE} "
+            f"LEFT JOIN visits v ON v.id = e.visit WHERE e.engaged_ms IS NOT NULL "
+            f"AND {filters_sql(filters, params)}"
+        )
+        return int(self._rows(sql, params)[0][0])
+
 
 @contextmanager
 def reports_database(path: Path, *, timeout_ms: int = 10_000) -> Iterator[ReportsDatabase]:

@@ -48,12 +48,16 @@ class Accounts:
         return self.client({"authorization": f"Bearer {self.tokens[name]}"})
 
 
-def start(data_dir: Path, now: datetime | None = None) -> Accounts:
+def start(
+    data_dir: Path, now: datetime | None = None, goals: list[dict[str, str]] | None = None
+) -> Accounts:
+    """``goals``: the ``[[sites.goals]]`` of site ``example``."""
     clock = Clock(now or datetime(2026, 3, 10, 12, 0, tzinfo=UTC))
+    example = {"ingest-token-sha256": token_sha256(INGEST_TOKEN), "goals": goals or []}
     config = build_config(
         data_dir,
         {"example": ["example.com"], "other": ["other.example"]},
-        site_options={"example": {"ingest-token-sha256": token_sha256(INGEST_TOKEN)}},
+        site_options={"example": example},
     )
     server = LiveServer(config, clock)
     server.start()  # the lifespan creates and migrates the database

@@ -290,3 +290,28 @@ def test_goals_report_lists_saved_goals(dataset: tuple[Config, ReportsDatabase])
         assert [(g.name, g.conversions, g.visitors) for g in report.goals] == [("Signup", 1, 3)]
     finally:
         assert db.delete_goal("example", "Signup")
+
+
+@pytest.mark.parametrize(
+    ("filters", "total", "per_visit"),
+    [
+        # B's 90-second engagement ping over today's 3 visits.
+        ((), 90_000, 30_000.0),
+        # The ping is on /home, as are 2 of today's visits.
+        ((Filter(dimension="page", op="is", value="/home"),), 90_000, 45_000.0),
+        ((Filter(dimension="mode", op="is", value="exempt"),), 0, 0.0),
+    ],
+    ids=["all", "page", "exempt"],
+)
+def test_engaged_time_is_reported_apart(
+    dataset: tuple[Config, ReportsDatabase],
+    filters: tuple[Filter, ...],
+    total: int,
+    per_visit: float,
+) -> None:
+    config, db = dataset
+    query = ReportQuery(period="today", filters=filters, compare="previous_period")
+    report = aggregate(db, config, query, sites=["example"], now=NOW)
+    assert report.engaged is not None and report.previous_engaged is not None
+    assert (report.engaged.total_ms, report.engaged.per_visit_ms) == (total, per_visit)
+    assert (report.previous_engaged.total_ms, report.previous_engaged.per_visit_ms) == (0, 0.0)

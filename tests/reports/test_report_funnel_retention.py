@@ -160,3 +160,46 @@ def test_monthly_retention_cohorts(tmp_path: Path) -> None:
     january, february = report.cohorts
     assert (january.visitors, january.retained) == (1, [1, 1])
     assert (february.visitors, february.retained) == (1, [0])
+
+
+def test_retention_cohorts_follow_the_site_time_zone(tmp_path: Path) -> None:
+    config = config_for(tmp_path, {"paris": "Europe/Paris"})
+    store(
+        config,
+        [
+            # P1: Sunday Feb 8, 23:30 UTC is Monday Feb 9, 00:30 in Paris: the week of Feb 9.
+            event(ms(2026, 2, 8, 23, 30), "P1", site="paris"),
+            event(ms(2026, 2, 16, 10, 0), "P1", site="paris"),
+            # P2: 22:30 UTC is still Sunday in Paris (week of Feb 2); back on Sunday Feb 15 at
+            # 23:59 Paris time (22:59 UTC), in the week of Feb 9.
+            event(ms(2026, 2, 8, 22, 30), "P2", site="paris"),
+            event(ms(2026, 2, 15, 22, 59), "P2", site="paris"),
+        ],
+    )
+    query = ReportQuery(period="custom", date_from=date(2026, 2, 2), date_to=date(2026, 2, 15))
+    now = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    with opened(config) as db:
+        report = retention(db, config, query, sites=["paris"], now=now, by="week")
+    first, second = report.cohorts
+    assert (first.start, first.visitors, first.retained) == (date(2026, 2, 2), 1, [1, 0, 0, 0])
+    assert (second.start, second.visitors, second.retained) == (date(2026, 2, 9), 1, [1, 0, 0])
+
+
+@pytest.mark.parametrize(("within", "reached"), [(1, [1, 0]), (2, [1, 1])])
+def test_funnel_window_counts_from_the_first_step(
+    tmp_path: Path, within: int, reached: list[int]
+) -> None:
+    config = config_for(tmp_path)
+    # /a, then /b 25 hours later: outside a 1-day window, inside a 2-day one.
+    store(
+        config,
+        [event(ms(2026, 3, 8, 10), "W", path="/a"), event(ms(2026, 3, 9, 11), "W", path="/b")],
+    )
+    query = ReportQuery(period="7d")
+    with opened(config) as db:
+        report = funnel(
+            db, config, query, sites=["example"], now=NOW, steps=STEPS[:2], within_days=within
+        )
+    assert [s.visitors for s in report.steps] == reached
+    expected_gap = 25 * 60 * MINUTE if within == 2 else None
+    assert report.steps[1].median_ms_from_previous == expected_gap
