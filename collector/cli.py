@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -24,6 +25,12 @@ from collector.keys import KeyStore
 from collector.storage import open_storage
 
 DEFAULT_DATA = "mesure-data"
+#: The server settings of ``mesure serve`` (the ingest benchmark runs its ceiling on the same).
+UVICORN_SETTINGS: dict[str, Any] = {
+    "log_level": "warning",
+    "access_log": False,  # access logs would write client IP addresses
+    "ws": "none",
+}
 DEMO_SITE = "localhost"
 
 
@@ -93,9 +100,7 @@ def serve(data_dir: Path, host: str, port: int, workers: int) -> None:
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
-        access_log=False,  # access logs would write client IP addresses
-        ws="none",
+        **UVICORN_SETTINGS,
     )
 
 

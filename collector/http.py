@@ -1,4 +1,4 @@
-"""HTTP plumbing of the collector: bounded body reading, client address, CORS for ``/api/``."""
+"""HTTP plumbing of the collector: bounded body reading, CORS for ``/api/``."""
 
 from __future__ import annotations
 
@@ -31,15 +31,6 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLargeError(f"body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def client_address(request: Request, header: str | None) -> str:
-    """The client's IP address; behind a proxy, the last entry the proxy appended to ``header``."""
-    if header is not None:
-        value = request.headers.get(header)
-        if value:
-            return value.split(",")[-1].strip()
-    return request.client.host if request.client else ""
 
 
 class CorsMiddleware:
