@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from collector import api_routes, snippet_routes
+from collector import api_routes, openapi, snippet_routes
 from collector.audit import AuditLog
 from collector.config import CONFIG_FILE, Config, load_config
 from collector.errors import (
@@ -102,6 +102,7 @@ def create_app(
         Route("/healthz", get_health, methods=["GET"]),
         *snippet_routes.routes(config),
         *api_routes.routes(config),
+        *openapi.routes(),
     ]
     return Starlette(
         routes=routes,
@@ -135,14 +136,14 @@ def app_from_env() -> Starlette:
 
 
 async def post_hit(request: Request) -> Response:
-    wire = decode_hit(await read_body(request, MAX_HIT_BYTES))
+    wire = decode_hit(await read_body(request, MAX_HIT_BYTES, _body_timeout(request)))
     await _ingest(request, [(wire, _client(request))], field_prefix="$")
     return Response(status_code=202)
 
 
 async def post_batch(request: Request) -> Response:
     """Up to 1,000 events; ``ip``/``ua`` per event only with the site's ingest token."""
-    wires = decode_batch(await read_body(request, MAX_BATCH_BYTES))
+    wires = decode_batch(await read_body(request, MAX_BATCH_BYTES, _body_timeout(request)))
     token = _bearer_token(request)
     base = _client(request)
     config = services(request).config
@@ -248,6 +249,10 @@ def _client(request: Request) -> Client:
     else:
         ip = request.client.host if request.client else ""
     return Client(ip=ip, user_agent=user_agent or "", origin=origin, headers=signals)
+
+
+def _body_timeout(request: Request) -> float:
+    return services(request).config.server.body_timeout_ms / 1000
 
 
 def _bearer_token(request: Request) -> str | None:

@@ -13,7 +13,6 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -22,15 +21,10 @@ from collector.audit import AuditLog
 from collector.config import CONFIG_FILE, Config, load_config, token_sha256
 from collector.errors import ConfigError, KeyFileError
 from collector.keys import KeyStore
+from collector.server import UVICORN_SETTINGS
 from collector.storage import open_storage
 
 DEFAULT_DATA = "mesure-data"
-#: The server settings of ``mesure serve`` (the ingest benchmark runs its ceiling on the same).
-UVICORN_SETTINGS: dict[str, Any] = {
-    "log_level": "warning",
-    "access_log": False,  # access logs would write client IP addresses
-    "ws": "none",
-}
 DEMO_SITE = "localhost"
 
 

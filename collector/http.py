@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from collector.errors import BadRequestError, PayloadTooLargeError
+from collector.errors import BadRequestError, PayloadTooLargeError, RequestTimeoutError
 
 ACCEPTED_TYPES = ("text/plain", "application/json")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes without reading them all."""
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request body, refusing more than ``limit`` bytes without reading them all, and a body
+    that takes longer than ``timeout`` seconds to arrive (a slow-loris client)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"body over {limit} bytes")
@@ -25,11 +27,15 @@ async def read_body(request: Request, limit: int) -> bytes:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"body over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLargeError(f"body over {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError(f"body not received within {timeout:g} s") from None
     return b"".join(chunks)
 
 

@@ -347,7 +347,7 @@ def ceiling_app() -> Any:
 def serve_ceiling(port: int) -> None:
     import uvicorn
 
-    from collector.cli import UVICORN_SETTINGS
+    from collector.server import UVICORN_SETTINGS
 
     uvicorn.run(ceiling_app(), host="127.0.0.1", port=port, workers=1, **UVICORN_SETTINGS)
 
