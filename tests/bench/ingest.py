@@ -46,6 +46,8 @@ import httpx  # noqa: E402
 from tests.consent.tc_encoder import encode as encode_tc  # noqa: E402
 
 SITE = "example.com"
+#: Requests cycled by wrk: more than the collector's URL and user-agent caches hold.
+DISTINCT_HITS = 16_384
 TARGETS = "targets: >= 5,000 durable hits/s, >= 30 % of ceiling, p99 < 50 ms, RSS < 150 MB"
 
 BROWSERS = [
@@ -93,6 +95,8 @@ UTM = [
 def mixed_hit(rng: random.Random, tc_granted: str) -> tuple[dict[str, Any], dict[str, str]]:
     """One realistic hit body and its headers."""
     path = f"/{rng.choice(SECTIONS)}/{rng.randrange(400)}" + rng.choice(UTM)
+    if rng.random() < 0.25:  # ad click ids: a URL never seen before, whatever is cached
+        path += ("&" if "?" in path else "?") + f"gclid={rng.getrandbits(64):x}"
     body: dict[str, Any] = {"site": SITE, "url": f"https://{SITE}{path}"}
     referrer = rng.choice(REFERRERS)
     if referrer:
@@ -407,7 +411,7 @@ def main() -> int:
     )
     hits = []
     modes: dict[str, int] = {}
-    for _ in range(4096):
+    for _ in range(DISTINCT_HITS):
         body, headers = mixed_hit(rng, tc_granted)
         key = "gpc" if "Sec-GPC" in headers else str(body.get("mode"))
         modes[key] = modes.get(key, 0) + 1
