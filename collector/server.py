@@ -74,6 +74,11 @@ if importlib.util.find_spec("httptools") is not None:
             self._in_head = False
             super().on_headers_complete()
 
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_head = True  # what comes next on a keep-alive connection is a new head
+            self._head_bytes = 0
+
         def data_received(self, data: bytes) -> None:
             if self._in_head:
                 end = data.find(b"\r\n\r\n")

@@ -367,6 +367,76 @@ def stored_counts(database: Path) -> tuple[int, int, str]:
     return int(events), int(dropped), str(integrity)
 
 
+def breakdown(hits: list[tuple[dict[str, Any], dict[str, str]]], work: Path) -> None:
+    """What a hit costs, step by step: the pipeline run in this process, then the storage."""
+    from collector.app import SIGNAL_HEADERS
+    from collector.audit import AuditLog
+    from collector.config import load_config
+    from collector.geo import GeoLookup
+    from collector.ingest import Client, Dropped, Pipeline, pseudonymize, receive
+    from collector.keys import KeyStore
+    from collector.model import Event
+    from collector.storage import open_storage
+    from collector.wire import decode_hit
+
+    data = work / "data"
+    config = load_config(data, {"MESURE_SITE_RATE_PER_MINUTE": "100000000"})
+    clock = lambda: datetime.now(UTC)  # noqa: E731
+    keys = KeyStore.open(config.keys_dir, AuditLog(config.audit_path, clock), [SITE])
+    pipeline = Pipeline(config, keys, clock, GeoLookup.open(None))
+    bodies = [(json.dumps(body).encode(), headers) for body, headers in hits]
+    costs: dict[str, int] = {}
+    events: list[Event] = []
+
+    def timed(name: str, start: int) -> int:
+        now = time.perf_counter_ns()
+        costs[name] = costs.get(name, 0) + now - start
+        return now
+
+    for _round in range(2):  # the first round warms the caches, as a running collector's are
+        costs.clear()
+        events.clear()
+        for body, raw_headers in bodies:
+            headers = {name.lower(): value for name, value in raw_headers.items()}
+            start = time.perf_counter_ns()
+            wire = decode_hit(body)
+            start = timed("decode (msgspec)", start)
+            client = Client(
+                ip=headers["x-forwarded-for"],
+                user_agent=headers["user-agent"],
+                origin=headers.get("origin"),
+                headers={n: (headers[n],) for n in SIGNAL_HEADERS if n in headers},
+            )
+            hit = receive(config, wire, client, clock())
+            start = timed("receive (site, URL cleaning)", start)
+            outcome: Any = hit
+            for name, step in pipeline.steps:
+                outcome = step(outcome)
+                start = timed(name, start)
+                if isinstance(outcome, Dropped):
+                    break
+            if not isinstance(outcome, Dropped):
+                events.append(pseudonymize(outcome, keys=keys))
+                timed("pseudonymize (keyed hashes)", start)
+    total = sum(costs.values())
+    print(f"\nWhat a hit costs in the pipeline (µs per hit, mean of {len(bodies):,} hits):")
+    for name, nanoseconds in costs.items():
+        print(f"  {name:32}{nanoseconds / len(bodies) / 1000:>8.1f}")
+    print(f"  {'total':32}{total / len(bodies) / 1000:>8.1f}")
+    storage = open_storage(work / "breakdown.db")
+    group = 32
+    cpu, wall = time.thread_time(), time.perf_counter()
+    for index in range(0, len(events), group):
+        storage.insert_hits(events[index : index + group])
+    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    commits = -(-len(events) // group)
+    print(
+        f"  storage, groups of {group}: {cpu / len(events) * 1e6:.1f} µs CPU per event, "
+        f"{wall / commits * 1000:.1f} ms per group commit (synchronous=FULL: fsync)"
+    )
+    storage.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=20, help="seconds of each hit run")
@@ -375,6 +445,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--profile", action="store_true", help="py-spy the collector's hit run")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also time each ingest step in-process"
+    )
     parser.add_argument("--serve-ceiling", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_ceiling is not None:
@@ -553,6 +626,8 @@ def main() -> int:
         f"  lost acknowledged hits: {lost}; stored beyond what was sent: {unexplained}; "
         f"PRAGMA integrity_check: {integrity}"
     )
+    if args.breakdown:
+        breakdown([mixed_hit(random.Random(n), tc_granted) for n in range(DISTINCT_HITS)], work)
     if profiler is not None:
         print(f"Profile (speedscope JSON): {work / 'profile.json'}")
     if args.keep or profiler is not None:
