@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -66,6 +67,12 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
         check=True,
         capture_output=True,
     )
+    # A thousand sockets on each side: raise a low soft limit of open files (the server,
+    # started below, inherits it). A production host is configured the same way.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 4096:
+        wanted = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     port = free_port()
     process = start_mesure_serve(data, port, env)
     try:

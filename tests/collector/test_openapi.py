@@ -61,12 +61,13 @@ def test_every_route_is_described_and_nothing_else(tmp_path: Path) -> None:
             assert "application/json" in operation["requestBody"]["content"], (path, method)
 
 
-def test_a_route_without_a_description_is_refused(tmp_path: Path) -> None:
+def test_a_route_without_a_description_fails_the_check_not_the_server(tmp_path: Path) -> None:
     app = create_app(build_config(tmp_path))
-    app.router.routes.append(click_route := _undescribed_route())
+    app.router.routes.append(_undescribed_route())
     with pytest.raises(KeyError, match="GET /api/undescribed"):
         openapi.document(app.routes)
-    assert click_route.path == "/api/undescribed"
+    served = openapi.document(app.routes, strict=False)
+    assert served["paths"]["/api/undescribed"]["get"]["tags"] == ["undescribed"]
 
 
 def _undescribed_route() -> Any:
@@ -137,7 +138,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_endpoint_keeps_to_the_description(case: Any, live: tuple[str, str]) -> None:
     _url, token = live
     headers = {"user-agent": BROWSER_UA}
