@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from collector import auth, wire
+from collector.privacy_routes import ExportIn, SubjectIn
 from collector.reports.consent_report import AttributionReport, ConsentReport
 from collector.reports.experiments import ExperimentReport
 from collector.reports.funnels import FunnelReport
@@ -105,18 +106,6 @@ def _privacy(summary: str, body: Any = None, **kwargs: Any) -> Operation:
     return Operation(
         summary=summary, tag="privacy", auth="api", body=body, errors=_PRIVACY_ERRORS, **kwargs
     )
-
-
-_SUBJECT = {
-    "type": "object",
-    "required": ["site"],
-    "properties": {
-        "site": _TEXT,
-        "user_id": _TEXT,
-        "client_id": _TEXT,
-        "format": {"enum": ["ndjson", "csv"]},
-    },
-}
 
 
 _GOAL = ("goal", "A goal name, or page:/pattern* or event:name.")
@@ -273,23 +262,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("/api/v1/privacy/export", "post"): _privacy(
         "Export a site's events of a period, signed.",
-        body={
-            "type": "object",
-            "required": ["site", "first_day", "last_day"],
-            "properties": {
-                "site": _TEXT,
-                "first_day": {"type": "string", "format": "date"},
-                "last_day": {"type": "string", "format": "date"},
-                "format": {"enum": ["ndjson", "csv"]},
-            },
-        },
+        body=ExportIn,
         ok=_OBJECT,
     ),
     ("/api/v1/privacy/dsar/access", "post"): _privacy(
-        "Everything stored about one data subject.", body=_SUBJECT, ok=_OBJECT
+        "Everything stored about one data subject.", body=SubjectIn, ok=_OBJECT
     ),
     ("/api/v1/privacy/dsar/erase", "post"): _privacy(
-        "Erase one data subject's data.", body=_SUBJECT, ok=_OBJECT
+        "Erase one data subject's data.", body=SubjectIn, ok=_OBJECT
     ),
 }
 
