@@ -455,6 +455,8 @@ def main() -> int:
         return 0
 
     wrk = ensure_wrk()
+    if args.profile and shutil.which("py-spy") is None:
+        raise SystemExit("--profile needs py-spy: pip install py-spy (not a project dependency)")
     work = Path(tempfile.mkdtemp(prefix="mesure-bench-"))
     data = work / "data"
     python = [sys.executable]
@@ -510,6 +512,10 @@ def main() -> int:
         f"{len(hits)} distinct hits cycled ({mix})"
     )
     print(TARGETS)
+    print(
+        f"load average before the run: {os.getloadavg()[0]:.1f} (every other process competes "
+        "for the same cores: compare figures within one run, not across runs)"
+    )
 
     # 1. The collector.
     port = free_port()
@@ -616,7 +622,7 @@ def main() -> int:
         f"{batch.per_second * 1000:,.0f} events/s, p50 {batch.p50_ms:.0f} ms, "
         f"p99 {batch.p99_ms:.0f} ms, non-2xx {batch.non2xx + batch.socket_errors}"
     )
-    print(f"Collector peak RSS: {rss:.0f} MB")
+    print(f"Collector peak RSS: {rss:.0f} MB; load average after the run: {os.getloadavg()[0]:.1f}")
     print(
         f"Durability: {acknowledged:,} hits acknowledged (2xx); stored {events:,} events + "
         f"{dropped:,} filtered (bots, opt-outs) = {events + dropped:,}; "
