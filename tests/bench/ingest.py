@@ -316,11 +316,18 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def peak_rss_mb(pid: int) -> float:
-    """The process's high-water resident set (VmHWM), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """The high-water resident set (VmHWM) of the process and its children, in MB (with
+    ``--workers``, uvicorn's supervisor and each worker are separate processes)."""
+    total = 0.0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        if status.parent.name == str(pid) or fields.get("PPid", "").strip() == str(pid):
+            total += int(fields.get("VmHWM", "0 kB").split()[0]) / 1024
+    return total
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -443,6 +450,9 @@ def main() -> int:
     parser.add_argument("--batch-duration", type=int, default=10, help="seconds of batch load")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="collector worker processes (the ceiling keeps 1)"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the collector's hit run")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     parser.add_argument(
@@ -508,6 +518,7 @@ def main() -> int:
 
     print(f"Ingest benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores")
     print(
+        f"mesure serve --workers {args.workers}; "
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
         f"{len(hits)} distinct hits cycled ({mix})"
     )
@@ -521,7 +532,18 @@ def main() -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [*python, "-m", "collector", "serve", "--data", str(data), "--port", str(port)],
+        [
+            *python,
+            "-m",
+            "collector",
+            "serve",
+            "--data",
+            str(data),
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -622,7 +644,10 @@ def main() -> int:
         f"{batch.per_second * 1000:,.0f} events/s, p50 {batch.p50_ms:.0f} ms, "
         f"p99 {batch.p99_ms:.0f} ms, non-2xx {batch.non2xx + batch.socket_errors}"
     )
-    print(f"Collector peak RSS: {rss:.0f} MB; load average after the run: {os.getloadavg()[0]:.1f}")
+    print(
+        f"Collector peak RSS (all its processes): {rss:.0f} MB; "
+        f"load average after the run: {os.getloadavg()[0]:.1f}"
+    )
     print(
         f"Durability: {acknowledged:,} hits acknowledged (2xx); stored {events:,} events + "
         f"{dropped:,} filtered (bots, opt-outs) = {events + dropped:,}; "
