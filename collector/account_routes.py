@@ -29,7 +29,16 @@ from collector.config import Config
 from collector.errors import BadRequestError, ForbiddenError, RateLimitedError
 from collector.storage.auth_sqlite import auth_database
 
-_fields_decoder = msgspec.json.Decoder(dict[str, str])
+
+class PasswordIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The JSON body; missing passwords are refused below with the field named."""
+
+    current_password: str = ""
+    new_password: str = ""
+    csrf_token: str | None = None
+
+
+_decoder = msgspec.json.Decoder(PasswordIn)
 
 
 def routes(config: Config) -> list[BaseRoute]:
@@ -42,11 +51,14 @@ def routes(config: Config) -> list[BaseRoute]:
             fields = await _form(request)
         else:
             try:
-                fields = _fields_decoder.decode(await _body(request))
+                body = _decoder.decode(await _body(request))
+            except msgspec.ValidationError as exc:
+                raise BadRequestError(str(exc), field="$") from None
             except msgspec.DecodeError:
                 raise BadRequestError(
                     "expected {current_password, new_password}", field="$"
                 ) from None
+            fields = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not None}
         _check_csrf(principal, request.headers.get("x-csrf-token") or fields.get("csrf_token"))
         if principal.kind != "user":
             raise ForbiddenError("an API token has no password; log in to change yours")

@@ -26,6 +26,7 @@ from collector.cli_common import ConfigProblem, load
 from collector.config import CONFIG_FILE, Config, SiteConfig, token_sha256
 from collector.errors import KeyFileError
 from collector.keys import KeyStore
+from collector.server import UVICORN_SETTINGS
 from collector.storage import open_storage
 
 DEFAULT_DATA = "mesure-data"
@@ -94,9 +95,7 @@ def serve(data_dir: Path, host: str, port: int, workers: int) -> None:
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
-        access_log=False,  # access logs would write client IP addresses
-        ws="none",
+        **UVICORN_SETTINGS,
     )
 
 

@@ -56,6 +56,8 @@ class ServerConfig(ConfigStruct, frozen=True):
     queue_size: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
     #: How long a group commit waits for the database lock before failing (503, nothing kept).
     write_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=600_000)] = 10_000
+    #: How long a client may take to send a hit's or a batch's body (408 beyond: slow clients).
+    body_timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=600_000)] = 10_000
     #: Hits per minute accepted from one client (keyed by a keyed hash of its IP address).
     client_rate_per_minute: PerMinute = 600
     #: Hits per minute accepted for one site, all clients together.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from collector import agents, referrers, urls
+from collector import agents, referrers
 from collector.geo import GeoLookup
 from consent import Mode
 
@@ -21,7 +21,7 @@ def enrich(hit: Hit, *, geo: GeoLookup) -> Hit:
     event, wire, policy, site = hit.event, hit.wire, hit.policy, hit.site
     assert policy is not None, "enrich runs after the consent steps"
     if policy.campaign:
-        page = urls.clean_url(wire.url, keep_params=site.consent.campaign_params)
+        page = hit.page
         event.query = page.query
         event.utm_source = page.utm.get("utm_source")
         event.utm_medium = page.utm.get("utm_medium")

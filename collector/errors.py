@@ -8,6 +8,7 @@ MesureError
 └── HTTPError              answered to a client; ``status`` and ``headers`` say how
     ├── BadRequestError        400, names the offending field (``$.path``)
     ├── ForbiddenError         403, unknown site, hostname not allowed, bad ingest token
+    ├── RequestTimeoutError    408, body not received in time
     ├── PayloadTooLargeError   413, body over the limit
     ├── RateLimitedError       429, with ``Retry-After``
     └── UnavailableError       503, with ``Retry-After``
@@ -64,6 +65,10 @@ class BadRequestError(HTTPError):
 
 class ForbiddenError(HTTPError):
     status = 403
+
+
+class RequestTimeoutError(HTTPError):
+    status = 408
 
 
 class PayloadTooLargeError(HTTPError):

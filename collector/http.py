@@ -1,20 +1,22 @@
-"""HTTP plumbing of the collector: bounded body reading, client address, CORS for ``/api/``."""
+"""HTTP plumbing of the collector: bounded body reading, CORS for ``/api/``."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from collector.errors import BadRequestError, PayloadTooLargeError
+from collector.errors import BadRequestError, PayloadTooLargeError, RequestTimeoutError
 
 ACCEPTED_TYPES = ("text/plain", "application/json")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes without reading them all."""
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request body, refusing more than ``limit`` bytes without reading them all, and a body
+    that takes longer than ``timeout`` seconds to arrive (a slow-loris client)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"body over {limit} bytes")
@@ -25,21 +27,16 @@ async def read_body(request: Request, limit: int) -> bytes:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"body over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLargeError(f"body over {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError(f"body not received within {timeout:g} s") from None
     return b"".join(chunks)
-
-
-def client_address(request: Request, header: str | None) -> str:
-    """The client's IP address; behind a proxy, the last entry the proxy appended to ``header``."""
-    if header is not None:
-        value = request.headers.get(header)
-        if value:
-            return value.split(",")[-1].strip()
-    return request.client.host if request.client else ""
 
 
 class CorsMiddleware:

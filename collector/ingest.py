@@ -64,6 +64,8 @@ class Hit(msgspec.Struct, kw_only=True):
     client: Client
     received: datetime
     event: Event
+    #: The page URL, cleaned once (with the site's campaign parameters) for every step.
+    page: urls.CleanUrl
     #: What the hit's consent mode keeps; set by :func:`resolve_consent`.
     policy: FieldPolicy | None = None
 
@@ -77,7 +79,7 @@ def receive(config: Config, wire: HitIn, client: Client, now: datetime) -> Hit:
     if site is None:
         raise ForbiddenError(f"unknown site {wire.site!r}", field="$.site")
     try:
-        page = urls.clean_url(wire.url, keep_params=())
+        page = urls.clean_url(wire.url, keep_params=site.consent.campaign_params)
     except ValueError as exc:
         raise BadRequestError(
             f"url must be an absolute http(s) URL: {exc}", field="$.url"
@@ -95,7 +97,7 @@ def receive(config: Config, wire: HitIn, client: Client, now: datetime) -> Hit:
         hostname=page.hostname,
         path=page.path,
     )
-    return Hit(site=site, wire=wire, client=client, received=now, event=event)
+    return Hit(site=site, wire=wire, client=client, received=now, event=event, page=page)
 
 
 def check_hostname(hit: Hit) -> Hit | Dropped:

@@ -134,7 +134,13 @@ def routes(config: Config) -> list[BaseRoute]:
             )
             return HTMLResponse(text, status_code=status, headers=_headers())
 
-        return Route(page.path, endpoint, methods=["GET"], name=f"dashboard-{page.id}")
+        return Route(
+            page.path,
+            endpoint,
+            methods=["GET"],
+            name=f"dashboard-{page.id}",
+            include_in_schema=False,
+        )
 
     async def login_form(request: Request) -> Response:
         query = request.query_params
@@ -197,9 +203,9 @@ def routes(config: Config) -> list[BaseRoute]:
 
     handlers: list[BaseRoute] = [page_route(page) for page in PAGES]
     handlers += [
-        Route("/login", login_form, methods=["GET"]),
-        Route("/account/password", change_password, methods=["POST"]),
-        Route("/static/{name}", static_file, methods=["GET"]),
+        Route("/login", login_form, methods=["GET"], include_in_schema=False),
+        Route("/account/password", change_password, methods=["POST"], include_in_schema=False),
+        Route("/static/{name}", static_file, methods=["GET"], include_in_schema=False),
     ]
     return handlers
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from collector.config import token_sha256
 from tests.support import Clock, LiveServer, browser_client
 
 
@@ -55,10 +56,17 @@ def test_client_rate_limit_answers_429_until_the_next_minute(
     assert sum(server.dropped_hits().values()) == 0
 
 
-def test_site_rate_limit_applies_across_clients(
+def test_site_rate_limit_applies_across_clients_and_trusted_batches(
     serve: Callable[..., LiveServer], clock: Clock
 ) -> None:
-    server = serve(clock=clock, site_rate_per_minute=2, client_ip_header="x-forwarded-for")
+    token = "site-ingest-token"
+    server = serve(
+        clock=clock,
+        site_rate_per_minute=4,
+        client_ip_header="x-forwarded-for",
+        site_options={"example": {"ingest-token-sha256": token_sha256(token)}},
+    )
+    clock.set(clock().replace(second=30))
     with browser_client(server.url) as client:
         statuses = [
             client.post(
@@ -66,7 +74,18 @@ def test_site_rate_limit_applies_across_clients(
             ).status_code
             for n in range(3)
         ]
-    assert statuses == [202, 202, 429]
+        batch = [_hit("/batch-1"), _hit("/batch-2")]
+        trusted = client.post(
+            "/api/batch", json=batch, headers={"authorization": f"Bearer {token}"}
+        )
+        other = client.post("/api/hit", json=_hit("/4"), headers={"x-forwarded-for": "192.0.2.9"})
+    assert statuses == [202, 202, 202]
+    # The token lifts the per-client limit, not the site's: the batch's second event is over it.
+    assert trusted.status_code == 429
+    assert trusted.headers["retry-after"] == "30"
+    assert other.status_code == 429
+    assert trusted.json()["error"] == other.json()["error"] == "too many hits, retry later"
+    assert [row["path"] for row in server.events()] == ["/0", "/1", "/2"]
 
 
 def test_full_queue_answers_503_and_queued_hits_are_still_committed(

@@ -1,0 +1,107 @@
+"""How ``mesure serve`` runs uvicorn: the settings that bound what one client can hold.
+
+What a hostile client can take, and for how long (tests/collector/test_hostile_connections.py):
+
+- a connection that sends no complete request head is closed after ``timeout_keep_alive``
+  seconds, like an idle keep-alive connection (uvicorn alone would keep it forever);
+- a request head is at most 16 KiB (400 beyond), so a header flood costs 16 KiB per connection.
+  uvicorn's httptools protocol has no such bound (it buffered a 200 MB header: 413 MB of
+  memory), so :class:`BoundedHttpToolsProtocol` counts the bytes of each head as they arrive;
+  the h11 fallback bounds them with ``h11_max_incomplete_event_size``;
+- at most ``limit_concurrency`` connections at once (503 beyond), so idle connections are
+  bounded in memory;
+- a body must arrive within ``server.body-timeout-ms`` (408) and within the size limit of its
+  route (413), both enforced by :func:`collector.http.read_body`.
+
+httptools is preferred to h11 because it parses three times faster: the bare Starlette
+endpoint of the ingest benchmark answers about three times more requests per second with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+MAX_REQUEST_HEAD_BYTES = 16 * 1024
+MAX_CONNECTIONS = 4096
+KEEP_ALIVE_SECONDS = 5
+
+
+class _FirstRequestDeadline:
+    """Close a connection whose first request head has not arrived after the keep-alive time."""
+
+    _first_request_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._first_request_deadline = self.loop.call_later(  # type: ignore[attr-defined]
+            self.timeout_keep_alive,  # type: ignore[attr-defined]
+            self._close_if_no_request,
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._first_request_deadline is not None:
+            self._first_request_deadline.cancel()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _close_if_no_request(self) -> None:
+        transport = self.transport  # type: ignore[attr-defined]
+        if self.cycle is None and not transport.is_closing():  # type: ignore[attr-defined]
+            transport.close()
+
+
+class BoundedH11Protocol(_FirstRequestDeadline, H11Protocol):
+    """uvicorn's h11 protocol with the first-request deadline (h11 bounds the head itself)."""
+
+
+if importlib.util.find_spec("httptools") is not None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class BoundedHttpToolsProtocol(_FirstRequestDeadline, HttpToolsProtocol):
+        """uvicorn's httptools protocol, with the deadline and a bound on each request head."""
+
+        _in_head = True
+        _head_bytes = 0
+
+        def on_message_begin(self) -> None:
+            self._in_head = True
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_head = True  # what comes next on a keep-alive connection is a new head
+            self._head_bytes = 0
+
+        def data_received(self, data: bytes) -> None:
+            if self._in_head:
+                end = data.find(b"\r\n\r\n")
+                used = self._head_bytes + (len(data) if end < 0 else end + 4)
+                if used > MAX_REQUEST_HEAD_BYTES:
+                    self.send_400_response("Request head too large.")
+                    return
+                self._head_bytes = used if end < 0 else 0
+            super().data_received(data)
+
+    # Module level, not local: worker processes receive the class by its import path.
+    PROTOCOL: type[asyncio.Protocol] = BoundedHttpToolsProtocol
+else:  # pragma: no cover - httptools is a dependency; h11 is the fallback
+    PROTOCOL = BoundedH11Protocol
+
+
+#: The uvicorn settings of ``mesure serve`` (the ingest benchmark runs its ceiling on the same).
+UVICORN_SETTINGS: dict[str, Any] = {
+    "log_level": "warning",
+    "access_log": False,  # access logs would write client IP addresses
+    "ws": "none",
+    "http": PROTOCOL,
+    "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
+    "limit_concurrency": MAX_CONNECTIONS,
+    "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+}
