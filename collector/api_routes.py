@@ -8,6 +8,7 @@ State-changing requests authenticated by cookie must carry ``X-CSRF-Token`` (or 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,13 @@ from starlette.routing import BaseRoute, Route
 from collector import auth, reports
 from collector.audit import AuditLog
 from collector.config import Config
-from collector.errors import BadRequestError, ForbiddenError, HTTPError, RateLimitedError
+from collector.errors import (
+    BadRequestError,
+    ForbiddenError,
+    HTTPError,
+    RateLimitedError,
+    RequestTimeoutError,
+)
 from collector.reports import params
 from collector.reports.export import breakdown_csv, csv_name
 from collector.reports.model import GoalIn
@@ -413,13 +420,20 @@ def _field_of(message: str, extra: tuple[str, ...]) -> str:
 
 
 async def _body(request: Request) -> bytes:
+    """The body, refused past ``MAX_BODY_BYTES`` before it is all read, and when it takes longer
+    than the server's ``body-timeout-ms`` to arrive (a slow client holds no handler for long)."""
+    timeout = request.state.services.config.server.body_timeout_ms / 1000
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BadRequestError(f"body over {MAX_BODY_BYTES} bytes", field="$")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise BadRequestError(f"body over {MAX_BODY_BYTES} bytes", field="$")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError(f"body not received within {timeout:g} s") from None
     return b"".join(chunks)
 
 

@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from collector import auth
 from collector.api_routes import UnauthorizedError
+from collector.api_routes import _body as read_body
 from collector.audit import AuditLog
 from collector.config import Config
 from collector.errors import BadRequestError, ForbiddenError, MesureError
@@ -39,7 +40,6 @@ from collector.storage.auth_sqlite import auth_database
 from collector.storage.privacy_sqlite import privacy_database
 
 EXPORTS_DIR = "exports"
-MAX_BODY_BYTES = 16 * 1024
 Day = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
 
 
@@ -123,9 +123,7 @@ def routes(config: Config) -> list[BaseRoute]:
         return found
 
     async def body(request: Request, type_: type[Any]) -> Any:
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise BadRequestError("body too large", field="$")
+        raw = await read_body(request)
         try:
             return msgspec.json.decode(raw, type=type_)
         except msgspec.ValidationError as exc:
