@@ -21,7 +21,7 @@ from collector.audit import AuditLog
 from collector.config import CONFIG_FILE, Config, load_config, token_sha256
 from collector.errors import ConfigError, KeyFileError
 from collector.keys import KeyStore
-from collector.storage import open_storage
+from collector.storage import prepare
 
 DEFAULT_DATA = "mesure-data"
 DEMO_SITE = "localhost"
@@ -76,13 +76,16 @@ def serve(data_dir: Path, host: str, port: int, workers: int) -> None:
         click.echo(f"No {CONFIG_FILE} in {data_dir}: initializing it with a demo site.")
         initialize(data_dir, [DEMO_SITE], echo=click.echo)
     config = _load(data_dir)
+    if config.clickhouse is not None and workers != 1:
+        # The writer keeps the open visits in memory (and chDB allows one process per path).
+        raise ConfigProblem("ClickHouse storage runs with one worker process (--workers 1)")
     audit = AuditLog(config.audit_path, _now)
     try:
         KeyStore.open(config.keys_dir, audit, [site.id for site in config.sites]).daily_keys(_now())
     except KeyFileError as exc:
         raise ConfigProblem(str(exc)) from exc
     _audit_config_change(audit, data_dir / CONFIG_FILE)
-    open_storage(config.database_path).close()
+    prepare(config)
     click.echo(f"Mesure listening on http://{host}:{port} ({workers} worker(s))")
     click.echo(f"Data directory: {data_dir}")
     _print_embed_tags(config)
@@ -139,7 +142,7 @@ def initialize(
     audit.append("init", data_dir=str(data_dir))
     KeyStore.open(config.keys_dir, audit, [site.id for site in config.sites])
     _audit_config_change(audit, path)
-    open_storage(config.database_path).close()
+    prepare(config)
     if echo is not None:
         echo(f"Created {data_dir} with mesure.toml, keys/ (0600), mesure.db, audit.log")
         for site_id, token in tokens.items():

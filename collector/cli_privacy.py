@@ -25,7 +25,8 @@ from collector.privacy.instance import Instance
 from collector.privacy.manifest import FORMATS
 from collector.privacy.retention import run_retention
 from collector.privacy.verify import verify_export
-from collector.storage.privacy_sqlite import PrivacyDatabase, privacy_database
+from collector.storage import privacy_for
+from collector.storage.privacy_sqlite import PrivacyDatabase
 
 data_option = click.option(
     "--data",
@@ -64,7 +65,7 @@ def _opened(data_dir: Path) -> Iterator[tuple[Instance, PrivacyDatabase]]:
     """The instance and a database connection; any :class:`MesureError` becomes a clean exit."""
     try:
         inst = Instance.open(_config(data_dir), _now)
-        with privacy_database(inst.config.database_path) as db:
+        with privacy_for(inst.config) as db:
             yield inst, db
     except MesureError as exc:
         raise click.ClickException(str(exc)) from None

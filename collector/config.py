@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import msgspec
 
 from collector.errors import ConfigError
+from collector.storage.target import ClickHouseTarget, parse_storage
 from consent.site_policy import SitePolicy
 
 CONFIG_FILE = "mesure.toml"
@@ -103,6 +104,8 @@ class SiteConfig(ConfigStruct, frozen=True):
 class ConfigFile(ConfigStruct, frozen=True):
     """The whole of ``mesure.toml``."""
 
+    #: ``sqlite`` (default), ``clickhouse://user@host:8123/db`` or ``chdb:///path``.
+    storage: str = "sqlite"
     server: ServerConfig = ServerConfig()
     sites: tuple[SiteConfig, ...] = ()
 
@@ -113,6 +116,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path
     server: ServerConfig
     sites: tuple[SiteConfig, ...]
+    #: ClickHouse holding events and visits; ``None``: everything in SQLite.
+    clickhouse: ClickHouseTarget | None = None
 
     @property
     def database_path(self) -> Path:
@@ -169,7 +174,11 @@ def config_from_mapping(
             )
         seen.add(site.id)
     server = _apply_environ(parsed.server, environ)
-    return Config(data_dir=data_dir, server=server, sites=parsed.sites)
+    try:
+        clickhouse = parse_storage(parsed.storage, environ)
+    except ValueError as exc:
+        raise ConfigError(str(exc), path=source, key="storage") from None
+    return Config(data_dir=data_dir, server=server, sites=parsed.sites, clickhouse=clickhouse)
 
 
 def _apply_environ(server: ServerConfig, environ: Mapping[str, str]) -> ServerConfig:

@@ -30,8 +30,8 @@ from collector.privacy import audit_check, dsar, register
 from collector.privacy.export import export_events
 from collector.privacy.instance import Instance
 from collector.privacy.manifest import Format
+from collector.storage import privacy_for
 from collector.storage.auth_sqlite import auth_database
-from collector.storage.privacy_sqlite import privacy_database
 
 EXPORTS_DIR = "exports"
 MAX_BODY_BYTES = 16 * 1024
@@ -145,7 +145,7 @@ def routes(config: Config) -> list[BaseRoute]:
         inst = instance(request)
 
         def work() -> Any:
-            with privacy_database(config.database_path) as db:
+            with privacy_for(config) as db:
                 out = new_export_dir(inst)
                 manifest = export_events(
                     inst,
@@ -176,7 +176,7 @@ def routes(config: Config) -> list[BaseRoute]:
         inst = instance(request)
 
         def work() -> Any:
-            with privacy_database(config.database_path) as db:
+            with privacy_for(config) as db:
                 out = new_export_dir(inst)
                 report, manifest = dsar.access(
                     inst, db, subject, out=out, fmt=wanted.format, actor=actor(principal)
@@ -192,7 +192,7 @@ def routes(config: Config) -> list[BaseRoute]:
         inst = instance(request)
 
         def work() -> Any:
-            with privacy_database(config.database_path) as db:
+            with privacy_for(config) as db:
                 return {"report": dsar.erase(inst, db, subject, actor=actor(principal))}
 
         return json_response(await _run(work))

@@ -18,7 +18,7 @@ from collector.audit import AuditLog
 from collector.config import Config
 from collector.errors import MesureError
 from collector.keys import KeyStore
-from collector.storage import open_storage
+from collector.storage import prepare
 
 _PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -52,7 +52,7 @@ class Instance:
         config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         audit = AuditLog(config.audit_path, clock)
         keys = KeyStore.open(config.keys_dir, audit, [site.id for site in config.sites])
-        open_storage(config.database_path).close()
+        prepare(config)
         return cls(config=config, audit=audit, keys=keys, clock=clock)
 
     def require_site(self, site: str) -> None:

@@ -1,0 +1,406 @@
+"""The report SQL for ClickHouse: the same methods and results as ``reports_sqlite``.
+
+Every request value is a typed server-side parameter (``{p0:String}``); dimension names map
+through a fixed allowlist, as in SQLite. Counts of distinct visitors use ``uniqExact`` (never an
+approximation). Queries run with ``final = 1`` (each visit's latest version) and
+``join_use_nulls = 1`` (SQL's NULLs for unmatched outer-join rows), so they read like their
+SQLite twins.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from collector.reports.model import Bucket, Goal, MetricRow, StepEvent
+from collector.reports.query import PROP_PREFIX, Filter, SiteRange
+from collector.storage.ch_client import Client
+
+_SOURCE = (
+    "multiIf(e.mode = 'granted' AND e.utm_source IS NOT NULL, e.utm_source, "
+    "coalesce(e.source, 'Direct / None'))"
+)
+DIMENSION_SQL: dict[str, str] = {
+    "page": "e.path",
+    "entry_page": "v.entry_path",
+    "exit_page": "v.exit_path",
+    "hostname": "e.hostname",
+    "source": _SOURCE,
+    "referrer": "e.referrer",
+    "utm_source": "e.utm_source",
+    "utm_medium": "e.utm_medium",
+    "utm_campaign": "e.utm_campaign",
+    "utm_term": "e.utm_term",
+    "utm_content": "e.utm_content",
+    "device": "e.device",
+    "browser": "e.browser",
+    "browser_version": "if(e.browser_version IS NULL, e.browser, "
+    "concat(e.browser, ' ', e.browser_version))",
+    "os": "e.os",
+    "os_version": "if(e.os_version IS NULL, e.os, concat(e.os, ' ', e.os_version))",
+    "country": "e.country",
+    "screen": "e.screen",
+    "event": "e.name",
+    "mode": "e.mode",
+}
+VISIT_DIMENSIONS = frozenset({"entry_page", "exit_page"})
+SETTINGS = {"final": 1, "join_use_nulls": 1}
+VISITS = "{db}.visits"
+EVENTS = "{db}.events"
+
+
+class Params:
+    """Typed server-side parameters ``p0``, ``p1``, … as they are added."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def add(self, value: Any, kind: str) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return "{" + name + ":" + kind + "}"
+
+
+def ms(column: str) -> str:
+    return f"toUnixTimestamp64Milli({column})"
+
+
+def at(placeholder: str) -> str:
+    return f"fromUnixTimestamp64Milli({placeholder}, 'UTC')"
+
+
+def dimension_sql(dimension: str, params: Params) -> str:
+    if dimension.startswith(PROP_PREFIX):
+        key = params.add(dimension[len(PROP_PREFIX) :], "String")
+        return f"if(mapContains(e.props_text, {key}), e.props_text[{key}], NULL)"
+    return DIMENSION_SQL[dimension]
+
+
+def filters_sql(filters: Sequence[Filter], params: Params) -> str:
+    clauses = ["1"]
+    for item in filters:
+        expr = dimension_sql(item.dimension, params)
+        value = params.add(item.value, "String")
+        if item.op == "is":
+            clauses.append(f"{expr} = {value}")
+        elif item.op == "is_not":
+            clauses.append(f"({expr} IS NULL OR {expr} != {value})")
+        else:
+            clauses.append(f"position({expr}, {value}) > 0")
+    return " AND ".join(clauses)
+
+
+def glob_regex(goal: Goal) -> str:
+    """The page goal's pattern (only ``*`` is special) as an anchored RE2 expression."""
+    return "(?s)^" + ".*".join(re.escape(part) for part in goal.match.split("*")) + "$"
+
+
+def goal_sql(goal: Goal, params: Params) -> str:
+    if goal.kind == "page":
+        return f"(e.name = 'pageview' AND match(e.path, {params.add(glob_regex(goal), 'String')}))"
+    return f"e.name = {params.add(goal.match, 'String')}"
+
+
+def scope_sql(ranges: Sequence[SiteRange], params: Params, site: str, ts: str) -> str:
+    """``site``/``ts`` inside one of ``ranges`` (``[start, end)`` per site)."""
+    parts = [
+        f"({site} = {params.add(r.site, 'String')} "
+        f"AND {ts} >= {at(params.add(r.start_ms, 'Int64'))} "
+        f"AND {ts} < {at(params.add(r.end_ms, 'Int64'))})"
+        for r in ranges
+    ]
+    return "(" + (" OR ".join(parts) or "0") + ")"
+
+
+def bucket_sql(buckets: Sequence[Bucket], params: Params, site: str, ts: str) -> tuple[str, str]:
+    """``(position, index)``: the 1-based position of the bucket holding ``site``/``ts`` (0 when
+    none) and that bucket's index."""
+    sites = params.add([b.site for b in buckets], "Array(String)")
+    lows = params.add([b.start_ms for b in buckets], "Array(Int64)")
+    highs = params.add([b.end_ms for b in buckets], "Array(Int64)")
+    indexes = params.add([b.index for b in buckets], "Array(Int64)")
+    position = (
+        f"arrayFirstIndex((bs, lo, hi) -> bs = {site} AND {ms(ts)} >= lo AND {ms(ts)} < hi, "
+        f"{sites}, {lows}, {highs})"
+    )
+    return position, f"arrayElement({indexes}, {position})"
+
+
+def _visit_join(needed: bool) -> str:
+    return f"LEFT JOIN {VISITS} AS v ON v.id = e.visit" if needed else ""
+
+
+def _needs_visit(filters: Sequence[Filter], dimension: str | None = None) -> bool:
+    return dimension in VISIT_DIMENSIONS or any(f.dimension in VISIT_DIMENSIONS for f in filters)
+
+
+class ClickHouseReports:
+    """The reports' queries over ClickHouse; goals are read and saved in SQLite (``goals``)."""
+
+    def __init__(self, client: Client, goals: Any) -> None:
+        self._client = client
+        self._goals = goals
+
+    def _rows(self, sql: str, params: Params | dict[str, Any]) -> list[tuple[Any, ...]]:
+        values = params.values if isinstance(params, Params) else params
+        return self._client.rows(sql, values, **SETTINGS)
+
+    def metrics(
+        self,
+        ranges: Sequence[SiteRange],
+        filters: Sequence[Filter],
+        *,
+        dimension: str | None = None,
+        buckets: Sequence[Bucket] | None = None,
+        goal: Goal | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[MetricRow]:
+        """See ``ReportsDatabase.metrics``: the same rows, computed in ClickHouse."""
+        params = Params()
+        scope = scope_sql(ranges, params, "e.site", "e.ts")
+        in_bucket = ""
+        if buckets is not None:
+            position, event_key = bucket_sql(buckets, params, "e.site", "e.ts")
+            visit_position, visit_key = bucket_sql(buckets, params, "v.site", "v.start_ts")
+            in_bucket = f" AND {position} > 0"
+        elif dimension is not None:
+            event_key = dimension_sql(dimension, params)
+            visit_key = "sel.k"
+        else:
+            event_key = visit_key = "CAST(NULL AS Nullable(Int64))"
+        only_pageviews = " AND e.name = 'pageview'" if dimension == "page" else ""
+        where = filters_sql(filters, params)
+        visit_join = _visit_join(_needs_visit(filters, dimension))
+        not_null = " AND k IS NOT NULL" if dimension in VISIT_DIMENSIONS else ""
+        sel = (
+            f"SELECT * FROM (SELECT e.site AS site, e.visitor AS visitor, e.visit AS visit, "
+            f"e.name AS name, {event_key} AS k FROM {EVENTS} AS e {visit_join} "
+            f"WHERE {scope}{in_bucket} AND {where}{only_pageviews}) WHERE 1{not_null}"
+        )
+        visit_scope = scope_sql(ranges, params, "v.site", "v.start_ts")
+        visit_in_bucket = f" AND {visit_position} > 0" if buckets is not None else ""
+        lowest = params.add(min((r.start_ms for r in ranges), default=0), "Int64")
+        sites = params.add(sorted({r.site for r in ranges}), "Array(String)")
+        ctes = [
+            f"sel AS ({sel})",
+            "ev AS (SELECT k, toInt64(uniqExact(visitor)) AS visitors, "
+            "toInt64(countIf(name = 'pageview')) AS pageviews, "
+            "toInt64(countIf(name NOT IN ('pageview', 'engagement'))) AS events, "
+            "toInt64(countIf(name = 'pageview' AND visitor IS NULL)) AS unidentified "
+            "FROM sel GROUP BY k)",
+            f"vk AS (SELECT DISTINCT {visit_key} AS k, v.id AS visit FROM sel "
+            f"INNER JOIN {VISITS} AS v ON v.id = sel.visit WHERE {visit_scope}{visit_in_bucket})",
+            # A one-pageview visit bounced unless one of its events (selected or not) is an
+            # interaction; the visit row carries its counts and time span.
+            "vs AS (SELECT v.id AS visit, toInt64(v.pageviews) AS pv, "
+            f"{ms('v.last_ts')} - {ms('v.start_ts')} AS span, "
+            "v.pageviews = 1 AND (v.events = 0 OR v.id NOT IN (SELECT i.visit FROM "
+            f"{EVENTS} AS i WHERE i.site IN {sites} AND i.ts >= {at(lowest)} "
+            "AND i.visit IN (SELECT visit FROM vk) "
+            "AND i.name NOT IN ('pageview', 'engagement'))) AS bounced "
+            f"FROM {VISITS} AS v WHERE v.id IN (SELECT visit FROM vk))",
+            "vm AS (SELECT vk.k AS k, toInt64(count()) AS visits, "
+            "toInt64(countIf(bounced)) AS bounces, toInt64(sum(if(bounced, 0, span))) AS duration, "
+            "toInt64(sum(pv)) AS visit_pageviews FROM vk INNER JOIN vs ON vs.visit = vk.visit "
+            "GROUP BY vk.k)",
+        ]
+        parts = [
+            "SELECT k, visitors, pageviews, events, 0 AS visits, 0 AS bounces, 0 AS duration, "
+            "0 AS visit_pageviews, 0 AS converted, unidentified, 1 AS listed FROM ev",
+            "SELECT k, 0, 0, 0, visits, bounces, duration, visit_pageviews, 0, 0, 1 FROM vm",
+        ]
+        if goal is not None:
+            goal_scope = scope_sql(ranges, params, "e.site", "e.ts")
+            goal_bucket = "CAST(NULL AS Nullable(Int64))"
+            goal_in_bucket = ""
+            if buckets is not None:
+                goal_position, goal_bucket = bucket_sql(buckets, params, "e.site", "e.ts")
+                goal_in_bucket = f" AND {goal_position} > 0"
+            ctes.append(
+                f"goal_ev AS (SELECT DISTINCT e.site AS site, e.visitor AS visitor, "
+                f"{goal_bucket} AS i FROM {EVENTS} AS e WHERE {goal_scope}{goal_in_bucket} "
+                f"AND e.visitor IS NOT NULL AND {goal_sql(goal, params)})"
+            )
+            same_bucket = " AND g.i = sel.k" if buckets is not None else ""
+            ctes.append(
+                "gm AS (SELECT k, toInt64(count()) AS converted FROM (SELECT DISTINCT sel.k AS k, "
+                "sel.site, sel.visitor FROM sel INNER JOIN goal_ev AS g ON g.site = sel.site "
+                f"AND g.visitor = sel.visitor{same_bucket}) GROUP BY k)"
+            )
+            parts.append("SELECT k, 0, 0, 0, 0, 0, 0, 0, converted, 0, 0 FROM gm")
+        page = ""
+        if limit is not None:
+            page = f" LIMIT {params.add(limit, 'UInt64')} OFFSET {params.add(offset, 'UInt64')}"
+        sql = (
+            "WITH "
+            + ",\n".join(ctes)
+            + " SELECT k, sum(visitors), sum(pageviews), sum(events), sum(visits), sum(bounces), "
+            "sum(duration), sum(visit_pageviews), sum(converted), sum(unidentified) FROM ("
+            + " UNION ALL ".join(parts)
+            + ") GROUP BY k HAVING max(listed) = 1 "
+            "ORDER BY 2 DESC, 3 DESC, k ASC NULLS FIRST" + page
+        )
+        return [
+            MetricRow(
+                key=row[0],
+                visitors=int(row[1]),
+                pageviews=int(row[2]),
+                events=int(row[3]),
+                visits=int(row[4]),
+                bounces=int(row[5]),
+                duration_ms=int(row[6]),
+                visit_pageviews=int(row[7]),
+                converted=int(row[8]),
+                unidentified_pageviews=int(row[9]),
+            )
+            for row in self._rows(sql, params)
+        ]
+
+    def step_events(
+        self,
+        ranges: Sequence[SiteRange],
+        filters: Sequence[Filter],
+        goals: Sequence[Goal],
+        *,
+        prop: str | None = None,
+    ) -> list[StepEvent]:
+        params = Params()
+        matches = [goal_sql(goal, params) for goal in goals]
+        value = "CAST(NULL AS Nullable(String))"
+        if prop is not None:
+            value = dimension_sql(PROP_PREFIX + prop, params)
+            matches.append(f"{value} IS NOT NULL")
+        sql = (
+            f"SELECT e.site, e.visitor, e.visit, {ms('e.ts')}, e.name, e.path, {value} "
+            f"FROM {EVENTS} AS e {_visit_join(_needs_visit(filters))} "
+            f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} AND e.visitor IS NOT NULL "
+            f"AND ({' OR '.join(matches) or '0'}) AND {filters_sql(filters, params)} "
+            "ORDER BY e.ts, e.id"
+        )
+        return [StepEvent(*row) for row in self._rows(sql, params)]
+
+    def client_visit_starts(
+        self, sites: Sequence[str], end_ms: int, filters: Sequence[Filter]
+    ) -> list[tuple[str, bytes, int]]:
+        params = Params()
+        site_list = params.add(list(sites), "Array(String)")
+        end = at(params.add(end_ms, "Int64"))
+        sql = (
+            f"SELECT v.site, v.visitor, {ms('v.start_ts')} FROM {VISITS} AS v "
+            f"WHERE v.site IN {site_list} AND v.start_ts < {end} AND v.id IN ("
+            f"SELECT e.visit FROM {EVENTS} AS e {_visit_join(_needs_visit(filters))} "
+            f"WHERE e.site IN {site_list} AND e.visit IS NOT NULL AND e.visitor_kind = 'client' "
+            f"AND {filters_sql(filters, params)}) ORDER BY v.start_ts, v.id"
+        )
+        return [(row[0], row[1], int(row[2])) for row in self._rows(sql, params)]
+
+    def visitor_kinds(
+        self, ranges: Sequence[SiteRange], filters: Sequence[Filter]
+    ) -> dict[str, int]:
+        params = Params()
+        sql = (
+            f"SELECT e.visitor_kind, uniqExact(e.visitor) FROM {EVENTS} AS e "
+            f"{_visit_join(_needs_visit(filters))} "
+            f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} AND e.visitor IS NOT NULL "
+            f"AND {filters_sql(filters, params)} GROUP BY e.visitor_kind"
+        )
+        return {str(kind): int(count) for kind, count in self._rows(sql, params)}
+
+    def consent_by_day(
+        self, buckets: Sequence[Bucket], filters: Sequence[Filter]
+    ) -> list[tuple[int, str, int, int, int]]:
+        params = Params()
+        position, index = bucket_sql(buckets, params, "e.site", "e.ts")
+        sql = (
+            f"SELECT {index} AS i, e.mode, count(), uniqExact(e.visitor), uniqExact(e.visit) "
+            f"FROM {EVENTS} AS e {_visit_join(_needs_visit(filters))} "
+            f"WHERE {position} > 0 AND {filters_sql(filters, params)} GROUP BY i, e.mode"
+        )
+        return [(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4])) for r in self._rows(sql, params)]
+
+    def reason_counts(
+        self, ranges: Sequence[SiteRange], filters: Sequence[Filter]
+    ) -> list[tuple[str, str, int]]:
+        params = Params()
+        sql = (
+            f"SELECT e.mode, e.reasons, count() FROM {EVENTS} AS e "
+            f"{_visit_join(_needs_visit(filters))} "
+            f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} "
+            f"AND {filters_sql(filters, params)} GROUP BY e.mode, e.reasons"
+        )
+        return [(r[0], r[1], int(r[2])) for r in self._rows(sql, params)]
+
+    def dropped_by_day(
+        self, sites: Sequence[str], first_day: str, last_day: str
+    ) -> list[tuple[str, str, int]]:
+        sql = (
+            "SELECT day, reason, sum(hits) FROM {db}.dropped_hits "
+            "WHERE site IN {sites:Array(String)} AND day >= {first:String} "
+            "AND day <= {last:String} GROUP BY day, reason ORDER BY day, reason"
+        )
+        params = {"sites": list(sites), "first": first_day, "last": last_day}
+        return [(r[0], r[1], int(r[2])) for r in self._rows(sql, params)]
+
+    def conversions_by_mode(
+        self, ranges: Sequence[SiteRange], filters: Sequence[Filter], goal: Goal
+    ) -> list[tuple[str, str | None, int]]:
+        params = Params()
+        first_source = _SOURCE.replace("e.", "f.")
+        sql = (
+            f"WITH g AS (SELECT e.mode AS mode, e.visit AS visit FROM {EVENTS} AS e "
+            f"{_visit_join(_needs_visit(filters))} "
+            f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} AND {goal_sql(goal, params)} "
+            f"AND {filters_sql(filters, params)}), "
+            # The source of each converting visit's first event (by time, then id).
+            f"first AS (SELECT f.visit AS visit, argMin({first_source}, (f.ts, f.id)) AS src "
+            f"FROM {EVENTS} AS f WHERE f.visit IN (SELECT visit FROM g WHERE mode = 'granted') "
+            "GROUP BY f.visit) "
+            "SELECT g.mode AS mode, if(g.mode = 'granted', first.src, NULL) AS src, count() "
+            "FROM g LEFT JOIN first ON first.visit = g.visit GROUP BY mode, src"
+        )
+        return [(r[0], r[1], int(r[2])) for r in self._rows(sql, params)]
+
+    def revenue_events(
+        self, sites: Sequence[str], end_ms: int
+    ) -> list[tuple[str, bytes, int, str, str]]:
+        sql = (
+            f"SELECT site, user, {ms('ts')}, revenue_amount, revenue_currency FROM {EVENTS} "
+            "WHERE site IN {sites:Array(String)} AND ts < fromUnixTimestamp64Milli({end:Int64}, "
+            "'UTC') AND mode = 'granted' AND user IS NOT NULL AND revenue_amount IS NOT NULL "
+            "ORDER BY ts, id"
+        )
+        params = {"sites": list(sites), "end": end_ms}
+        return [(r[0], r[1], int(r[2]), r[3], r[4]) for r in self._rows(sql, params)]
+
+    def recent_pages(self, sites: Sequence[str], since_ms: int, until_ms: int) -> dict[str, Any]:
+        params = {"sites": list(sites), "since": since_ms, "until": until_ms}
+        where = (
+            "site IN {sites:Array(String)} "
+            "AND ts >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
+            "AND ts <= fromUnixTimestamp64Milli({until:Int64}, 'UTC')"
+        )
+        visitors, pageviews = self._rows(
+            f"SELECT uniqExact(visitor), countIf(name = 'pageview') FROM {EVENTS} WHERE {where}",
+            params,
+        )[0]
+        pages = self._rows(
+            f"SELECT path, toInt64(uniqExact(visitor)), toInt64(count()) FROM {EVENTS} "
+            f"WHERE {where} AND name = 'pageview' GROUP BY path "
+            "ORDER BY 2 DESC, 3 DESC, path LIMIT 50",
+            params,
+        )
+        return {"visitors": int(visitors), "pageviews": int(pageviews), "pages": pages}
+
+    # Goals live with the accounts, in SQLite.
+
+    def stored_goals(self, sites: Sequence[str]) -> list[tuple[str, str, str, str]]:
+        result: list[tuple[str, str, str, str]] = self._goals.stored_goals(sites)
+        return result
+
+    def save_goal(self, site: str, goal: Goal, created_ms: int) -> None:
+        self._goals.save_goal(site, goal, created_ms)
+
+    def delete_goal(self, site: str, name: str) -> bool:
+        return bool(self._goals.delete_goal(site, name))
