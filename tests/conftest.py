@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,14 @@ __all__ = ["Clock", "LiveServer"]
 
 #: A Tuesday noon, far from any daylight-saving change.
 CLOCK_START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def pytest_report_header() -> str:
+    """Say whether the ClickHouse backend tests also run against a networked server."""
+    url = "MESURE_TEST_CLICKHOUSE_URL"
+    if os.environ.get(url):
+        return f"ClickHouse backend tests: embedded chDB and the server at ${url}"
+    return f"ClickHouse backend tests: embedded chDB only; server variants NOT run (set ${url})"
 
 
 @pytest.fixture

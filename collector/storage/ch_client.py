@@ -12,6 +12,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
+
 from collector.errors import ConfigError
 from collector.storage.target import ClickHouseTarget
 
@@ -19,6 +21,7 @@ from collector.storage.target import ClickHouseTarget
 BINARY_COLUMNS = ("visitor", "user")
 
 _clients: dict[str, Client] = {}
+_raw: dict[str, tuple[Any, threading.RLock]] = {}
 _clients_lock = threading.Lock()
 
 
@@ -30,11 +33,11 @@ class Client:
     requests never collide on a session id).
     """
 
-    def __init__(self, target: ClickHouseTarget, raw: Any) -> None:
+    def __init__(self, target: ClickHouseTarget, raw: Any, lock: threading.RLock | None) -> None:
         self.target = target
         self.database = target.database
         self._raw = raw
-        self._lock = threading.RLock() if target.embedded else None
+        self._lock = lock
 
     def __repr__(self) -> str:
         return f"Client({self.target.display()})"
@@ -68,6 +71,9 @@ class Client:
             result = self._raw.query(
                 self.sql(text),
                 parameters=dict(parameters or {}),
+                # Rows are selected as ``toUnixTimestamp64Milli(ts) AS ts``: conditions on
+                # ``ts`` must still mean the column.
+                settings={"prefer_column_name_to_alias": 1, "final": 1},
                 column_formats={name: "bytes" for name in BINARY_COLUMNS},
             )
             names = result.column_names
@@ -97,12 +103,21 @@ def _maybe(lock: threading.RLock | None) -> Any:
 
 
 def client_for(target: ClickHouseTarget) -> Client:
-    """The process's client for ``target`` (created, with the database, on first use)."""
+    """The process's client for ``target`` (created, with the database, on first use).
+
+    Clients of several databases on one server or chDB path share one connection (and, for
+    chDB, one lock).
+    """
     key = target.display() + "\x00" + target.password
     with _clients_lock:
         found = _clients.get(key)
         if found is None:
-            found = Client(target, _connect(target))
+            connection = msgspec.structs.replace(target, database="default")
+            shared_key = connection.display() + "\x00" + connection.password
+            raw = _raw.get(shared_key)
+            if raw is None:
+                raw = _raw[shared_key] = (_connect(target), threading.RLock())
+            found = Client(target, raw[0], raw[1] if target.embedded else None)
             found.command("CREATE DATABASE IF NOT EXISTS {db}")
             _clients[key] = found
         return found

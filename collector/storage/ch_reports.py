@@ -46,6 +46,8 @@ DIMENSION_SQL: dict[str, str] = {
 }
 VISIT_DIMENSIONS = frozenset({"entry_page", "exit_page"})
 SETTINGS = {"final": 1, "join_use_nulls": 1}
+# SQLite returns GROUP BY rows sorted by the grouping keys (NULL first) and some reports keep
+# that order: the queries below say ORDER BY explicitly.
 VISITS = "{db}.visits"
 EVENTS = "{db}.events"
 
@@ -304,7 +306,8 @@ class ClickHouseReports:
             f"SELECT e.visitor_kind, uniqExact(e.visitor) FROM {EVENTS} AS e "
             f"{_visit_join(_needs_visit(filters))} "
             f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} AND e.visitor IS NOT NULL "
-            f"AND {filters_sql(filters, params)} GROUP BY e.visitor_kind"
+            f"AND {filters_sql(filters, params)} GROUP BY e.visitor_kind "
+            "ORDER BY e.visitor_kind NULLS FIRST"
         )
         return {str(kind): int(count) for kind, count in self._rows(sql, params)}
 
@@ -316,7 +319,8 @@ class ClickHouseReports:
         sql = (
             f"SELECT {index} AS i, e.mode, count(), uniqExact(e.visitor), uniqExact(e.visit) "
             f"FROM {EVENTS} AS e {_visit_join(_needs_visit(filters))} "
-            f"WHERE {position} > 0 AND {filters_sql(filters, params)} GROUP BY i, e.mode"
+            f"WHERE {position} > 0 AND {filters_sql(filters, params)} GROUP BY i, e.mode "
+            "ORDER BY i, e.mode"
         )
         return [(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4])) for r in self._rows(sql, params)]
 
@@ -328,7 +332,8 @@ class ClickHouseReports:
             f"SELECT e.mode, e.reasons, count() FROM {EVENTS} AS e "
             f"{_visit_join(_needs_visit(filters))} "
             f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} "
-            f"AND {filters_sql(filters, params)} GROUP BY e.mode, e.reasons"
+            f"AND {filters_sql(filters, params)} GROUP BY e.mode, e.reasons "
+            "ORDER BY e.mode, e.reasons"
         )
         return [(r[0], r[1], int(r[2])) for r in self._rows(sql, params)]
 
@@ -358,7 +363,8 @@ class ClickHouseReports:
             f"FROM {EVENTS} AS f WHERE f.visit IN (SELECT visit FROM g WHERE mode = 'granted') "
             "GROUP BY f.visit) "
             "SELECT g.mode AS mode, if(g.mode = 'granted', first.src, NULL) AS src, count() "
-            "FROM g LEFT JOIN first ON first.visit = g.visit GROUP BY mode, src"
+            "FROM g LEFT JOIN first ON first.visit = g.visit GROUP BY mode, src "
+            "ORDER BY mode, src NULLS FIRST"
         )
         return [(r[0], r[1], int(r[2])) for r in self._rows(sql, params)]
 

@@ -42,8 +42,8 @@ def build(
         )
         who = None if mode == "denied" else f"{site[:2]}{number:03d}"
         user = (
-            f"user{number % 7}".encode().ljust(16, b"_")
-            if mode == "granted" and number % 2
+            f"user{number % 5}".encode().ljust(16, b"_")
+            if mode == "granted" and number % 3
             else None
         )
         browser, version = BROWSERS[number % len(BROWSERS)]
