@@ -235,3 +235,14 @@ def _print_embed_tags(config: Config) -> None:
     for site in config.sites:
         click.echo(f"\nEmbed in every page of {site.id}:\n")
         click.echo(_embed_tag(site.id, config.server.origin))
+
+
+def _register_storage_commands() -> None:
+    # Imported here: the module builds on this one's options.
+    from collector.cli_clickhouse import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_storage_commands()

@@ -42,6 +42,12 @@ class Client:
     def __repr__(self) -> str:
         return f"Client({self.target.display()})"
 
+    def mutable(self, table: str) -> str:
+        """Where ``ALTER … DELETE`` and ``OPTIMIZE`` go: the table, or on a cluster each node's
+        local table."""
+        cluster = self.target.cluster
+        return f"{{db}}.{table}_local ON CLUSTER {cluster}" if cluster else f"{{db}}.{table}"
+
     def sql(self, text: str) -> str:
         # The database name was checked to be a plain identifier when the DSN was parsed.
         return text.replace("{db}", self.database)
@@ -51,7 +57,7 @@ class Client:
     ) -> Any:
         with _maybe(self._lock):
             return self._raw.command(
-                self.sql(text), parameters=dict(parameters or {}), settings=settings or None
+                self.sql(text), parameters=dict(parameters or {}), settings=self._settings(settings)
             )
 
     def rows(
@@ -61,7 +67,7 @@ class Client:
             result = self._raw.query(
                 self.sql(text),
                 parameters=dict(parameters or {}),
-                settings=settings or None,
+                settings=self._settings(settings),
                 column_formats={name: "bytes" for name in BINARY_COLUMNS},
             )
             return [tuple(row) for row in result.result_rows]
@@ -73,11 +79,17 @@ class Client:
                 parameters=dict(parameters or {}),
                 # Rows are selected as ``toUnixTimestamp64Milli(ts) AS ts``: conditions on
                 # ``ts`` must still mean the column.
-                settings={"prefer_column_name_to_alias": 1, "final": 1},
+                settings=self._settings({"prefer_column_name_to_alias": 1, "final": 1}),
                 column_formats={name: "bytes" for name in BINARY_COLUMNS},
             )
             names = result.column_names
             return [dict(zip(names, row, strict=True)) for row in result.result_rows]
+
+    def _settings(self, settings: Mapping[str, Any]) -> dict[str, Any] | None:
+        if self.target.cluster:
+            # Events and visits are sharded alike (site, visitor): joins stay on each shard.
+            return {"distributed_product_mode": "local", **settings}
+        return dict(settings) or None
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         if not rows:

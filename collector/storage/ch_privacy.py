@@ -27,6 +27,8 @@ _TS = "fromUnixTimestamp64Milli({%s:Int64}, 'UTC')"
 class ClickHousePrivacy:
     def __init__(self, client: Client) -> None:
         self._client = client
+        self._events = client.mutable("events")
+        self._visits = client.mutable("visits")
 
     def _dicts(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         return self._client.dicts(sql, params)
@@ -134,18 +136,18 @@ class ClickHousePrivacy:
         )
         if subject_ids:
             self._client.command(
-                "ALTER TABLE {db}.events DELETE WHERE id IN {ids:Array(UInt64)}",
+                f"ALTER TABLE {self._events} DELETE WHERE id IN {{ids:Array(UInt64)}}",
                 {"ids": subject_ids},
                 **SYNC,
             )
         if visits:
             self._client.command(
-                "ALTER TABLE {db}.events DELETE WHERE visit IN {visits:Array(UInt64)}",
+                f"ALTER TABLE {self._events} DELETE WHERE visit IN {{visits:Array(UInt64)}}",
                 {"visits": visits},
                 **SYNC,
             )
             self._client.command(
-                "ALTER TABLE {db}.visits DELETE WHERE id IN {visits:Array(UInt64)}",
+                f"ALTER TABLE {self._visits} DELETE WHERE id IN {{visits:Array(UInt64)}}",
                 {"visits": visits},
                 **SYNC,
             )
@@ -174,13 +176,13 @@ class ClickHousePrivacy:
         for count in counts:
             if count.events:
                 self._client.command(
-                    "ALTER TABLE {db}.events DELETE WHERE site = {site:String} "
+                    f"ALTER TABLE {self._events} DELETE WHERE site = {{site:String}} "
                     f"AND mode = {{mode:String}} AND ts < {_TS % 'before'}",
                     {"site": site, "mode": count.mode, "before": before_ms},
                     **SYNC,
                 )
         self._client.command(
-            "ALTER TABLE {db}.visits DELETE WHERE site = {site:String} "
+            f"ALTER TABLE {self._visits} DELETE WHERE site = {{site:String}} "
             f"AND last_ts < {_TS % 'before'} AND id NOT IN (SELECT visit FROM {{db}}.events "
             "WHERE site = {site:String} AND visit IS NOT NULL)",
             {"site": site, "before": before_ms},
@@ -199,5 +201,5 @@ class ClickHousePrivacy:
         """Merge each table's parts: deleted rows are already rewritten away by the mutations,
         this also applies expired TTLs and collapses old visit versions."""
         for table in ("events", "visits", "dropped_hits"):
-            self._client.command(f"OPTIMIZE TABLE {{db}}.{table} FINAL")
+            self._client.command(f"OPTIMIZE TABLE {self._client.mutable(table)} FINAL")
         return "optimize"

@@ -31,6 +31,9 @@ class ClickHouseTarget(msgspec.Struct, frozen=True, kw_only=True):
     username: str = "default"
     password: str = ""
     path: str = ""
+    #: Cluster of the ``Distributed`` tables (``?cluster=NAME``): deletions then go to each
+    #: node's ``*_local`` table ``ON CLUSTER``.
+    cluster: str = ""
 
     def __repr__(self) -> str:
         return f"ClickHouseTarget({self.display()})"
@@ -43,7 +46,10 @@ class ClickHouseTarget(msgspec.Struct, frozen=True, kw_only=True):
             return f"chdb://{self.path}?database={self.database}"
         scheme = "clickhouses" if self.secure else "clickhouse"
         secret = ":***" if self.password else ""
-        return f"{scheme}://{self.username}{secret}@{self.host}:{self.port}/{self.database}"
+        cluster = f"?cluster={self.cluster}" if self.cluster else ""
+        return (
+            f"{scheme}://{self.username}{secret}@{self.host}:{self.port}/{self.database}{cluster}"
+        )
 
 
 def parse_storage(value: str, environ: Mapping[str, str]) -> ClickHouseTarget | None:
@@ -77,6 +83,7 @@ def parse_storage(value: str, environ: Mapping[str, str]) -> ClickHouseTarget | 
         username=unquote(parts.username) if parts.username else "default",
         password=password,
         database=_database(parts.path.strip("/") or DEFAULT_DATABASE),
+        cluster=_database(query["cluster"][0]) if "cluster" in query else "",
     )
 
 
