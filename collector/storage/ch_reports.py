@@ -115,18 +115,29 @@ def scope_sql(ranges: Sequence[SiteRange], params: Params, site: str, ts: str) -
     return "(" + (" OR ".join(parts) or "0") + ")"
 
 
-def bucket_sql(buckets: Sequence[Bucket], params: Params, site: str, ts: str) -> tuple[str, str]:
-    """``(position, index)``: the 1-based position of the bucket holding ``site``/``ts`` (0 when
-    none) and that bucket's index."""
-    sites = params.add([b.site for b in buckets], "Array(String)")
-    lows = params.add([b.start_ms for b in buckets], "Array(Int64)")
-    highs = params.add([b.end_ms for b in buckets], "Array(Int64)")
-    indexes = params.add([b.index for b in buckets], "Array(Int64)")
-    position = (
-        f"arrayFirstIndex((bs, lo, hi) -> bs = {site} AND {ms(ts)} >= lo AND {ms(ts)} < hi, "
-        f"{sites}, {lows}, {highs})"
+def bucket_cte(buckets: Sequence[Bucket], params: Params) -> str:
+    """The buckets as a small table ``b(bi, bsite, blo, bhi)``."""
+    zipped = (
+        f"arrayZip({params.add([b.index for b in buckets], 'Array(Int64)')}, "
+        f"{params.add([b.site for b in buckets], 'Array(String)')}, "
+        f"{params.add([b.start_ms for b in buckets], 'Array(Int64)')}, "
+        f"{params.add([b.end_ms for b in buckets], 'Array(Int64)')})"
     )
-    return position, f"arrayElement({indexes}, {position})"
+    return (
+        "b AS (SELECT t.1 AS bi, t.2 AS bsite, fromUnixTimestamp64Milli(t.3, 'UTC') AS blo, "
+        f"fromUnixTimestamp64Milli(t.4, 'UTC') AS bhi FROM (SELECT arrayJoin({zipped}) AS t))"
+    )
+
+
+def bucketed(table: str, ts: str) -> str:
+    """``table``'s rows with the index of the bucket holding ``ts`` as ``bucket`` (rows outside
+    every bucket left out). An ``ASOF`` join finds the latest bucket start of the row's site at or
+    before ``ts``: a sort-merge, where testing every bucket on every row would be quadratic."""
+    x = f"bucketed_{table.rsplit('.', 1)[-1]}"
+    return (
+        f"(SELECT {x}.*, b.bi AS bucket FROM {table} AS {x} ASOF INNER JOIN b "
+        f"ON {x}.site = b.bsite AND {x}.{ts} >= b.blo WHERE {x}.{ts} < b.bhi)"
+    )
 
 
 def _visit_join(needed: bool) -> str:
@@ -162,11 +173,12 @@ class ClickHouseReports:
         """See ``ReportsDatabase.metrics``: the same rows, computed in ClickHouse."""
         params = Params()
         scope = scope_sql(ranges, params, "e.site", "e.ts")
-        in_bucket = ""
+        events, visits = EVENTS, VISITS
+        ctes = []
         if buckets is not None:
-            position, event_key = bucket_sql(buckets, params, "e.site", "e.ts")
-            visit_position, visit_key = bucket_sql(buckets, params, "v.site", "v.start_ts")
-            in_bucket = f" AND {position} > 0"
+            ctes.append(bucket_cte(buckets, params))
+            events, visits = bucketed(EVENTS, "ts"), bucketed(VISITS, "start_ts")
+            event_key, visit_key = "e.bucket", "v.bucket"
         elif dimension is not None:
             event_key = dimension_sql(dimension, params)
             visit_key = "sel.k"
@@ -178,14 +190,13 @@ class ClickHouseReports:
         not_null = " AND k IS NOT NULL" if dimension in VISIT_DIMENSIONS else ""
         sel = (
             f"SELECT * FROM (SELECT e.site AS site, e.visitor AS visitor, e.visit AS visit, "
-            f"e.name AS name, {event_key} AS k FROM {EVENTS} AS e {visit_join} "
-            f"WHERE {scope}{in_bucket} AND {where}{only_pageviews}) WHERE 1{not_null}"
+            f"e.name AS name, {event_key} AS k FROM {events} AS e {visit_join} "
+            f"WHERE {scope} AND {where}{only_pageviews}) WHERE 1{not_null}"
         )
         visit_scope = scope_sql(ranges, params, "v.site", "v.start_ts")
-        visit_in_bucket = f" AND {visit_position} > 0" if buckets is not None else ""
         lowest = params.add(min((r.start_ms for r in ranges), default=0), "Int64")
         sites = params.add(sorted({r.site for r in ranges}), "Array(String)")
-        ctes = [
+        ctes += [
             f"sel AS ({sel})",
             "ev AS (SELECT k, toInt64(uniqExact(visitor)) AS visitors, "
             "toInt64(countIf(name = 'pageview')) AS pageviews, "
@@ -193,7 +204,7 @@ class ClickHouseReports:
             "toInt64(countIf(name = 'pageview' AND visitor IS NULL)) AS unidentified "
             "FROM sel GROUP BY k)",
             f"vk AS (SELECT DISTINCT {visit_key} AS k, v.id AS visit FROM sel "
-            f"INNER JOIN {VISITS} AS v ON v.id = sel.visit WHERE {visit_scope}{visit_in_bucket})",
+            f"INNER JOIN {visits} AS v ON v.id = sel.visit WHERE {visit_scope})",
             # A one-pageview visit bounced unless one of its events (selected or not) is an
             # interaction; the visit row carries its counts and time span.
             "vs AS (SELECT v.id AS visit, toInt64(v.pageviews) AS pv, "
@@ -215,14 +226,10 @@ class ClickHouseReports:
         ]
         if goal is not None:
             goal_scope = scope_sql(ranges, params, "e.site", "e.ts")
-            goal_bucket = "CAST(NULL AS Nullable(Int64))"
-            goal_in_bucket = ""
-            if buckets is not None:
-                goal_position, goal_bucket = bucket_sql(buckets, params, "e.site", "e.ts")
-                goal_in_bucket = f" AND {goal_position} > 0"
+            goal_bucket = "e.bucket" if buckets is not None else "CAST(NULL AS Nullable(Int64))"
             ctes.append(
                 f"goal_ev AS (SELECT DISTINCT e.site AS site, e.visitor AS visitor, "
-                f"{goal_bucket} AS i FROM {EVENTS} AS e WHERE {goal_scope}{goal_in_bucket} "
+                f"{goal_bucket} AS i FROM {events} AS e WHERE {goal_scope} "
                 f"AND e.visitor IS NOT NULL AND {goal_sql(goal, params)})"
             )
             same_bucket = " AND g.i = sel.k" if buckets is not None else ""
@@ -315,12 +322,11 @@ class ClickHouseReports:
         self, buckets: Sequence[Bucket], filters: Sequence[Filter]
     ) -> list[tuple[int, str, int, int, int]]:
         params = Params()
-        position, index = bucket_sql(buckets, params, "e.site", "e.ts")
         sql = (
-            f"SELECT {index} AS i, e.mode, count(), uniqExact(e.visitor), uniqExact(e.visit) "
-            f"FROM {EVENTS} AS e {_visit_join(_needs_visit(filters))} "
-            f"WHERE {position} > 0 AND {filters_sql(filters, params)} GROUP BY i, e.mode "
-            "ORDER BY i, e.mode"
+            f"WITH {bucket_cte(buckets, params)} "
+            "SELECT e.bucket AS i, e.mode, count(), uniqExact(e.visitor), uniqExact(e.visit) "
+            f"FROM {bucketed(EVENTS, 'ts')} AS e {_visit_join(_needs_visit(filters))} "
+            f"WHERE {filters_sql(filters, params)} GROUP BY i, e.mode ORDER BY i, e.mode"
         )
         return [(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4])) for r in self._rows(sql, params)]
 
