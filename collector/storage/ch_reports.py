@@ -178,12 +178,12 @@ class ClickHouseReports:
         if buckets is not None:
             ctes.append(bucket_cte(buckets, params))
             events, visits = bucketed(EVENTS, "ts"), bucketed(VISITS, "start_ts")
-            event_key, visit_key = "e.bucket", "v.bucket"
-        elif dimension is not None:
-            event_key = dimension_sql(dimension, params)
-            visit_key = "sel.k"
+            event_key, visit_bucket = "e.bucket", "v.bucket"
         else:
-            event_key = visit_key = "CAST(NULL AS Nullable(Int64))"
+            event_key = "CAST(NULL AS Nullable(Int64))"
+            if dimension is not None:
+                event_key = dimension_sql(dimension, params)
+            visit_bucket = "CAST(NULL AS Nullable(Int64))"
         only_pageviews = " AND e.name = 'pageview'" if dimension == "page" else ""
         where = filters_sql(filters, params)
         visit_join = _visit_join(_needs_visit(filters, dimension))
@@ -203,22 +203,28 @@ class ClickHouseReports:
             "toInt64(countIf(name NOT IN ('pageview', 'engagement'))) AS events, "
             "toInt64(countIf(name = 'pageview' AND visitor IS NULL)) AS unidentified "
             "FROM sel GROUP BY k)",
-            f"vk AS (SELECT DISTINCT {visit_key} AS k, v.id AS visit FROM sel "
-            f"INNER JOIN {visits} AS v ON v.id = sel.visit WHERE {visit_scope})",
-            # A one-pageview visit bounced unless one of its events (selected or not) is an
+            # Each visit once: starting in the period, with at least one selected event. A
+            # one-pageview visit bounced unless one of its events (selected or not) is an
             # interaction; the visit row carries its counts and time span.
-            "vs AS (SELECT v.id AS visit, toInt64(v.pageviews) AS pv, "
+            f"vs AS (SELECT v.id AS visit, {visit_bucket} AS vb, toInt64(v.pageviews) AS pv, "
             f"{ms('v.last_ts')} - {ms('v.start_ts')} AS span, "
-            "v.pageviews = 1 AND (v.events = 0 OR v.id NOT IN (SELECT i.visit FROM "
+            "v.pageviews = 1 AND (v.events = 0 OR v.id NOT IN (SELECT DISTINCT i.visit FROM "
             f"{EVENTS} AS i WHERE i.site IN {sites} AND i.ts >= {at(lowest)} "
-            "AND i.visit IN (SELECT visit FROM vk) "
-            "AND i.name NOT IN ('pageview', 'engagement'))) AS bounced "
-            f"FROM {VISITS} AS v WHERE v.id IN (SELECT visit FROM vk))",
-            "vm AS (SELECT vk.k AS k, toInt64(count()) AS visits, "
-            "toInt64(countIf(bounced)) AS bounces, toInt64(sum(if(bounced, 0, span))) AS duration, "
-            "toInt64(sum(pv)) AS visit_pageviews FROM vk INNER JOIN vs ON vs.visit = vk.visit "
-            "GROUP BY vk.k)",
+            "AND i.visit IS NOT NULL AND i.name NOT IN ('pageview', 'engagement'))) AS bounced "
+            f"FROM {visits} AS v WHERE {visit_scope} AND v.id IN (SELECT visit FROM sel))",
         ]
+        totals = (
+            "toInt64(count()) AS visits, toInt64(countIf(bounced)) AS bounces, "
+            "toInt64(sum(if(bounced, 0, span))) AS duration, toInt64(sum(pv)) AS visit_pageviews"
+        )
+        if dimension is not None and buckets is None:
+            # A visit counts under every value its selected events have.
+            ctes.append(
+                f"vm AS (SELECT vk.k AS k, {totals} FROM (SELECT DISTINCT k, visit FROM sel "
+                "WHERE visit IS NOT NULL) AS vk INNER JOIN vs ON vs.visit = vk.visit GROUP BY vk.k)"
+            )
+        else:
+            ctes.append(f"vm AS (SELECT vb AS k, {totals} FROM vs GROUP BY vb)")
         parts = [
             "SELECT k, visitors, pageviews, events, 0 AS visits, 0 AS bounces, 0 AS duration, "
             "0 AS visit_pageviews, 0 AS converted, unidentified, 1 AS listed FROM ev",
