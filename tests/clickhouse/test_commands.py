@@ -179,3 +179,15 @@ def test_storage_key_forms_and_secrets(tmp_path: Path) -> None:
         source="mesure.toml",
     )
     assert "s3cr3t" not in repr(config)
+
+
+def test_serve_refuses_several_workers_with_clickhouse(tmp_path: Path) -> None:
+    (tmp_path / "mesure.toml").write_text(
+        f'storage = "chdb://{tmp_path / "ch"}"\n\n[[sites]]\nid = "example"\n'
+        'hostnames = ["example.test"]\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["serve", "--data", str(tmp_path), "--workers", "2"])
+    assert result.exit_code == 2
+    assert "one worker process" in result.output
+    assert not (tmp_path / "ch").exists()
