@@ -18,6 +18,7 @@ from collector.storage.sqlite import Storage, open_storage
 
 if TYPE_CHECKING:
     from collector.config import Config
+    from collector.storage.ch_ingest import Retention
     from collector.storage.privacy_sqlite import PrivacyDatabase
     from collector.storage.reports_sqlite import ReportsDatabase
 
@@ -62,7 +63,8 @@ def open_events(config: Config, *, lock_timeout_ms: int = 10_000) -> EventStore:
     return storage
 
 
-def retention_of(config: Config) -> Any:
+def retention_of(config: Config) -> Retention:
+    """Each site's retention in days by consent mode (the ClickHouse rows' TTL)."""
     from collector.storage.ch_ingest import Retention
     from consent.site_policy import MAX_EXEMPT_RETENTION_DAYS
 

@@ -94,11 +94,16 @@ class Client:
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         if not rows:
             return
+        # A server gets asynchronous inserts: it gathers the collector's many small batches
+        # into few parts (instead of a part per batch) and, with wait_for_async_insert, still
+        # answers only once the rows are written, so a hit is acknowledged only when stored.
+        settings = None if self.target.embedded else {"async_insert": 1, "wait_for_async_insert": 1}
         with _maybe(self._lock):
             self._raw.insert(
                 f"{self.database}.{table}",
                 [list(row) for row in rows],
                 column_names=list(columns),
+                settings=self._settings(settings or {}),
             )
 
 
