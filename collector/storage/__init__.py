@@ -45,8 +45,9 @@ class EventStore(Protocol):
 
 def prepare(config: Config) -> None:
     """Create or migrate every database of ``config`` (SQLite always: accounts live there)."""
-    open_storage(config.database_path).close()
-    if config.clickhouse is not None:
+    if config.clickhouse is None:
+        open_storage(config.database_path).close()
+    else:
         open_events(config).close()
 
 
@@ -57,6 +58,8 @@ def open_events(config: Config, *, lock_timeout_ms: int = 10_000) -> EventStore:
     from collector.storage.ch_client import client_for
     from collector.storage.ch_ingest import ClickHouseStorage
 
+    # Accounts and goals stay in the data directory's SQLite file: create or migrate it too.
+    open_storage(config.database_path, lock_timeout_ms=lock_timeout_ms).close()
     storage = ClickHouseStorage(client_for(config.clickhouse), retention_of(config))
     storage.migrate()
     storage.load_state()

@@ -13,10 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
+from collector import auth
 from collector.config import Config, load_config
 from collector.privacy.dsar import Subject, erase
 from collector.privacy.instance import Instance
 from collector.storage import privacy_for
+from collector.storage.auth_sqlite import auth_database
 from collector.storage.ch_client import client_for
 from collector.storage.target import ClickHouseTarget
 from tests.clickhouse.synthetic import now_for_tests
@@ -153,3 +155,58 @@ def test_a_clickhouse_failure_answers_503_and_recovers(live: tuple[LiveServer, C
     assert [(e["id"], e["path"], e["visit"]) for e in events] == [(1, "/a", 1), (2, "/b", 1)]
     (visit,) = server.visits()
     assert (visit["pageviews"], visit["exit_path"]) == (2, "/b")
+
+
+def test_the_json_api_reports_the_same_on_both_backends(
+    live: tuple[LiveServer, Clock], tmp_path: Path
+) -> None:
+    server, clock = live
+    sqlite_config = load_config(_sqlite_copy(server.config, tmp_path / "sqlite"), {})
+    other = LiveServer(sqlite_config, clock)
+    other.start()
+    try:
+        tokens = []
+        for each in (server, other):
+            for minutes, fields in enumerate(
+                [
+                    {"mode": "granted", "cid": "a", "url": "https://example.com/x"},
+                    {"mode": "granted", "cid": "a", "url": "https://example.com/y"},
+                    {"mode": "exempt", "url": "https://example.com/x"},
+                    {"mode": "granted", "cid": "b", "name": "buy"},
+                    {"mode": "denied"},
+                ]
+            ):
+                clock.set(now_for_tests() - timedelta(hours=2) + timedelta(minutes=minutes))
+                _send(each, **fields)
+            with auth_database(each.config.database_path) as db:
+                tokens.append(auth.create_token(db, "t", "owner", [], 1)[1])
+        answers = []
+        for each, token in zip((server, other), tokens, strict=True):
+            with httpx.Client(
+                base_url=each.url, headers={"authorization": f"Bearer {token}", "user-agent": UA}
+            ) as client:
+                answers.append(
+                    [
+                        client.get(path).json()
+                        for path in (
+                            "/api/v1/aggregate?period=today&goal=event:buy",
+                            "/api/v1/breakdown?period=today&by=page",
+                            "/api/v1/consent?period=today",
+                            "/api/v1/realtime",
+                        )
+                    ]
+                )
+        assert answers[0] == answers[1]
+        assert answers[0][0]["metrics"]["visitors"] == 3
+        # "/" only has the denied pageview: no visitor, so it comes last.
+        assert [row["value"] for row in answers[0][1]["rows"]] == ["/x", "/y", "/"]
+    finally:
+        other.stop()
+
+
+def _sqlite_copy(config: Config, data_dir: Path) -> Path:
+    """A data directory with the same sites, on SQLite."""
+    data_dir.mkdir()
+    text = (config.data_dir / "mesure.toml").read_text(encoding="utf-8")
+    (data_dir / "mesure.toml").write_text(text.split("\n", 2)[2], encoding="utf-8")
+    return data_dir
