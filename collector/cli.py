@@ -85,7 +85,10 @@ def serve(data_dir: Path, host: str, port: int, workers: int) -> None:
     except KeyFileError as exc:
         raise ConfigProblem(str(exc)) from exc
     _audit_config_change(audit, data_dir / CONFIG_FILE)
-    prepare(config)
+    try:
+        prepare(config)
+    except ConfigError as exc:
+        raise ConfigProblem(str(exc)) from exc
     click.echo(f"Mesure listening on http://{host}:{port} ({workers} worker(s))")
     click.echo(f"Data directory: {data_dir}")
     _print_embed_tags(config)

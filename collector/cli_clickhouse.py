@@ -21,6 +21,7 @@ import msgspec
 
 from collector.cli import ConfigProblem, _load, data_option
 from collector.config import Config
+from collector.errors import ConfigError
 from collector.storage import open_events, retention_of
 from collector.storage.ch_client import Client, client_for
 from collector.storage.ch_ingest import EVENT_NAMES, VISIT_NAMES, Retention, sqlite_text
@@ -49,7 +50,10 @@ def migrate(data_dir: Path, dsn: str, batch_size: int) -> None:
     if not source.exists():
         raise click.ClickException(f"no SQLite database at {source}")
     click.echo(f"Copying {source} to {target.display()}")
-    result = copy_to_clickhouse(config, target, batch_size=batch_size, progress=True)
+    try:
+        result = copy_to_clickhouse(config, target, batch_size=batch_size, progress=True)
+    except ConfigError as exc:
+        raise ConfigProblem(str(exc)) from None
     for table, (expected, found) in result.items():
         status = "ok" if expected == found else "MISMATCH"
         click.echo(f"{table}: {expected} in SQLite, {found} in ClickHouse: {status}")

@@ -149,16 +149,26 @@ def _connect(target: ClickHouseTarget) -> Any:
             path="mesure.toml",
             key="storage",
         ) from None
-    if target.embedded:
-        return clickhouse_connect.get_client(dsn=f"chdb://{target.path}")
-    return clickhouse_connect.get_client(
-        host=target.host,
-        port=target.port,
-        username=target.username,
-        password=target.password,
-        secure=target.secure,
-        autogenerate_session_id=False,
-        # Fail fast when the server is down: the collector answers 503 and the client retries.
-        connect_timeout=3,
-        send_receive_timeout=60,
-    )
+    try:
+        if target.embedded:
+            return clickhouse_connect.get_client(dsn=f"chdb://{target.path}")
+        return clickhouse_connect.get_client(
+            host=target.host,
+            port=target.port,
+            username=target.username,
+            password=target.password,
+            secure=target.secure,
+            autogenerate_session_id=False,
+            # Fail fast when the server is down: the collector answers 503, the client retries.
+            connect_timeout=3,
+            send_receive_timeout=60,
+        )
+    except Exception as exc:
+        # The driver's message may quote the connection settings: only its type is shown.
+        why = (
+            "cannot open the chDB path; only one process may hold it: stop `mesure serve` "
+            "first, or use a ClickHouse server"
+            if target.embedded
+            else f"cannot connect ({type(exc).__name__})"
+        )
+        raise ConfigError(f"{target.display()}: {why}", path="mesure.toml", key="storage") from None

@@ -4,6 +4,7 @@ the ``storage`` key (DSN forms, password from the environment, never shown)."""
 from __future__ import annotations
 
 import copy
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from collector.storage.target import ClickHouseTarget, parse_storage
 from tests.clickhouse.conftest import on_clickhouse
 from tests.clickhouse.synthetic import SITES, build, now_for_tests
 from tests.reports.dataset import config_for
+from tests.support import mesure_command
 
 
 def _dsn(target: ClickHouseTarget) -> str:
@@ -191,3 +193,22 @@ def test_serve_refuses_several_workers_with_clickhouse(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "one worker process" in result.output
     assert not (tmp_path / "ch").exists()
+
+
+def test_a_chdb_path_held_by_another_process_is_a_clean_error(
+    tmp_path: Path, chdb_path: Path
+) -> None:
+    client_for(ClickHouseTarget(embedded=True, path=str(chdb_path), database="held"))
+    (tmp_path / "mesure.toml").write_text(
+        '[[sites]]\nid = "example"\nhostnames = ["example.test"]\n', encoding="utf-8"
+    )
+    prepare(config_for(tmp_path, {"example": "UTC"}))
+    done = subprocess.run(
+        mesure_command("migrate", "--to", f"chdb://{chdb_path}", "--data", str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "only one process may hold it" in done.stderr
+    assert "Traceback" not in done.stderr
