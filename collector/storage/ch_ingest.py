@@ -151,6 +151,19 @@ class ClickHouseStorage:
                 self._visits[visit.id] = visit
                 self._newest_ts = max(self._newest_ts, visit.last_ts)
             self._evict()
+            # An erasure that began while this batch was being written (after the check above)
+            # has already deleted its rows: this batch's rows of those visitors go too, so an
+            # erased visit is never brought back.
+            late = self._forget_erased()
+            raced = sorted(v.id for v in batch.touched.values() if (v.site, v.visitor) in late)
+            if raced:
+                for table, column in (("events", "visit"), ("visits", "id")):
+                    self._client.command(
+                        f"ALTER TABLE {self._client.mutable(table)} DELETE "
+                        f"WHERE {column} IN {{ids:Array(UInt64)}}",
+                        {"ids": raced},
+                        mutations_sync=2,
+                    )
 
     def candidates(self, site: str, visitor: bytes) -> list[OpenVisit]:
         return [self._visits[i] for i in self._by_key.get((site, visitor), [])]
@@ -173,8 +186,9 @@ class ClickHouseStorage:
         else:
             self._by_key.pop(key, None)
 
-    def _forget_erased(self) -> None:
-        """Drop the open visits of subjects erased since the last batch (one small read)."""
+    def _forget_erased(self) -> set[tuple[str, bytes]]:
+        """Drop the open visits of subjects erased since the last look (one small read);
+        return their ``(site, visitor)`` keys."""
         rows = self._client.rows(
             "SELECT seq, site, visitor FROM {db}.erasures WHERE seq > {seq:UInt64}",
             {"seq": self._erasure_seq},
@@ -183,6 +197,7 @@ class ClickHouseStorage:
             self._erasure_seq = max(self._erasure_seq, int(seq))
             for visit_id in list(self._by_key.get((site, visitor), [])):
                 self._drop(visit_id)
+        return {(site, visitor) for _, site, visitor in rows}
 
     # ------------------------------------------------------------------ read helpers (tests)
 
