@@ -1,151 +1,38 @@
 """The report SQL for ClickHouse: the same methods and results as ``reports_sqlite``.
 
 Every request value is a typed server-side parameter (``{p0:String}``); dimension names map
-through a fixed allowlist, as in SQLite. Counts of distinct visitors use ``uniqExact`` (never an
-approximation). Queries run with ``final = 1`` (each visit's latest version) and
-``join_use_nulls = 1`` (SQL's NULLs for unmatched outer-join rows), so they read like their
-SQLite twins.
+through a fixed allowlist, as in SQLite (:mod:`collector.storage.ch_sql`). Counts of distinct
+visitors use ``uniqExact`` (never an approximation). Queries run with ``final = 1`` (each visit's
+latest version) and ``join_use_nulls = 1`` (SQL's NULLs for unmatched outer-join rows), so they
+read like their SQLite twins.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from collector.reports.model import Bucket, Goal, MetricRow, StepEvent
 from collector.reports.query import PROP_PREFIX, Filter, SiteRange
 from collector.storage.ch_client import Client
-
-_SOURCE = (
-    "multiIf(e.mode = 'granted' AND e.utm_source IS NOT NULL, e.utm_source, "
-    "coalesce(e.source, 'Direct / None'))"
+from collector.storage.ch_sql import (
+    EVENTS,
+    SETTINGS,
+    SOURCE,
+    VISIT_DIMENSIONS,
+    VISITS,
+    Params,
+    at,
+    bucket_cte,
+    bucketed,
+    dimension_sql,
+    filters_sql,
+    goal_sql,
+    ms,
+    needs_visit,
+    scope_sql,
+    visit_join,
 )
-DIMENSION_SQL: dict[str, str] = {
-    "page": "e.path",
-    "entry_page": "v.entry_path",
-    "exit_page": "v.exit_path",
-    "hostname": "e.hostname",
-    "source": _SOURCE,
-    "referrer": "e.referrer",
-    "utm_source": "e.utm_source",
-    "utm_medium": "e.utm_medium",
-    "utm_campaign": "e.utm_campaign",
-    "utm_term": "e.utm_term",
-    "utm_content": "e.utm_content",
-    "device": "e.device",
-    "browser": "e.browser",
-    "browser_version": "if(e.browser_version IS NULL, e.browser, "
-    "concat(e.browser, ' ', e.browser_version))",
-    "os": "e.os",
-    "os_version": "if(e.os_version IS NULL, e.os, concat(e.os, ' ', e.os_version))",
-    "country": "e.country",
-    "screen": "e.screen",
-    "event": "e.name",
-    "mode": "e.mode",
-}
-VISIT_DIMENSIONS = frozenset({"entry_page", "exit_page"})
-SETTINGS = {"final": 1, "join_use_nulls": 1}
-# SQLite returns GROUP BY rows sorted by the grouping keys (NULL first) and some reports keep
-# that order: the queries below say ORDER BY explicitly.
-VISITS = "{db}.visits"
-EVENTS = "{db}.events"
-
-
-class Params:
-    """Typed server-side parameters ``p0``, ``p1``, … as they are added."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def add(self, value: Any, kind: str) -> str:
-        name = f"p{len(self.values)}"
-        self.values[name] = value
-        return "{" + name + ":" + kind + "}"
-
-
-def ms(column: str) -> str:
-    return f"toUnixTimestamp64Milli({column})"
-
-
-def at(placeholder: str) -> str:
-    return f"fromUnixTimestamp64Milli({placeholder}, 'UTC')"
-
-
-def dimension_sql(dimension: str, params: Params) -> str:
-    if dimension.startswith(PROP_PREFIX):
-        key = params.add(dimension[len(PROP_PREFIX) :], "String")
-        return f"if(mapContains(e.props_text, {key}), e.props_text[{key}], NULL)"
-    return DIMENSION_SQL[dimension]
-
-
-def filters_sql(filters: Sequence[Filter], params: Params) -> str:
-    clauses = ["1"]
-    for item in filters:
-        expr = dimension_sql(item.dimension, params)
-        value = params.add(item.value, "String")
-        if item.op == "is":
-            clauses.append(f"{expr} = {value}")
-        elif item.op == "is_not":
-            clauses.append(f"({expr} IS NULL OR {expr} != {value})")
-        else:
-            clauses.append(f"position({expr}, {value}) > 0")
-    return " AND ".join(clauses)
-
-
-def glob_regex(goal: Goal) -> str:
-    """The page goal's pattern (only ``*`` is special) as an anchored RE2 expression."""
-    return "(?s)^" + ".*".join(re.escape(part) for part in goal.match.split("*")) + "$"
-
-
-def goal_sql(goal: Goal, params: Params) -> str:
-    if goal.kind == "page":
-        return f"(e.name = 'pageview' AND match(e.path, {params.add(glob_regex(goal), 'String')}))"
-    return f"e.name = {params.add(goal.match, 'String')}"
-
-
-def scope_sql(ranges: Sequence[SiteRange], params: Params, site: str, ts: str) -> str:
-    """``site``/``ts`` inside one of ``ranges`` (``[start, end)`` per site)."""
-    parts = [
-        f"({site} = {params.add(r.site, 'String')} "
-        f"AND {ts} >= {at(params.add(r.start_ms, 'Int64'))} "
-        f"AND {ts} < {at(params.add(r.end_ms, 'Int64'))})"
-        for r in ranges
-    ]
-    return "(" + (" OR ".join(parts) or "0") + ")"
-
-
-def bucket_cte(buckets: Sequence[Bucket], params: Params) -> str:
-    """The buckets as a small table ``b(bi, bsite, blo, bhi)``."""
-    zipped = (
-        f"arrayZip({params.add([b.index for b in buckets], 'Array(Int64)')}, "
-        f"{params.add([b.site for b in buckets], 'Array(String)')}, "
-        f"{params.add([b.start_ms for b in buckets], 'Array(Int64)')}, "
-        f"{params.add([b.end_ms for b in buckets], 'Array(Int64)')})"
-    )
-    return (
-        "b AS (SELECT t.1 AS bi, t.2 AS bsite, fromUnixTimestamp64Milli(t.3, 'UTC') AS blo, "
-        f"fromUnixTimestamp64Milli(t.4, 'UTC') AS bhi FROM (SELECT arrayJoin({zipped}) AS t))"
-    )
-
-
-def bucketed(table: str, ts: str) -> str:
-    """``table``'s rows with the index of the bucket holding ``ts`` as ``bucket`` (rows outside
-    every bucket left out). An ``ASOF`` join finds the latest bucket start of the row's site at or
-    before ``ts``: a sort-merge, where testing every bucket on every row would be quadratic."""
-    x = f"bucketed_{table.rsplit('.', 1)[-1]}"
-    return (
-        f"(SELECT {x}.*, b.bi AS bucket FROM {table} AS {x} ASOF INNER JOIN b "
-        f"ON {x}.site = b.bsite AND {x}.{ts} >= b.blo WHERE {x}.{ts} < b.bhi)"
-    )
-
-
-def _visit_join(needed: bool) -> str:
-    return f"LEFT JOIN {VISITS} AS v ON v.id = e.visit" if needed else ""
-
-
-def _needs_visit(filters: Sequence[Filter], dimension: str | None = None) -> bool:
-    return dimension in VISIT_DIMENSIONS or any(f.dimension in VISIT_DIMENSIONS for f in filters)
 
 
 class ClickHouseReports:
@@ -186,11 +73,11 @@ class ClickHouseReports:
             visit_bucket = "CAST(NULL AS Nullable(Int64))"
         only_pageviews = " AND e.name = 'pageview'" if dimension == "page" else ""
         where = filters_sql(filters, params)
-        visit_join = _visit_join(_needs_visit(filters, dimension))
+        joined = visit_join(needs_visit(filters, dimension))
         not_null = " AND k IS NOT NULL" if dimension in VISIT_DIMENSIONS else ""
         sel = (
             f"SELECT * FROM (SELECT e.site AS site, e.visitor AS visitor, e.visit AS visit, "
-            f"e.name AS name, {event_key} AS k FROM {events} AS e {visit_join} "
+            f"e.name AS name, {event_key} AS k FROM {events} AS e {joined} "
             f"WHERE {scope} AND {where}{only_pageviews}) WHERE 1{not_null}"
         )
         visit_scope = scope_sql(ranges, params, "v.site", "v.start_ts")
@@ -289,7 +176,7 @@ class ClickHouseReports:
             matches.append(f"{value} IS NOT NULL")
         sql = (
             f"SELECT e.site, e.visitor, e.visit, {ms('e.ts')}, e.name, e.path, {value} "
-            f"FROM {EVENTS} AS e {_visit_join(_needs_visit(filters))} "
+            f"FROM {EVENTS} AS e {visit_join(needs_visit(filters))} "
             f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} AND e.visitor IS NOT NULL "
             f"AND ({' OR '.join(matches) or '0'}) AND {filters_sql(filters, params)} "
             "ORDER BY e.ts, e.id"
@@ -305,7 +192,7 @@ class ClickHouseReports:
         sql = (
             f"SELECT v.site, v.visitor, {ms('v.start_ts')} FROM {VISITS} AS v "
             f"WHERE v.site IN {site_list} AND v.start_ts < {end} AND v.id IN ("
-            f"SELECT e.visit FROM {EVENTS} AS e {_visit_join(_needs_visit(filters))} "
+            f"SELECT e.visit FROM {EVENTS} AS e {visit_join(needs_visit(filters))} "
             f"WHERE e.site IN {site_list} AND e.visit IS NOT NULL AND e.visitor_kind = 'client' "
             f"AND {filters_sql(filters, params)}) ORDER BY v.start_ts, v.id"
         )
@@ -317,7 +204,7 @@ class ClickHouseReports:
         params = Params()
         sql = (
             f"SELECT e.visitor_kind, uniqExact(e.visitor) FROM {EVENTS} AS e "
-            f"{_visit_join(_needs_visit(filters))} "
+            f"{visit_join(needs_visit(filters))} "
             f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} AND e.visitor IS NOT NULL "
             f"AND {filters_sql(filters, params)} GROUP BY e.visitor_kind "
             "ORDER BY e.visitor_kind NULLS FIRST"
@@ -331,7 +218,7 @@ class ClickHouseReports:
         sql = (
             f"WITH {bucket_cte(buckets, params)} "
             "SELECT e.bucket AS i, e.mode, count(), uniqExact(e.visitor), uniqExact(e.visit) "
-            f"FROM {bucketed(EVENTS, 'ts')} AS e {_visit_join(_needs_visit(filters))} "
+            f"FROM {bucketed(EVENTS, 'ts')} AS e {visit_join(needs_visit(filters))} "
             f"WHERE {filters_sql(filters, params)} GROUP BY i, e.mode ORDER BY i, e.mode"
         )
         return [(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4])) for r in self._rows(sql, params)]
@@ -342,7 +229,7 @@ class ClickHouseReports:
         params = Params()
         sql = (
             f"SELECT e.mode, e.reasons, count() FROM {EVENTS} AS e "
-            f"{_visit_join(_needs_visit(filters))} "
+            f"{visit_join(needs_visit(filters))} "
             f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} "
             f"AND {filters_sql(filters, params)} GROUP BY e.mode, e.reasons "
             "ORDER BY e.mode, e.reasons"
@@ -364,10 +251,10 @@ class ClickHouseReports:
         self, ranges: Sequence[SiteRange], filters: Sequence[Filter], goal: Goal
     ) -> list[tuple[str, str | None, int]]:
         params = Params()
-        first_source = _SOURCE.replace("e.", "f.")
+        first_source = SOURCE.replace("e.", "f.")
         sql = (
             f"WITH g AS (SELECT e.mode AS mode, e.visit AS visit FROM {EVENTS} AS e "
-            f"{_visit_join(_needs_visit(filters))} "
+            f"{visit_join(needs_visit(filters))} "
             f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} AND {goal_sql(goal, params)} "
             f"AND {filters_sql(filters, params)}), "
             # The source of each converting visit's first event (by time, then id).
