@@ -106,6 +106,8 @@ class ConfigFile(ConfigStruct, frozen=True):
 
     #: ``sqlite`` (default), ``clickhouse://user@host:8123/db`` or ``chdb:///path``.
     storage: str = "sqlite"
+    #: Declared location of the ClickHouse hosts, shown in the register and export manifests.
+    storage_location: str | None = None
     server: ServerConfig = ServerConfig()
     sites: tuple[SiteConfig, ...] = ()
 
@@ -118,6 +120,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     sites: tuple[SiteConfig, ...]
     #: ClickHouse holding events and visits; ``None``: everything in SQLite.
     clickhouse: ClickHouseTarget | None = None
+    storage_location: str | None = None
 
     @property
     def database_path(self) -> Path:
@@ -178,7 +181,13 @@ def config_from_mapping(
         clickhouse = parse_storage(parsed.storage, environ)
     except ValueError as exc:
         raise ConfigError(str(exc), path=source, key="storage") from None
-    return Config(data_dir=data_dir, server=server, sites=parsed.sites, clickhouse=clickhouse)
+    return Config(
+        data_dir=data_dir,
+        server=server,
+        sites=parsed.sites,
+        clickhouse=clickhouse,
+        storage_location=parsed.storage_location,
+    )
 
 
 def _apply_environ(server: ServerConfig, environ: Mapping[str, str]) -> ServerConfig:

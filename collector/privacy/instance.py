@@ -66,6 +66,16 @@ def residency(config: Config) -> Residency:
     server = config.server
     found = getattr(server, "residency", None) or getattr(config, "residency", None)
     location = getattr(server, "host_location", None) or getattr(config, "host_location", None)
+    target = getattr(config, "clickhouse", None)
+    if target is not None and not target.embedded:
+        # Events live on the owner's ClickHouse hosts: the one connection Mesure opens.
+        stored = getattr(config, "storage_location", None) or "location not declared"
+        return Residency(
+            residency=None if found is None else str(found),
+            host_location=None if location is None else str(location),
+            outbound_connections=f"only to the owner's ClickHouse storage at {target.host}:"
+            f"{target.port} ({stored}); none elsewhere",
+        )
     return Residency(
         residency=None if found is None else str(found),
         host_location=None if location is None else str(location),

@@ -14,6 +14,8 @@ from collector.cli import main
 from collector.cli_clickhouse import copy_to_clickhouse
 from collector.config import config_from_mapping
 from collector.errors import ConfigError
+from collector.privacy.instance import residency
+from collector.privacy.register import build_register, render
 from collector.reports import ReportQuery, breakdown
 from collector.storage import open_events, prepare, reports_for
 from collector.storage.ch_client import client_for
@@ -212,3 +214,28 @@ def test_a_chdb_path_held_by_another_process_is_a_clean_error(
     assert done.returncode == 2, done.stderr
     assert "only one process may hold it" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_register_and_manifests_show_where_clickhouse_stores_events(tmp_path: Path) -> None:
+    document = {
+        "storage": "clickhouse://mesure@ch1.example.eu:8123/stats",
+        "storage-location": "Falkenstein, Germany (Hetzner FSN1)",
+        "sites": [{"id": "example", "hostnames": ["example.test"]}],
+    }
+    config = config_from_mapping(document, data_dir=tmp_path, environ={}, source="mesure.toml")
+    where = residency(config)
+    assert where.outbound_connections == (
+        "only to the owner's ClickHouse storage at ch1.example.eu:8123 "
+        "(Falkenstein, Germany (Hetzner FSN1)); none elsewhere"
+    )
+    register = build_register(config)
+    assert "the owner's ClickHouse storage (Falkenstein, Germany (Hetzner FSN1))" in (
+        register.transfers
+    )
+    assert "Mesure opens no outbound connection" not in register.transfers
+    assert "ch1.example.eu:8123" in render(register, "md")
+    # Embedded chDB stays on this host: nothing changes.
+    document["storage"] = "chdb:///var/lib/mesure/ch"
+    embedded = config_from_mapping(document, data_dir=tmp_path, environ={}, source="mesure.toml")
+    assert residency(embedded).outbound_connections.startswith("none")
+    assert "Mesure opens no outbound connection" in build_register(embedded).transfers
