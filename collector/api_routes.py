@@ -35,8 +35,9 @@ from collector.reports.export import breakdown_csv, csv_name
 from collector.reports.model import GoalIn
 from collector.reports.query import ReportQuery, check_dimension
 from collector.reports.results import BreakdownReport
+from collector.storage import reports_for
 from collector.storage.auth_sqlite import auth_database
-from collector.storage.reports_sqlite import ReportsDatabase, reports_database
+from collector.storage.reports_sqlite import ReportsDatabase
 
 MAX_BODY_BYTES = 16 * 1024
 _login_decoder = msgspec.json.Decoder(dict[str, str])
@@ -104,7 +105,7 @@ def routes(config: Config) -> list[BaseRoute]:
             )
 
             def run() -> msgspec.Struct:
-                with reports_database(config.database_path) as db:
+                with reports_for(config) as db:
                     try:
                         return report(db, call, request)
                     except ValueError as exc:
@@ -239,7 +240,7 @@ def routes(config: Config) -> list[BaseRoute]:
         moment = int(now(request).timestamp() * 1000)
 
         def save() -> None:
-            with reports_database(config.database_path) as db:
+            with reports_for(config) as db:
                 db.save_goal(goal.site, saved, moment)
 
         await run_in_threadpool(save)
@@ -258,7 +259,7 @@ def routes(config: Config) -> list[BaseRoute]:
         _refuse_config_goal(config, site, name)
 
         def delete() -> bool:
-            with reports_database(config.database_path) as db:
+            with reports_for(config) as db:
                 return db.delete_goal(site, name)
 
         if not await run_in_threadpool(delete):

@@ -45,7 +45,7 @@ from collector.ingest import SILENT_REASONS, Client, Dropped, Pipeline, receive
 from collector.keys import KeyStore
 from collector.model import DropCount, Event
 from collector.privacy.retention import ServerRetention
-from collector.storage import Storage, open_storage
+from collector.storage import EventStore, open_events
 from collector.urls import host_allowed
 from collector.wire import MAX_BATCH_BYTES, MAX_HIT_BYTES, HitIn, decode_batch, decode_hit
 from collector.writer import Writer
@@ -69,7 +69,7 @@ class Services:
 
     config: Config
     clock: Callable[[], datetime]
-    storage: Storage
+    storage: EventStore
     writer: Writer
     keys: KeyStore
     pipeline: Pipeline
@@ -90,7 +90,7 @@ def create_app(
         config.data_dir.mkdir(parents=True, exist_ok=True)
         audit = AuditLog(config.audit_path, clock)
         key_store = keys or KeyStore.open(config.keys_dir, audit, [s.id for s in config.sites])
-        storage = open_storage(config.database_path, lock_timeout_ms=config.server.write_timeout_ms)
+        storage = open_events(config, lock_timeout_ms=config.server.write_timeout_ms)
         geo = _open_geo(config)
         writer = Writer(storage, queue_size=config.server.queue_size)
         writer.start()

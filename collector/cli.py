@@ -24,10 +24,10 @@ from collector import cli_admin, cli_keys, cli_privacy
 from collector.audit import AuditLog
 from collector.cli_common import ConfigProblem, load
 from collector.config import CONFIG_FILE, Config, SiteConfig, token_sha256
-from collector.errors import KeyFileError
+from collector.errors import ConfigError, KeyFileError
 from collector.keys import KeyStore
 from collector.server import UVICORN_SETTINGS
-from collector.storage import open_storage
+from collector.storage import prepare
 
 DEFAULT_DATA = "mesure-data"
 DEMO_SITE = "localhost"
@@ -78,13 +78,19 @@ def serve(data_dir: Path, host: str, port: int, workers: int) -> None:
         click.echo(f"No {CONFIG_FILE} in {data_dir}: initializing it with a demo site.")
         initialize(data_dir, [DEMO_SITE], echo=click.echo)
     config = _load(data_dir)
+    if config.clickhouse is not None and workers != 1:
+        # The writer keeps the open visits in memory (and chDB allows one process per path).
+        raise ConfigProblem("ClickHouse storage runs with one worker process (--workers 1)")
     audit = AuditLog(config.audit_path, _now)
     try:
         KeyStore.open(config.keys_dir, audit, [site.id for site in config.sites]).daily_keys(_now())
     except KeyFileError as exc:
         raise ConfigProblem(str(exc)) from exc
     _audit_config_change(audit, data_dir / CONFIG_FILE)
-    open_storage(config.database_path).close()
+    try:
+        prepare(config)
+    except ConfigError as exc:
+        raise ConfigProblem(str(exc)) from exc
     click.echo(f"Mesure listening on http://{host}:{port} ({workers} worker(s))")
     click.echo(f"Data directory: {data_dir}")
     _print_embed_tags(config)
@@ -140,7 +146,7 @@ def initialize(
     audit.append("init", data_dir=str(data_dir))
     KeyStore.open(config.keys_dir, audit, [site.id for site in config.sites])
     _audit_config_change(audit, path)
-    open_storage(config.database_path).close()
+    prepare(config)
     if echo is not None:
         echo(f"Created {data_dir} with mesure.toml, keys/ (0600), mesure.db, audit.log")
         for site_id, token in tokens.items():
@@ -253,3 +259,14 @@ def _print_embed_tags(config: Config) -> None:
 
 for _command in [*cli_admin.COMMANDS, *cli_privacy.COMMANDS, *cli_keys.COMMANDS]:
     main.add_command(_command)
+
+
+def _register_storage_commands() -> None:
+    # Imported here: the module builds on this one's options.
+    from collector.cli_clickhouse import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_storage_commands()

@@ -26,7 +26,8 @@ from collector.privacy.instance import Instance
 from collector.privacy.manifest import FORMATS
 from collector.privacy.retention import run_retention
 from collector.privacy.verify import verify_export
-from collector.storage.privacy_sqlite import PrivacyDatabase, privacy_database
+from collector.storage import privacy_for
+from collector.storage.privacy_sqlite import PrivacyDatabase
 
 data_option = click.option(
     "--data",
@@ -65,7 +66,7 @@ def opened(data_dir: Path) -> Iterator[tuple[Instance, PrivacyDatabase]]:
     except KeyFileError as exc:  # unsafe or unreadable keys: a setup problem, as for `serve`
         raise ConfigProblem(str(exc)) from None
     try:
-        with privacy_database(inst.config.database_path) as db:
+        with privacy_for(inst.config) as db:
             yield inst, db
     except MesureError as exc:
         raise click.ClickException(str(exc)) from None

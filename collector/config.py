@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from collector.errors import ConfigError
+from collector.storage.target import ClickHouseTarget, parse_storage
 from consent.site_policy import SitePolicy
 
 CONFIG_FILE = "mesure.toml"
@@ -125,6 +126,10 @@ class SiteConfig(ConfigStruct, frozen=True):
 class ConfigFile(ConfigStruct, frozen=True):
     """The whole of ``mesure.toml``."""
 
+    #: ``sqlite`` (default), ``clickhouse://user@host:8123/db`` or ``chdb:///path``.
+    storage: str = "sqlite"
+    #: Declared location of the ClickHouse hosts, shown in the register and export manifests.
+    storage_location: str | None = None
     server: ServerConfig = ServerConfig()
     sites: tuple[SiteConfig, ...] = ()
 
@@ -135,6 +140,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path
     server: ServerConfig
     sites: tuple[SiteConfig, ...]
+    #: ClickHouse holding events and visits; ``None``: everything in SQLite.
+    clickhouse: ClickHouseTarget | None = None
+    storage_location: str | None = None
 
     @property
     def database_path(self) -> Path:
@@ -191,7 +199,17 @@ def config_from_mapping(
             )
         seen.add(site.id)
     server = _apply_environ(parsed.server, environ)
-    return Config(data_dir=data_dir, server=server, sites=parsed.sites)
+    try:
+        clickhouse = parse_storage(parsed.storage, environ)
+    except ValueError as exc:
+        raise ConfigError(str(exc), path=source, key="storage") from None
+    return Config(
+        data_dir=data_dir,
+        server=server,
+        sites=parsed.sites,
+        clickhouse=clickhouse,
+        storage_location=parsed.storage_location,
+    )
 
 
 def _apply_environ(server: ServerConfig, environ: Mapping[str, str]) -> ServerConfig:

@@ -36,8 +36,8 @@ from collector.privacy.instance import Instance
 from collector.privacy.manifest import Format
 from collector.privacy.retention import run_retention
 from collector.privacy.verify import verify_export
+from collector.storage import privacy_for
 from collector.storage.auth_sqlite import auth_database
-from collector.storage.privacy_sqlite import privacy_database
 
 EXPORTS_DIR = "exports"
 Day = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
@@ -170,7 +170,7 @@ def routes(config: Config) -> list[BaseRoute]:
         inst = instance(request)
 
         def work() -> Any:
-            with privacy_database(config.database_path) as db:
+            with privacy_for(config) as db:
                 out = new_export_dir(inst)
                 manifest = export_events(
                     inst,
@@ -201,7 +201,7 @@ def routes(config: Config) -> list[BaseRoute]:
         inst = instance(request)
 
         def work() -> Any:
-            with privacy_database(config.database_path) as db:
+            with privacy_for(config) as db:
                 out = new_export_dir(inst)
                 report, manifest = dsar.access(
                     inst, db, subject, out=out, fmt=wanted.format, actor=actor(principal)
@@ -217,7 +217,7 @@ def routes(config: Config) -> list[BaseRoute]:
         inst = instance(request)
 
         def work() -> Any:
-            with privacy_database(config.database_path) as db:
+            with privacy_for(config) as db:
                 return {"report": dsar.erase(inst, db, subject, actor=actor(principal))}
 
         return json_response(await _run(work))
@@ -242,7 +242,7 @@ def routes(config: Config) -> list[BaseRoute]:
         inst = instance(request)
 
         def work() -> Any:
-            with privacy_database(config.database_path) as db:
+            with privacy_for(config) as db:
                 # Like the server's own daily run: no VACUUM, which would stall ingestion.
                 return run_retention(
                     inst,

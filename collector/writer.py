@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from collector.errors import QueueFullError, WriteFailedError
 from collector.model import DropCount, Event
-from collector.storage import Storage
+from collector.storage import EventStore
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ _Submission = tuple[Sequence[Event], Sequence[DropCount], "asyncio.Future[None]"
 class Writer:
     """Commits what :meth:`submit` receives, in groups, on its own thread."""
 
-    def __init__(self, storage: Storage, *, queue_size: int) -> None:
+    def __init__(self, storage: EventStore, *, queue_size: int) -> None:
         self._storage = storage
         self._queue: queue.Queue[_Submission | None] = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._run, name="mesure-writer", daemon=True)

@@ -16,7 +16,7 @@ import uvicorn
 
 from collector.app import create_app
 from collector.config import Config, config_from_mapping
-from collector.storage import open_storage
+from collector.storage import EventStore, open_events, open_storage
 
 #: A desktop browser: the collector counts crawler and tool user agents (httpx's too) as bots.
 BROWSER_UA = (
@@ -189,22 +189,29 @@ class LiveServer:
 
     def events(self) -> list[dict[str, Any]]:
         """All rows of the events table, ordered by id."""
-        storage = open_storage(self.config.database_path, migrate=False)
+        storage = _reader(self.config)
         try:
             return storage.events()
         finally:
             storage.close()
 
     def visits(self) -> list[dict[str, Any]]:
-        storage = open_storage(self.config.database_path, migrate=False)
+        storage = _reader(self.config)
         try:
             return storage.visits()
         finally:
             storage.close()
 
     def dropped_hits(self, site: str = "example") -> dict[tuple[str, str], int]:
-        storage = open_storage(self.config.database_path, migrate=False)
+        storage = _reader(self.config)
         try:
             return storage.dropped_hits(site)
         finally:
             storage.close()
+
+
+def _reader(config: Config) -> EventStore:
+    """The events backend of ``config``: the SQLite file unmigrated, or ClickHouse."""
+    if config.clickhouse is None:
+        return open_storage(config.database_path, migrate=False)
+    return open_events(config)

@@ -18,7 +18,7 @@ from collector.audit import AuditLog
 from collector.config import Config
 from collector.errors import MesureError
 from collector.keys import KeyStore
-from collector.storage import open_storage
+from collector.storage import prepare
 
 _PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -52,7 +52,7 @@ class Instance:
         config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         audit = AuditLog(config.audit_path, clock)
         keys = KeyStore.open(config.keys_dir, audit, [site.id for site in config.sites])
-        open_storage(config.database_path).close()
+        prepare(config)
         return cls(config=config, audit=audit, keys=keys, clock=clock)
 
     def require_site(self, site: str) -> None:
@@ -62,8 +62,20 @@ class Instance:
 
 
 def residency(config: Config) -> Residency:
-    """The ``residency`` and ``host-location`` keys of ``[server]`` (``None`` when not set)."""
-    return Residency(residency=config.server.residency, host_location=config.server.host_location)
+    """The ``residency`` and ``host-location`` keys of ``[server]`` (``None`` when not set), and
+    the one outbound connection a networked ClickHouse storage means."""
+    residency, location = config.server.residency, config.server.host_location
+    target = config.clickhouse
+    if target is not None and not target.embedded:
+        # Events live on the owner's ClickHouse hosts: the one connection Mesure opens.
+        stored = config.storage_location or "location not declared"
+        return Residency(
+            residency=residency,
+            host_location=location,
+            outbound_connections=f"only to the owner's ClickHouse storage at {target.host}:"
+            f"{target.port} ({stored}); none elsewhere",
+        )
+    return Residency(residency=residency, host_location=location)
 
 
 def mesure_version() -> str:

@@ -60,13 +60,22 @@ class Register(msgspec.Struct, frozen=True, kw_only=True):
 def build_register(config: Config) -> Register:
     where = residency(config)
     located = where.host_location or "location not declared in mesure.toml"
+    transfers = (
+        f"None: data stays on this host ({located}; residency "
+        f"{where.residency or 'not declared'}); Mesure opens no outbound connection"
+    )
+    if config.clickhouse is not None and not config.clickhouse.embedded:
+        transfers = (
+            f"None outside the owner's hosts: this host ({located}) and the owner's ClickHouse "
+            f"storage ({config.storage_location or 'location not declared in mesure.toml'}); "
+            f"residency {where.residency or 'not declared'}"
+        )
     return Register(
         controller="The owner of this Mesure instance (the operator of the sites below)",
         data_subjects="Visitors of the sites listed below; users of a site when it sends its "
         "own user id (granted hits only)",
         recipients="None: the data is processed only by this instance, for its owner",
-        transfers=f"None: data stays on this host ({located}; residency "
-        f"{where.residency or 'not declared'}); Mesure opens no outbound connection",
+        transfers=transfers,
         residency=where,
         security_measures=SECURITY_MEASURES,
         sites=[_site(site) for site in config.sites],

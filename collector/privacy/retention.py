@@ -24,7 +24,8 @@ from collector.audit import AuditLog
 from collector.config import Config
 from collector.keys import KeyStore
 from collector.privacy.instance import Instance
-from collector.storage.privacy_sqlite import PrivacyDatabase, PurgeCount, privacy_database
+from collector.storage import privacy_for
+from collector.storage.privacy_sqlite import PrivacyDatabase, PurgeCount
 from consent.site_policy import MAX_EXEMPT_RETENTION_DAYS
 
 
@@ -130,7 +131,7 @@ class ServerRetention:
             clock=self._clock,
         )
         try:
-            with privacy_database(self._config.database_path) as db:
+            with privacy_for(self._config) as db:
                 report = run_retention(inst, db, now=now, dry_run=False, actor=actor, vacuum=False)
         except Exception:
             logging.getLogger("mesure").exception("retention run failed; retrying later")

@@ -1,0 +1,360 @@
+"""The report SQL for ClickHouse: the same methods and results as ``reports_sqlite``.
+
+Every request value is a typed server-side parameter (``{p0:String}``); dimension names map
+through a fixed allowlist, as in SQLite (:mod:`collector.storage.ch_sql`). Counts of distinct
+visitors use ``uniqExact`` (never an approximation). Queries run with ``final = 1`` (each visit's
+latest version) and ``join_use_nulls = 1`` (SQL's NULLs for unmatched outer-join rows), so they
+read like their SQLite twins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from collector.reports.model import Bucket, Goal, MetricRow, StepEvent
+from collector.reports.query import PROP_PREFIX, Filter, SiteRange
+from collector.storage.ch_client import Client
+from collector.storage.ch_sql import (
+    EVENTS,
+    SETTINGS,
+    SOURCE,
+    VISIT_DIMENSIONS,
+    VISITS,
+    Params,
+    at,
+    bucket_cte,
+    bucketed,
+    dimension_sql,
+    filters_sql,
+    goal_sql,
+    ms,
+    needs_visit,
+    scope_sql,
+    visit_join,
+)
+
+
+class ClickHouseReports:
+    """The reports' queries over ClickHouse; goals are read and saved in SQLite (``goals``)."""
+
+    def __init__(self, client: Client, goals: Any) -> None:
+        self._client = client
+        self._goals = goals
+
+    def _rows(self, sql: str, params: Params | dict[str, Any]) -> list[tuple[Any, ...]]:
+        values = params.values if isinstance(params, Params) else params
+        return self._client.rows(sql, values, **SETTINGS)
+
+    def metrics(
+        self,
+        ranges: Sequence[SiteRange],
+        filters: Sequence[Filter],
+        *,
+        dimension: str | None = None,
+        buckets: Sequence[Bucket] | None = None,
+        goal: Goal | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[MetricRow]:
+        """See ``ReportsDatabase.metrics``: the same rows, computed in ClickHouse."""
+        params = Params()
+        scope = scope_sql(ranges, params, "e.site", "e.ts")
+        events, visits = EVENTS, VISITS
+        ctes = []
+        if buckets is not None:
+            ctes.append(bucket_cte(buckets, params))
+            events, visits = bucketed(EVENTS, "ts"), bucketed(VISITS, "start_ts")
+            event_key, visit_bucket = "e.bucket", "v.bucket"
+        else:
+            event_key = "CAST(NULL AS Nullable(Int64))"
+            if dimension is not None:
+                event_key = dimension_sql(dimension, params)
+            visit_bucket = "CAST(NULL AS Nullable(Int64))"
+        only_pageviews = " AND e.name = 'pageview'" if dimension == "page" else ""
+        where = filters_sql(filters, params)
+        joined = visit_join(needs_visit(filters, dimension))
+        not_null = " AND k IS NOT NULL" if dimension in VISIT_DIMENSIONS else ""
+        sel = (
+            f"SELECT * FROM (SELECT e.site AS site, e.visitor AS visitor, e.visit AS visit, "
+            f"e.name AS name, {event_key} AS k FROM {events} AS e {joined} "
+            f"WHERE {scope} AND {where}{only_pageviews}) WHERE 1{not_null}"
+        )
+        visit_scope = scope_sql(ranges, params, "v.site", "v.start_ts")
+        lowest = params.add(min((r.start_ms for r in ranges), default=0), "Int64")
+        sites = params.add(sorted({r.site for r in ranges}), "Array(String)")
+        ctes += [
+            f"sel AS ({sel})",
+            "ev AS (SELECT k, toInt64(uniqExact(visitor)) AS visitors, "
+            "toInt64(countIf(name = 'pageview')) AS pageviews, "
+            "toInt64(countIf(name NOT IN ('pageview', 'engagement'))) AS events, "
+            "toInt64(countIf(name = 'pageview' AND visitor IS NULL)) AS unidentified "
+            "FROM sel GROUP BY k)",
+            # Each visit once: starting in the period, with at least one selected event. A
+            # one-pageview visit bounced unless one of its events (selected or not) is an
+            # interaction; the visit row carries its counts and time span.
+            f"vs AS (SELECT v.id AS visit, {visit_bucket} AS vb, toInt64(v.pageviews) AS pv, "
+            f"{ms('v.last_ts')} - {ms('v.start_ts')} AS span, "
+            "v.pageviews = 1 AND (v.events = 0 OR v.id NOT IN (SELECT DISTINCT i.visit FROM "
+            f"{EVENTS} AS i WHERE i.site IN {sites} AND i.ts >= {at(lowest)} "
+            "AND i.visit IS NOT NULL AND i.name NOT IN ('pageview', 'engagement'))) AS bounced "
+            f"FROM {visits} AS v WHERE {visit_scope} AND v.id IN (SELECT visit FROM sel))",
+        ]
+        totals = (
+            "toInt64(count()) AS visits, toInt64(countIf(bounced)) AS bounces, "
+            "toInt64(sum(if(bounced, 0, span))) AS duration, toInt64(sum(pv)) AS visit_pageviews"
+        )
+        if dimension is not None and buckets is None:
+            # A visit counts under every value its selected events have.
+            ctes.append(
+                f"vm AS (SELECT vk.k AS k, {totals} FROM (SELECT DISTINCT k, visit FROM sel "
+                "WHERE visit IS NOT NULL) AS vk INNER JOIN vs ON vs.visit = vk.visit GROUP BY vk.k)"
+            )
+        else:
+            ctes.append(f"vm AS (SELECT vb AS k, {totals} FROM vs GROUP BY vb)")
+        parts = [
+            "SELECT k, visitors, pageviews, events, 0 AS visits, 0 AS bounces, 0 AS duration, "
+            "0 AS visit_pageviews, 0 AS converted, unidentified, 1 AS listed FROM ev",
+            "SELECT k, 0, 0, 0, visits, bounces, duration, visit_pageviews, 0, 0, 1 FROM vm",
+        ]
+        if goal is not None:
+            goal_scope = scope_sql(ranges, params, "e.site", "e.ts")
+            goal_bucket = "e.bucket" if buckets is not None else "CAST(NULL AS Nullable(Int64))"
+            ctes.append(
+                f"goal_ev AS (SELECT DISTINCT e.site AS site, e.visitor AS visitor, "
+                f"{goal_bucket} AS i FROM {events} AS e WHERE {goal_scope} "
+                f"AND e.visitor IS NOT NULL AND {goal_sql(goal, params)})"
+            )
+            same_bucket = " AND g.i = sel.k" if buckets is not None else ""
+            ctes.append(
+                "gm AS (SELECT k, toInt64(count()) AS converted FROM (SELECT DISTINCT sel.k AS k, "
+                "sel.site, sel.visitor FROM sel INNER JOIN goal_ev AS g ON g.site = sel.site "
+                f"AND g.visitor = sel.visitor{same_bucket}) GROUP BY k)"
+            )
+            parts.append("SELECT k, 0, 0, 0, 0, 0, 0, 0, converted, 0, 0 FROM gm")
+        page = ""
+        if limit is not None:
+            page = f" LIMIT {params.add(limit, 'UInt64')} OFFSET {params.add(offset, 'UInt64')}"
+        sql = (
+            "WITH "
+            + ",\n".join(ctes)
+            + " SELECT k, sum(visitors), sum(pageviews), sum(events), sum(visits), sum(bounces), "
+            "sum(duration), sum(visit_pageviews), sum(converted), sum(unidentified) FROM ("
+            + " UNION ALL ".join(parts)
+            + ") GROUP BY k HAVING max(listed) = 1 "
+            "ORDER BY 2 DESC, 3 DESC, k ASC NULLS FIRST" + page
+        )
+        return [
+            MetricRow(
+                key=row[0],
+                visitors=int(row[1]),
+                pageviews=int(row[2]),
+                events=int(row[3]),
+                visits=int(row[4]),
+                bounces=int(row[5]),
+                duration_ms=int(row[6]),
+                visit_pageviews=int(row[7]),
+                converted=int(row[8]),
+                unidentified_pageviews=int(row[9]),
+            )
+            for row in self._rows(sql, params)
+        ]
+
+    def step_events(
+        self,
+        ranges: Sequence[SiteRange],
+        filters: Sequence[Filter],
+        goals: Sequence[Goal],
+        *,
+        prop: str | None = None,
+    ) -> list[StepEvent]:
+        params = Params()
+        matches = [goal_sql(goal, params) for goal in goals]
+        value = "CAST(NULL AS Nullable(String))"
+        if prop is not None:
+            value = dimension_sql(PROP_PREFIX + prop, params)
+            matches.append(f"{value} IS NOT NULL")
+        sql = (
+            f"SELECT e.site, e.visitor, e.visit, {ms('e.ts')}, e.name, e.path, {value} "
+            f"FROM {EVENTS} AS e {visit_join(needs_visit(filters))} "
+            f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} AND e.visitor IS NOT NULL "
+            f"AND ({' OR '.join(matches) or '0'}) AND {filters_sql(filters, params)} "
+            "ORDER BY e.ts, e.id"
+        )
+        return [StepEvent(*row) for row in self._rows(sql, params)]
+
+    def client_visit_starts(
+        self, sites: Sequence[str], end_ms: int, filters: Sequence[Filter]
+    ) -> list[tuple[str, bytes, int]]:
+        params = Params()
+        site_list = params.add(list(sites), "Array(String)")
+        end = at(params.add(end_ms, "Int64"))
+        sql = (
+            f"SELECT v.site, v.visitor, {ms('v.start_ts')} FROM {VISITS} AS v "
+            f"WHERE v.site IN {site_list} AND v.start_ts < {end} AND v.id IN ("
+            f"SELECT e.visit FROM {EVENTS} AS e {visit_join(needs_visit(filters))} "
+            f"WHERE e.site IN {site_list} AND e.visit IS NOT NULL AND e.visitor_kind = 'client' "
+            f"AND {filters_sql(filters, params)}) ORDER BY v.start_ts, v.id"
+        )
+        return [(row[0], row[1], int(row[2])) for row in self._rows(sql, params)]
+
+    def visitor_kinds(
+        self, ranges: Sequence[SiteRange], filters: Sequence[Filter]
+    ) -> dict[str, int]:
+        params = Params()
+        sql = (
+            f"SELECT e.visitor_kind, uniqExact(e.visitor) FROM {EVENTS} AS e "
+            f"{visit_join(needs_visit(filters))} "
+            f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} AND e.visitor IS NOT NULL "
+            f"AND {filters_sql(filters, params)} GROUP BY e.visitor_kind "
+            "ORDER BY e.visitor_kind NULLS FIRST"
+        )
+        return {str(kind): int(count) for kind, count in self._rows(sql, params)}
+
+    def consent_by_day(
+        self, buckets: Sequence[Bucket], filters: Sequence[Filter]
+    ) -> list[tuple[int, str, int, int, int]]:
+        params = Params()
+        sql = (
+            f"WITH {bucket_cte(buckets, params)} "
+            "SELECT e.bucket AS i, e.mode, count(), uniqExact(e.visitor), uniqExact(e.visit) "
+            f"FROM {bucketed(EVENTS, 'ts')} AS e {visit_join(needs_visit(filters))} "
+            f"WHERE {filters_sql(filters, params)} GROUP BY i, e.mode ORDER BY i, e.mode"
+        )
+        return [(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4])) for r in self._rows(sql, params)]
+
+    def reason_counts(
+        self, ranges: Sequence[SiteRange], filters: Sequence[Filter]
+    ) -> list[tuple[str, str, int]]:
+        params = Params()
+        sql = (
+            f"SELECT e.mode, e.reasons, count() FROM {EVENTS} AS e "
+            f"{visit_join(needs_visit(filters))} "
+            f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} "
+            f"AND {filters_sql(filters, params)} GROUP BY e.mode, e.reasons "
+            "ORDER BY e.mode, e.reasons"
+        )
+        return [(r[0], r[1], int(r[2])) for r in self._rows(sql, params)]
+
+    def dropped_by_day(
+        self, sites: Sequence[str], first_day: str, last_day: str
+    ) -> list[tuple[str, str, int]]:
+        sql = (
+            "SELECT day, reason, sum(hits) FROM {db}.dropped_hits "
+            "WHERE site IN {sites:Array(String)} AND day >= {first:String} "
+            "AND day <= {last:String} GROUP BY day, reason ORDER BY day, reason"
+        )
+        params = {"sites": list(sites), "first": first_day, "last": last_day}
+        return [(r[0], r[1], int(r[2])) for r in self._rows(sql, params)]
+
+    def conversions_by_mode(
+        self, ranges: Sequence[SiteRange], filters: Sequence[Filter], goal: Goal
+    ) -> list[tuple[str, str | None, int]]:
+        params = Params()
+        first_source = SOURCE.replace("e.", "f.")
+        sql = (
+            f"WITH g AS (SELECT e.mode AS mode, e.visit AS visit FROM {EVENTS} AS e "
+            f"{visit_join(needs_visit(filters))} "
+            f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} AND {goal_sql(goal, params)} "
+            f"AND {filters_sql(filters, params)}), "
+            # The source of each converting visit's first event (by time, then id).
+            f"first AS (SELECT f.visit AS visit, argMin({first_source}, (f.ts, f.id)) AS src "
+            f"FROM {EVENTS} AS f WHERE f.visit IN (SELECT visit FROM g WHERE mode = 'granted') "
+            "GROUP BY f.visit) "
+            "SELECT g.mode AS mode, if(g.mode = 'granted', first.src, NULL) AS src, count() "
+            "FROM g LEFT JOIN first ON first.visit = g.visit GROUP BY mode, src "
+            "ORDER BY mode, src NULLS FIRST"
+        )
+        return [(r[0], r[1], int(r[2])) for r in self._rows(sql, params)]
+
+    def revenue_events(
+        self, sites: Sequence[str], end_ms: int
+    ) -> list[tuple[str, bytes, int, str, str]]:
+        sql = (
+            f"SELECT site, user, {ms('ts')}, revenue_amount, revenue_currency FROM {EVENTS} "
+            "WHERE site IN {sites:Array(String)} AND ts < fromUnixTimestamp64Milli({end:Int64}, "
+            "'UTC') AND mode = 'granted' AND user IS NOT NULL AND revenue_amount IS NOT NULL "
+            "ORDER BY ts, id"
+        )
+        params = {"sites": list(sites), "end": end_ms}
+        return [(r[0], r[1], int(r[2]), r[3], r[4]) for r in self._rows(sql, params)]
+
+    def recent_pages(self, sites: Sequence[str], since_ms: int, until_ms: int) -> dict[str, Any]:
+        params = {"sites": list(sites), "since": since_ms, "until": until_ms}
+        where = (
+            "site IN {sites:Array(String)} "
+            "AND ts >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
+            "AND ts <= fromUnixTimestamp64Milli({until:Int64}, 'UTC')"
+        )
+        visitors, pageviews = self._rows(
+            f"SELECT uniqExact(visitor), countIf(name = 'pageview') FROM {EVENTS} WHERE {where}",
+            params,
+        )[0]
+        pages = self._rows(
+            f"SELECT path, toInt64(uniqExact(visitor)), toInt64(count()) FROM {EVENTS} "
+            f"WHERE {where} AND name = 'pageview' GROUP BY path "
+            "ORDER BY 2 DESC, 3 DESC, path LIMIT 50",
+            params,
+        )
+        return {"visitors": int(visitors), "pageviews": int(pageviews), "pages": pages}
+
+    # The filtered forms of recent_pages and revenue_events, and engaged time (as in SQLite).
+
+    def recent_pages_where(
+        self, sites: Sequence[str], since_ms: int, until_ms: int, filters: Sequence[Filter]
+    ) -> dict[str, Any]:
+        params = Params()
+        where = (
+            f"e.site IN {params.add(list(sites), 'Array(String)')} "
+            f"AND e.ts >= {at(params.add(since_ms, 'Int64'))} "
+            f"AND e.ts <= {at(params.add(until_ms, 'Int64'))} AND {filters_sql(filters, params)}"
+        )
+        source = f"{EVENTS} AS e {visit_join(needs_visit(filters))}"
+        visitors, pageviews = self._rows(
+            f"SELECT uniqExact(e.visitor), countIf(e.name = 'pageview') FROM {source} "
+            f"WHERE {where}",
+            params,
+        )[0]
+        pages = self._rows(
+            f"SELECT e.path, toInt64(uniqExact(e.visitor)), toInt64(count()) FROM {source} "
+            f"WHERE {where} AND e.name = 'pageview' GROUP BY e.path "
+            "ORDER BY 2 DESC, 3 DESC, e.path LIMIT 50",
+            params,
+        )
+        return {"visitors": int(visitors), "pageviews": int(pageviews), "pages": pages}
+
+    def revenue_events_where(
+        self, sites: Sequence[str], end_ms: int, filters: Sequence[Filter]
+    ) -> list[tuple[str, bytes, int, str, str]]:
+        params = Params()
+        sql = (
+            f"SELECT e.site, e.user, {ms('e.ts')}, e.revenue_amount, e.revenue_currency "
+            f"FROM {EVENTS} AS e {visit_join(needs_visit(filters))} "
+            f"WHERE e.site IN {params.add(list(sites), 'Array(String)')} "
+            f"AND e.ts < {at(params.add(end_ms, 'Int64'))} AND e.mode = 'granted' "
+            "AND e.user IS NOT NULL AND e.revenue_amount IS NOT NULL "
+            f"AND {filters_sql(filters, params)} ORDER BY e.ts, e.id"
+        )
+        return [(r[0], r[1], int(r[2]), r[3], r[4]) for r in self._rows(sql, params)]
+
+    def engaged_time(self, ranges: Sequence[SiteRange], filters: Sequence[Filter]) -> int:
+        params = Params()
+        sql = (
+            f"SELECT toInt64(sum(e.engaged_ms)) FROM {EVENTS} AS e "
+            f"{visit_join(needs_visit(filters))} "
+            f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} "
+            f"AND e.engaged_ms IS NOT NULL AND {filters_sql(filters, params)}"
+        )
+        return int(self._rows(sql, params)[0][0] or 0)
+
+    # Goals live with the accounts, in SQLite.
+
+    def stored_goals(self, sites: Sequence[str]) -> list[tuple[str, str, str, str]]:
+        result: list[tuple[str, str, str, str]] = self._goals.stored_goals(sites)
+        return result
+
+    def save_goal(self, site: str, goal: Goal, created_ms: int) -> None:
+        self._goals.save_goal(site, goal, created_ms)
+
+    def delete_goal(self, site: str, name: str) -> bool:
+        return bool(self._goals.delete_goal(site, name))
