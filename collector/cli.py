@@ -23,7 +23,7 @@ import consent.cnil as cnil
 from collector import cli_admin, cli_keys, cli_privacy
 from collector.audit import AuditLog
 from collector.cli_common import ConfigProblem, load
-from collector.config import CONFIG_FILE, Config, SiteConfig, token_sha256
+from collector.config import CONFIG_FILE, DEFAULT_ORIGIN, Config, SiteConfig, token_sha256
 from collector.errors import ConfigError, KeyFileError
 from collector.keys import KeyStore
 from collector.server import UVICORN_SETTINGS
@@ -91,9 +91,18 @@ def serve(data_dir: Path, host: str, port: int, workers: int) -> None:
         prepare(config)
     except ConfigError as exc:
         raise ConfigProblem(str(exc)) from exc
-    click.echo(f"Mesure listening on http://{host}:{port} ({workers} worker(s))")
+    listening = f"http://{host}:{port}"
+    click.echo(f"Mesure listening on {listening} ({workers} worker(s))")
     click.echo(f"Data directory: {data_dir}")
-    _print_embed_tags(config)
+    click.echo(
+        f"Dashboard: {listening}/ (create an account first: "
+        f"mesure user add EMAIL --role owner --data {data_dir})"
+    )
+    # An origin left at its default means "where this server listens".
+    origin = listening if config.server.origin == DEFAULT_ORIGIN else config.server.origin
+    for site in config.sites:
+        click.echo(f"\nEmbed in every page of {site.id}:\n")
+        click.echo(_embed_tag(site, origin))
     os.environ["MESURE_DATA"] = str(data_dir)
     uvicorn.run(
         "collector.app:app_from_env",

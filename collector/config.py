@@ -48,11 +48,15 @@ class ConfigStruct(
     """Shared options of every configuration table."""
 
 
+#: ``mesure serve`` prints its own listening address in the embed tags while this is unchanged.
+DEFAULT_ORIGIN = "http://127.0.0.1:8000"
+
+
 class ServerConfig(ConfigStruct, frozen=True):
     """The ``[server]`` table; ``MESURE_<KEY>`` (snake, upper case) overrides each key."""
 
     #: Public origin of the collector, used in the printed embed tags.
-    origin: str = "http://127.0.0.1:8000"
+    origin: str = DEFAULT_ORIGIN
     #: Hits waiting for the writer; beyond that the collector answers 503 with Retry-After.
     queue_size: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
     #: How long a group commit waits for the database lock before failing (503, nothing kept).

@@ -29,6 +29,10 @@ def test_serve_initializes_a_missing_data_directory_and_collects(tmp_path: Path)
     assert f"Mesure listening on http://127.0.0.1:{port}" in output
     assert f"Data directory: {data}" in output
     assert 'data-site="localhost"' in output
+    # With the origin left at its default, the tags point at where this server listens.
+    assert f'src="http://127.0.0.1:{port}/m.js"' in output
+    assert f"Dashboard: http://127.0.0.1:{port}/ (create an account first: " in output
+    assert f"mesure user add EMAIL --role owner --data {data})" in output
     assert (data / "mesure.db").exists()
     assert sorted(p.name for p in (data / "keys").iterdir())[:2] == [
         "daily",
