@@ -76,7 +76,12 @@ def serve(data_dir: Path, host: str, port: int, workers: int) -> None:
     data_dir = data_dir.resolve()
     if not (data_dir / CONFIG_FILE).exists():
         click.echo(f"No {CONFIG_FILE} in {data_dir}: initializing it with a demo site.")
-        initialize(data_dir, [DEMO_SITE], echo=click.echo)
+        demo = initialize(data_dir, [DEMO_SITE], echo=click.echo)
+        password = cli_admin.add_demo_owner(demo)
+        click.echo(
+            f"Dashboard account {cli_admin.DEMO_OWNER}, password {password} "
+            "(shown once; change it under Account)"
+        )
     config = _load(data_dir)
     if config.clickhouse is not None and workers != 1:
         # The writer keeps the open visits in memory (and chDB allows one process per path).
@@ -95,8 +100,7 @@ def serve(data_dir: Path, host: str, port: int, workers: int) -> None:
     click.echo(f"Mesure listening on {listening} ({workers} worker(s))")
     click.echo(f"Data directory: {data_dir}")
     click.echo(
-        f"Dashboard: {listening}/ (create an account first: "
-        f"mesure user add EMAIL --role owner --data {data_dir})"
+        f"Dashboard: {listening}/ (accounts: mesure user add EMAIL --role owner --data {data_dir})"
     )
     # An origin left at its default means "where this server listens".
     origin = listening if config.server.origin == DEFAULT_ORIGIN else config.server.origin

@@ -7,6 +7,7 @@ and stored only as its SHA-256 digest. Every change is appended to the audit log
 from __future__ import annotations
 
 import getpass
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -82,6 +83,20 @@ def _prompt_password() -> str:
             confirmation_prompt=True,
         )
     )
+
+
+DEMO_OWNER = "owner@localhost"
+
+
+def add_demo_owner(config: Config) -> str:
+    """The owner account of a demo data directory made by ``mesure serve``, with a random
+    password, returned to be shown once, so that the one quickstart command gives a dashboard
+    one can log in to."""
+    password = secrets.token_urlsafe(12)
+    with _opened(config) as db:
+        auth.add_user(db, DEMO_OWNER, password, "owner", [], _now_ms())
+    _audit(config, "user.add", user=DEMO_OWNER, role="owner", sites=_grants(()))
+    return password
 
 
 @click.group()

@@ -20,6 +20,12 @@ def test_serve_initializes_a_missing_data_directory_and_collects(tmp_path: Path)
         with browser_client(f"http://127.0.0.1:{port}") as client:
             hit = {"site": "localhost", "url": f"http://localhost:{port}/", "mode": "denied"}
             assert client.post("/api/hit", json=hit).status_code == 202
+            # The demo owner account printed at start-up logs in to the dashboard.
+            printed = (tmp_path / "serve.log").read_text()
+            password = printed.split("Dashboard account owner@localhost, password ")[1].split()[0]
+            login = client.post("/login", json={"email": "owner@localhost", "password": password})
+            assert login.status_code == 200, login.text
+            assert client.get("/", follow_redirects=False).status_code == 200
     finally:
         process.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
@@ -31,8 +37,7 @@ def test_serve_initializes_a_missing_data_directory_and_collects(tmp_path: Path)
     assert 'data-site="localhost"' in output
     # With the origin left at its default, the tags point at where this server listens.
     assert f'src="http://127.0.0.1:{port}/m.js"' in output
-    assert f"Dashboard: http://127.0.0.1:{port}/ (create an account first: " in output
-    assert f"mesure user add EMAIL --role owner --data {data})" in output
+    assert f"Dashboard: http://127.0.0.1:{port}/ (accounts: mesure user add EMAIL" in output
     assert (data / "mesure.db").exists()
     assert sorted(p.name for p in (data / "keys").iterdir())[:2] == [
         "daily",
