@@ -22,19 +22,9 @@ from collections.abc import Iterable
 import msgspec
 
 #: Dimensions with rollup rows; ``*`` is the visit itself (aggregate and time series).
-ROLLUP_DIMENSIONS = (
-    "*",
-    "page",
-    "entry_page",
-    "exit_page",
-    "source",
-    "country",
-    "browser",
-    "os",
-    "device",
-)
-#: Dimensions whose value is the visit's (entry and exit page): no row for unidentified events.
-VISIT_LEVEL = frozenset({"entry_page", "exit_page"})
+ROLLUP_DIMENSIONS = ("*", "page", "entry_page", "source", "country", "browser", "os")
+#: Dimensions whose value is the visit's (entry page): no row for unidentified events.
+VISIT_LEVEL = frozenset({"entry_page"})
 HOUR_MS = 3_600_000
 
 SCHEMA = """
@@ -289,10 +279,9 @@ def metrics_sql(dimension: str | None, ctes: list[str], bucketed: bool, page: st
     if not bucketed:
         ranges.append("b(i, site, lo, hi) AS (SELECT NULL, site, lo, hi FROM scope)")
     key = "b.i" if bucketed else ("rk.key" if dimension else "NULL")
-    per_value = (
-        "FROM b JOIN (SELECT DISTINCT site, key FROM rollup_keys "
-        f"WHERE dim = '{dim}') AS rk ON rk.site = b.site "
-    )
+    # CROSS JOIN fixes the loop order: each bucket, each value, then that value's hour range
+    # in the index (the planner would otherwise scan the whole dimension).
+    per_value = f"FROM b CROSS JOIN rollup_keys rk ON rk.site = b.site AND rk.dim = '{dim}' CROSS "
     hours = f"{{t}}.hour >= b.lo / {HOUR_MS} AND {{t}}.hour < b.hi / {HOUR_MS}"
     same = f"{{t}}.site = b.site AND {{t}}.dim = '{dim}' AND {{t}}.key IS rk.key"
     ranges.append(
@@ -318,9 +307,8 @@ def metrics_sql(dimension: str | None, ctes: list[str], bucketed: bool, page: st
         f"fix AS (SELECT {fix_key} AS k, COUNT(*) AS visits, SUM(x.v_bounced) AS bounces, "
         "SUM(CASE WHEN x.v_bounced THEN 0 ELSE x.v_span END) AS duration, "
         "SUM(x.v_pageviews) AS visit_pageviews FROM scope s "
-        "JOIN (SELECT DISTINCT site, key FROM rollup_keys "
-        f"WHERE dim = '{dim}') AS rk ON rk.site = s.site "
-        f"JOIN visit_keys x ON x.site = s.site AND x.dim = '{dim}' AND x.key IS rk.key "
+        f"CROSS JOIN rollup_keys rk ON rk.site = s.site AND rk.dim = '{dim}' "
+        f"CROSS JOIN visit_keys x ON x.site = s.site AND x.dim = '{dim}' AND x.key IS rk.key "
         f"AND x.hour >= s.hi / {HOUR_MS} AND x.hour <= (s.hi + coalesce((SELECT span "
         f"FROM rollup_spans WHERE rollup_spans.site = s.site), 0)) / {HOUR_MS} "
         f"{fix_bucket}WHERE x.lead AND x.v_start >= s.lo AND x.v_start < s.hi GROUP BY 1)"
