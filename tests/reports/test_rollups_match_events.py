@@ -220,3 +220,28 @@ def test_after_erasure_and_retention_rollups_still_equal_and_hold_no_erased_row(
     )
     assert ERASED not in stored
     assert visitor("exv1") in stored  # the scan does see the other visitors' hashes
+
+
+def test_bulk_import_stores_what_ingest_stores(tmp_path: Path) -> None:
+    events = sorted(random_events(5), key=lambda e: e.ts)
+    stored = []
+    for name in ("ingest", "bulk"):
+        config = config_for(tmp_path / name, SITES)
+        config.data_dir.mkdir(parents=True)
+        storage = open_storage(config.database_path)
+        try:
+            if name == "ingest":
+                for start in range(0, len(events), 40):
+                    storage.insert_hits(events[start : start + 40])
+            else:
+                storage.import_events(events)
+            conn = sqlite3.connect(config.database_path)
+            rollups = conn.execute(
+                "SELECT * FROM visit_keys ORDER BY visit, dim, key, hour"
+            ).fetchall()
+            conn.close()
+            stored.append((storage.events(), storage.visits(), rollups))
+        finally:
+            storage.close()
+    assert len(stored[0][1]) > 100
+    assert stored[0] == stored[1]
