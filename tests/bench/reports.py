@@ -287,20 +287,10 @@ class Traffic:
 
 def hour_weights() -> list[float]:
     """Traffic by local hour: quiet nights, busy working hours."""
-    return [0.2, 0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.2, 1.6, 1.8, 1.9, 1.9] + [
-        1.8,
-        1.9,
-        2.0,
-        2.0,
-        1.9,
-        1.7,
-        1.5,
-        1.4,
-        1.2,
-        0.9,
-        0.6,
-        0.4,
-    ]
+    night = [0.2, 0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.2]
+    day = [1.6, 1.8, 1.9, 1.9, 1.8, 1.9, 2.0, 2.0]
+    evening = [1.9, 1.7, 1.5, 1.4, 1.2, 0.9, 0.6, 0.4]
+    return [*night, *day, *evening]
 
 
 def generate(total: int, seed: int = 7) -> Iterator[list[Event]]:
