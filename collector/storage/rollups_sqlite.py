@@ -277,17 +277,19 @@ def metrics_sql(dimension: str | None, ctes: list[str], bucketed: bool, page: st
     dim = dimension or "*"
     ranges = list(ctes)
     if not bucketed:
-        ranges.append("b(i, site, lo, hi) AS (SELECT NULL, site, lo, hi FROM scope)")
+        ranges.append("b(i, site, lo, hi) AS MATERIALIZED (SELECT NULL, site, lo, hi FROM scope)")
     key = "b.i" if bucketed else ("rk.key" if dimension else "NULL")
     # CROSS JOIN fixes the loop order: each bucket, each value, then that value's hour range
     # in the index (the planner would otherwise scan the whole dimension).
     per_value = f"FROM b CROSS JOIN rollup_keys rk ON rk.site = b.site AND rk.dim = '{dim}' CROSS "
     hours = f"{{t}}.hour >= b.lo / {HOUR_MS} AND {{t}}.hour < b.hi / {HOUR_MS}"
     same = f"{{t}}.site = b.site AND {{t}}.dim = '{dim}' AND {{t}}.key IS rk.key"
+    # One index range per bucket and value, summed in a subquery: no sort of the rows.
     ranges.append(
-        f"vis AS (SELECT {key} AS k, SUM(x.prev_last IS NULL OR x.prev_last < b.lo) AS visitors "
-        f"{per_value}JOIN visit_keys x ON {same.format(t='x')} AND {hours.format(t='x')} "
-        "GROUP BY 1)"
+        f"vis AS (SELECT k, SUM(visitors) AS visitors FROM (SELECT {key} AS k, "
+        "(SELECT SUM(x.prev_last IS NULL OR x.prev_last < b.lo) FROM visit_keys x "
+        f"WHERE {same.format(t='x')} AND {hours.format(t='x')}) AS visitors "
+        f"{per_value[: -len('CROSS ')]}) WHERE visitors IS NOT NULL GROUP BY k)"
     )
     ranges.append(
         f"sums AS (SELECT {key} AS k, SUM(h.pageviews) AS pageviews, SUM(h.events) AS events, "
@@ -338,9 +340,13 @@ def metrics_sql(dimension: str | None, ctes: list[str], bucketed: bool, page: st
 
 
 def visitor_kinds_sql(scope_cte: str) -> str:
-    """Distinct visitors of the period by kind, from the visits' chain rows."""
+    """Distinct visitors of the period by kind, from the visits' chain rows: counts of the two
+    kinds, and of rows of any other kind (then the caller asks the events instead)."""
+    counted = "(x.prev_last IS NULL OR x.prev_last < s.lo)"
     return (
-        f"WITH {scope_cte} SELECT x.kind, SUM(x.prev_last IS NULL OR x.prev_last < s.lo) "
-        "FROM scope s JOIN visit_keys x ON x.site = s.site AND x.dim = '*' AND x.key IS NULL "
-        f"AND x.hour >= s.lo / {HOUR_MS} AND x.hour < s.hi / {HOUR_MS} GROUP BY x.kind"
+        f"WITH {scope_cte} SELECT coalesce(SUM({counted} AND x.kind = 'client'), 0), "
+        f"coalesce(SUM({counted} AND x.kind = 'cookieless'), 0), "
+        "coalesce(SUM(x.kind IS NULL OR x.kind NOT IN ('client', 'cookieless')), 0) "
+        "FROM scope s CROSS JOIN visit_keys x ON x.site = s.site AND x.dim = '*' "
+        f"AND x.key IS NULL AND x.hour >= s.lo / {HOUR_MS} AND x.hour < s.hi / {HOUR_MS}"
     )
