@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from collector.storage import rollups_sqlite
+
 SubjectColumn = Literal["visitor", "user"]
 
 
@@ -146,6 +148,8 @@ class PrivacyDatabase:
                 visits += self._conn.execute(
                     "DELETE FROM visits WHERE id = ?", (visit_id,)
                 ).rowcount
+            # The rollups of these visits go too (and their visitors' chains are rejoined).
+            rollups_sqlite.refresh_visits(self._conn, visit_ids)
         return Deleted(subject_events=len(subject_ids), visit_events=visit_events, visits=visits)
 
     def count_before(self, site: str, modes: Sequence[str], before_ms: int) -> list[PurgeCount]:
@@ -169,20 +173,46 @@ class PrivacyDatabase:
         counts: list[PurgeCount] = []
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
+            touched: set[int] = set()
+            hours: set[tuple[str, int]] = set()
             for mode in modes:
+                where = "site = ? AND mode = ? AND ts < ?"
+                touched.update(
+                    int(row[0])
+                    for row in self._conn.execute(
+                        f"SELECT DISTINCT visit FROM events WHERE {where} AND visit IS NOT NULL",
+                        (site, mode, before_ms),
+                    )
+                )
+                hours.update(
+                    (site, int(row[0]))
+                    for row in self._conn.execute(
+                        f"SELECT DISTINCT ts / {rollups_sqlite.HOUR_MS} FROM events "
+                        f"WHERE {where} AND visitor IS NULL",
+                        (site, mode, before_ms),
+                    )
+                )
                 cursor = self._conn.execute(
-                    "DELETE FROM events WHERE site = ? AND mode = ? AND ts < ?",
-                    (site, mode, before_ms),
+                    f"DELETE FROM events WHERE {where}", (site, mode, before_ms)
                 )
                 counts.append(PurgeCount(site=site, mode=mode, events=cursor.rowcount))
             # Only visits that lost events can have become empty; skipping the scan otherwise
             # keeps the collector's start-up and daily runs cheap on a large database.
             if any(count.events for count in counts):
-                self._conn.execute(
-                    "DELETE FROM visits WHERE site = ? AND last_ts < ? AND NOT EXISTS "
-                    "(SELECT 1 FROM events WHERE events.visit = visits.id)",
-                    (site, before_ms),
+                empty = (
+                    "site = ? AND last_ts < ? AND NOT EXISTS "
+                    "(SELECT 1 FROM events WHERE events.visit = visits.id)"
                 )
+                touched.update(
+                    int(row[0])
+                    for row in self._conn.execute(
+                        f"SELECT id FROM visits WHERE {empty}", (site, before_ms)
+                    )
+                )
+                self._conn.execute(f"DELETE FROM visits WHERE {empty}", (site, before_ms))
+            # Rollups follow: rows of emptied visits go, partly purged visits are recounted.
+            rollups_sqlite.refresh_visits(self._conn, touched)
+            rollups_sqlite.refresh_anon_hours(self._conn, hours)
         return counts
 
     def count_events(self, site: str | None = None) -> int:

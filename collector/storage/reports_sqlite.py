@@ -18,6 +18,7 @@ import msgspec
 
 from collector.reports.model import Bucket, Goal, MetricRow, StepEvent
 from collector.reports.query import PROP_PREFIX, Filter, SiteRange
+from collector.storage import rollups_sqlite
 
 #: Events that are not interactions: they neither count as events nor save a visit from bouncing.
 NON_INTERACTIONS = ("pageview", "engagement")
@@ -50,12 +51,14 @@ DIMENSION_SQL: dict[str, str] = {
 }
 VISIT_DIMENSIONS = frozenset({"entry_page", "exit_page"})
 _SCOPE_CTE = (
-    "scope(site, lo, hi) AS (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
-    "json_extract(value, '$[2]') FROM json_each(:scope))"
+    "scope(site, lo, hi) AS MATERIALIZED (SELECT json_extract(value, '$[0]'), "
+    "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(:scope))"
 )
+# MATERIALIZED: the ranges are parsed from JSON once, not on every row that reads them.
 _BUCKET_CTE = (
-    "b(i, site, lo, hi) AS (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
-    "json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(:buckets))"
+    "b(i, site, lo, hi) AS MATERIALIZED (SELECT json_extract(value, '$[0]'), "
+    "json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]') "
+    "FROM json_each(:buckets))"
 )
 _IN_SCOPE = "JOIN events e ON e.site = s.site AND e.ts >= s.lo AND e.ts < s.hi"
 
@@ -133,6 +136,10 @@ class ReportsDatabase:
         """
         params = Params(scope=scope_json(ranges))
         ctes = [_SCOPE_CTE]
+        edges = [(r.start_ms, r.end_ms) for r in ranges]
+        edges += [(b.start_ms, b.end_ms) for b in buckets or ()]
+        if rollups_sqlite.answers(dimension, bool(filters), goal is not None, edges):
+            return self._rollup_metrics(params, dimension, buckets, limit, offset)
         bucket_join = visit_bucket_join = ""
         if buckets is not None:
             params.values["buckets"] = msgspec.json.encode(
@@ -220,21 +227,27 @@ class ReportsDatabase:
             "LEFT JOIN vm ON vm.k IS keys.k LEFT JOIN gm ON gm.k IS keys.k "
             "ORDER BY 2 DESC, 3 DESC, 1" + page
         )
-        return [
-            MetricRow(
-                key=row[0],
-                visitors=row[1],
-                pageviews=row[2],
-                events=row[3],
-                visits=row[4],
-                bounces=row[5],
-                duration_ms=row[6],
-                visit_pageviews=row[7],
-                converted=row[8],
-                unidentified_pageviews=row[9],
-            )
-            for row in self._rows(sql, params)
-        ]
+        return [_metric_row(row) for row in self._rows(sql, params)]
+
+    def _rollup_metrics(
+        self,
+        params: Params,
+        dimension: str | None,
+        buckets: Sequence[Bucket] | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[MetricRow]:
+        ctes = [_SCOPE_CTE]
+        if buckets is not None:
+            params.values["buckets"] = msgspec.json.encode(
+                [[b.index, b.site, b.start_ms, b.end_ms] for b in buckets]
+            ).decode()
+            ctes.append(_BUCKET_CTE)
+        page = ""
+        if limit is not None:
+            page = f" LIMIT {params.add(limit)} OFFSET {params.add(offset)}"
+        sql = rollups_sqlite.metrics_sql(dimension, ctes, buckets is not None, page)
+        return [_metric_row(row) for row in self._rows(sql, params)]
 
     def step_events(
         self,
@@ -280,6 +293,13 @@ class ReportsDatabase:
     ) -> dict[str, int]:
         """Distinct identified visitors of the period by ``visitor_kind``."""
         params = Params(scope=scope_json(ranges))
+        edges = [(r.start_ms, r.end_ms) for r in ranges]
+        if rollups_sqlite.answers(None, bool(filters), False, edges):
+            sql = rollups_sqlite.visitor_kinds_sql(_SCOPE_CTE)
+            client, cookieless, other = self._rows(sql, params)[0]
+            if not other:
+                found = {"client": client, "cookieless": cookieless}
+                return {kind: count for kind, count in found.items() if count}
         sql = (
             f"WITH {_SCOPE_CTE} SELECT e.visitor_kind, COUNT(DISTINCT e.visitor) "
             f"FROM scope s {_IN_SCOPE} LEFT JOIN visits v ON v.id = e.visit "
@@ -459,6 +479,21 @@ class ReportsDatabase:
             f"AND {filters_sql(filters, params)}"
         )
         return int(self._rows(sql, params)[0][0])
+
+
+def _metric_row(row: tuple[Any, ...]) -> MetricRow:
+    return MetricRow(
+        key=row[0],
+        visitors=row[1],
+        pageviews=row[2],
+        events=row[3],
+        visits=row[4],
+        bounces=row[5],
+        duration_ms=row[6],
+        visit_pageviews=row[7],
+        converted=row[8],
+        unidentified_pageviews=row[9],
+    )
 
 
 @contextmanager

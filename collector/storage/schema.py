@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from collector.storage import rollups_sqlite
+
 migrations = Migrations("mesure")
 
 
@@ -146,3 +148,11 @@ def create_funnels(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def create_rollups(db: Database) -> None:
+    """Per-visit rollups for the dashboard's reports (see ``rollups_sqlite``), built from the
+    events already stored."""
+    db.executescript(rollups_sqlite.SCHEMA)
+    rollups_sqlite.rebuild_all(db.conn)

@@ -13,6 +13,7 @@ import msgspec
 from sqlite_utils import Database
 
 from collector.model import DropCount, Event
+from collector.storage import rollups_sqlite
 from collector.storage.schema import migrations
 
 #: A visit ends after 30 minutes without an event (specs/metrics.md).
@@ -72,19 +73,76 @@ class Storage:
         """Store ``events`` (assigning each to a visit) and add ``drops`` to the daily counters,
         all in one transaction: either everything is committed or nothing is."""
         with self._write() as conn:
+            visits: list[int] = []
             for event in events:
                 row = msgspec.structs.asdict(event)
                 row["visit"] = _assign_visit(conn, event, row)
+                if row["visit"] is not None:
+                    visits.append(row["visit"])
                 row["props"] = (
                     None if event.props is None else msgspec.json.encode(event.props).decode()
                 )
                 conn.execute(_INSERT_EVENT, row)
+            _refresh_rollups(conn, events, visits)
             for drop in drops:
                 conn.execute(
                     "INSERT INTO dropped_hits (site, day, reason, hits) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (site, day, reason) DO UPDATE SET hits = hits + excluded.hits",
                     (drop.site, drop.day, drop.reason, drop.hits),
                 )
+
+    def import_events(self, events: Sequence[Event]) -> None:
+        """Store a large batch of ``events`` (an import, a benchmark data set) in one
+        transaction, faster than :meth:`insert_hits` and with the same visit assignment.
+
+        The batch is taken in time order. Visits are followed in memory while the batch is
+        stored, so the database is asked only once per visitor for an earlier visit; the result
+        equals :meth:`insert_hits` of the same events when none is older than what is stored.
+        """
+        ordered = sorted(events, key=lambda item: item.ts)
+        with self._write() as conn:
+            open_visits: dict[tuple[str, bytes], list[Any]] = {}
+            rows: list[dict[str, Any]] = []
+            next_id = int(conn.execute("SELECT coalesce(max(id), 0) FROM visits").fetchone()[0])
+            changed: dict[int, list[Any]] = {}
+            created: set[int] = set()
+            for event in ordered:
+                row = msgspec.structs.asdict(event)
+                row["props"] = (
+                    None if event.props is None else msgspec.json.encode(event.props).decode()
+                )
+                row["visit"] = None
+                if event.visitor is not None:
+                    visit = _batch_visit(conn, open_visits, event, row)
+                    if visit is None:
+                        next_id += 1
+                        visit = [next_id, event.ts, event.ts, None, None, 0, 0, event.site, row]
+                        created.add(next_id)
+                        open_visits[(event.site, row["visitor"])] = visit
+                    _extend_visit(visit, event)
+                    changed[visit[0]] = visit
+                    row["visit"] = visit[0]
+                rows.append(row)
+            conn.executemany(
+                "INSERT INTO visits (id, site, visitor, start_ts, last_ts, entry_path, "
+                "exit_path, pageviews, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (v[0], v[7], v[8]["visitor"], v[1], v[2], v[3], v[4], v[5], v[6])
+                    for v in changed.values()
+                    if v[0] in created
+                ],
+            )
+            conn.executemany(
+                "UPDATE visits SET start_ts = ?, last_ts = ?, entry_path = ?, exit_path = ?, "
+                "pageviews = ?, events = ? WHERE id = ?",
+                [
+                    (v[1], v[2], v[3], v[4], v[5], v[6], v[0])
+                    for v in changed.values()
+                    if v[0] not in created
+                ],
+            )
+            conn.executemany(_INSERT_EVENT, rows)
+            _refresh_rollups(conn, ordered, list(changed))
 
     def events(self, site: str | None = None) -> list[dict[str, Any]]:
         """Every stored event (of ``site``), ordered by id; ``props`` decoded."""
@@ -111,6 +169,19 @@ class Storage:
     def count_optout(self, site: str, day: str) -> int:
         """Opt-out hits of ``site`` on local ``day`` (``YYYY-MM-DD``)."""
         return self.dropped_hits(site).get((day, "optout"), 0)
+
+    def count_events(self, site: str | None = None) -> int:
+        rows = self._select(
+            "SELECT count(*) AS n FROM events" + (" WHERE site = ?" if site else ""),
+            (site,) if site else (),
+        )
+        return int(rows[0]["n"])
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file and empty it (file sizes are then
+        the database's own)."""
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def integrity_check(self) -> str:
         return str(self._select("PRAGMA integrity_check", ())[0]["integrity_check"])
@@ -165,6 +236,71 @@ def _assign_visit(conn: sqlite3.Connection, event: Event, row: dict[str, Any]) -
         {"ts": event.ts, "pv": int(is_pageview), "path": event.path, "id": visit_id},
     )
     return int(visit_id)
+
+
+def _refresh_rollups(
+    conn: sqlite3.Connection, events: Sequence[Event], visits: Sequence[int]
+) -> None:
+    """Bring the report rollups up to date with what this transaction stored."""
+    rollups_sqlite.refresh_visits(conn, visits)
+    rollups_sqlite.refresh_anon_hours(
+        conn,
+        {(e.site, e.ts // rollups_sqlite.HOUR_MS) for e in events if e.visitor is None},
+    )
+
+
+def _batch_visit(
+    conn: sqlite3.Connection,
+    open_visits: dict[tuple[str, bytes], list[Any]],
+    event: Event,
+    row: dict[str, Any],
+) -> list[Any] | None:
+    """The visit ``event`` continues during :meth:`Storage.import_events`, or ``None``.
+
+    A visit is ``[id, start, last, entry, exit, pageviews, events, site, first row]``.
+    """
+    assert event.visitor is not None
+    candidates: list[list[Any]] = []
+    for visitor in dict.fromkeys((event.visitor, event.previous_visitor or event.visitor)):
+        key = (event.site, visitor)
+        if key not in open_visits:
+            found = conn.execute(
+                "SELECT id, start_ts, last_ts, entry_path, exit_path, pageviews, events "
+                "FROM visits WHERE site = ? AND visitor = ? AND last_ts > ? AND start_ts < ? "
+                "ORDER BY last_ts DESC LIMIT 1",
+                (event.site, visitor, event.ts - VISIT_GAP_MS, event.ts + VISIT_GAP_MS),
+            ).fetchone()
+            open_visits[key] = None if found is None else [*found, event.site, {"visitor": visitor}]
+        visit = open_visits[key]
+        if (
+            visit is not None
+            and visit[2] > event.ts - VISIT_GAP_MS
+            and visit[1] < event.ts + VISIT_GAP_MS
+        ):
+            candidates.append(visit)
+    if not candidates:
+        return None
+    chosen = max(candidates, key=lambda visit: visit[2])
+    visitor = chosen[8]["visitor"]
+    if visitor != event.visitor:
+        # The visit began under yesterday's daily key: keep its identifier.
+        row["visitor"] = visitor
+        row["key_epoch"] = event.previous_key_epoch
+    return chosen
+
+
+def _extend_visit(visit: list[Any], event: Event) -> None:
+    """Apply ``event`` to an in-memory visit as :func:`_assign_visit` does in SQL."""
+    is_pageview = event.name == "pageview"
+    ts = event.ts
+    if is_pageview and (visit[3] is None or ts < visit[1]):
+        visit[3] = event.path
+    if is_pageview and ts >= visit[2]:
+        visit[4] = event.path
+    visit[1] = min(visit[1], ts)
+    visit[2] = max(visit[2], ts)
+    visit[5] += int(is_pageview)
+    visit[6] += int(not is_pageview)
 
 
 def open_storage(path: Path, *, migrate: bool = True, lock_timeout_ms: int = 10_000) -> Storage:

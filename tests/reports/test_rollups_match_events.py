@@ -1,0 +1,247 @@
+"""The report rollups give exactly what the events give, before and after erasure and retention.
+
+A seeded random dataset (visits crossing midnight, cookieless visits carried over a key change,
+denied hits, events stored out of order and in bulk) is reported twice for every rolled-up
+dimension, period and bucket size: once from the rollups (no filter) and once from the events
+(a filter that keeps every event sends the query to the events table). After an erasure and a
+retention purge the two must still agree, and the erased visitor must be gone from the
+derived tables and from the database file's bytes.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from collector.config import Config
+from collector.model import Event
+from collector.reports import Filter, ReportQuery
+from collector.reports.core import buckets
+from collector.reports.query import resolve_scope
+from collector.storage import open_storage
+from collector.storage.privacy_sqlite import SubjectHash, privacy_database
+from collector.storage.reports_sqlite import reports_database
+from collector.storage.rollups_sqlite import ROLLUP_DIMENSIONS
+from tests.reports.dataset import config_for, visitor
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+START = datetime(2026, 2, 28, 0, 0, tzinfo=UTC)
+SITES = {"example": "UTC", "paris": "Europe/Paris", "kathmandu": "Asia/Kathmandu"}
+#: A filter every event passes: it sends a query to the events table instead of the rollups.
+EVERYTHING = Filter(dimension="mode", op="is_not", value="no such mode")
+ERASED = visitor("erase-me")
+PATHS = ["/", "/pricing", "/docs", "/blog/a", "/blog/b", "/signup"]
+SOURCES = [None, "Google", "Bing", "news.example.org"]
+BROWSERS = [("Chrome", "120"), ("Firefox", None), ("Safari", "17")]
+COUNTRIES = ["FR", "DE", None, "US"]
+
+
+def random_events(seed: int) -> list[Event]:
+    rng = random.Random(seed)
+    found: list[Event] = []
+    start_ms = int(START.timestamp() * 1000)
+    for number in range(260):
+        who = "erase-me" if number % 23 == 0 else f"v{rng.randrange(45)}"
+        site = "example" if who == "erase-me" else rng.choice(list(SITES))
+        kind = rng.choice(["client", "client", "cookieless", "denied"])
+        # Many visits start close to midnight (UTC and Paris), so some cross it.
+        day = rng.randrange(11)
+        minute = rng.choice([rng.randrange(1440), 1380 + rng.randrange(60), rng.randrange(60)])
+        ts = start_ms + day * 86_400_000 + minute * 60_000
+        browser, version = rng.choice(BROWSERS)
+        country = rng.choice(COUNTRIES)
+        for step in range(rng.choice([1, 1, 2, 3, 5])):
+            name = rng.choice(["pageview"] * 5 + ["engagement", "outbound", "signup"])
+            fields: dict[str, object] = {
+                "site": site,
+                "ts": ts,
+                "name": name,
+                "mode": "denied" if kind == "denied" else rng.choice(["granted", "exempt"]),
+                "reasons": "explicit",
+                "hostname": "example.com",
+                "path": rng.choice(PATHS),
+                "country": country,
+            }
+            if kind != "denied":
+                fields |= {
+                    # Identifiers are keyed per site: the same person has another hash
+                    # on another site.
+                    "visitor": visitor(who if who == "erase-me" else f"{site[:2]}{who}")
+                    if kind == "client"
+                    else visitor(f"{site[:2]}{who}-{day}"),
+                    "visitor_kind": kind,
+                    "key_epoch": 1 if kind == "client" else day,
+                    "browser": browser,
+                    "browser_version": version,
+                    "device": "desktop",
+                    "source": rng.choice(SOURCES) if step == 0 else None,
+                    "utm_source": "mail" if step == 0 and rng.random() < 0.2 else None,
+                }
+                if kind == "cookieless" and minute < 60 and day > 0:
+                    # Just after midnight: yesterday's daily hash may still own the visit.
+                    fields["previous_visitor"] = visitor(f"{site[:2]}{who}-{day - 1}")
+            found.append(Event(**fields))  # type: ignore[arg-type]
+            ts += rng.randrange(20_000, 1_500_000)
+    # A visit that starts on March 1 and reaches /late only after midnight is not a visit of
+    # /late on March 1, although another visitor makes /late a row of that day.
+    late = [(23, 50, "/"), (24, 10, "/late")]
+    for hour, minute, path in late:
+        at = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp() * 1000)
+        found.append(_client(at + (hour * 60 + minute) * 60_000, "exlate", path))
+    found.append(
+        _client(int(datetime(2026, 3, 1, 12, tzinfo=UTC).timestamp() * 1000), "exnoon", "/late")
+    )
+    return found
+
+
+def _client(ts: int, who: str, path: str) -> Event:
+    return Event(
+        site="example",
+        ts=ts,
+        name="pageview",
+        mode="granted",
+        reasons="explicit",
+        hostname="example.com",
+        path=path,
+        visitor=visitor(who),
+        visitor_kind="client",
+        key_epoch=1,
+    )
+
+
+def store_unordered(config: Config, events: list[Event]) -> None:
+    """Store in four parts, older parts after newer ones, one part in bulk."""
+    ordered = sorted(events, key=lambda e: e.ts)
+    quarter = len(ordered) // 4
+    parts = [ordered[i * quarter : (i + 1) * quarter] for i in range(3)] + [ordered[3 * quarter :]]
+    storage = open_storage(config.database_path)
+    try:
+        storage.insert_hits(parts[1])
+        storage.insert_hits(parts[0])
+        storage.import_events(parts[3])
+        storage.insert_hits(random.Random(3).sample(parts[2], len(parts[2])))
+    finally:
+        storage.close()
+
+
+def both_ways(config: Config) -> Iterator[tuple[str, object, object]]:
+    """``(what, from rollups, from events)`` for every report shape the rollups answer."""
+    queries = [
+        ReportQuery(period="today"),
+        ReportQuery(period="7d"),
+        ReportQuery(period="custom", date_from=date(2026, 3, 1), date_to=date(2026, 3, 1)),
+        ReportQuery(period="custom", date_from=date(2026, 2, 27), date_to=date(2026, 3, 11)),
+    ]
+    site_sets = [["example"], ["paris"], ["kathmandu"], ["example", "paris"]]
+    with reports_database(config.database_path) as db:
+        for sites in site_sets:
+            for query in queries:
+                scope = resolve_scope(query, config, sites, NOW)
+                label = f"{sites} {scope.first_day}..{scope.last_day}"
+                kinds = (
+                    db.visitor_kinds(scope.ranges, ()),
+                    db.visitor_kinds(scope.ranges, (EVERYTHING,)),
+                )
+                yield f"{label} visitor kinds", *kinds
+                for dimension in [None, *ROLLUP_DIMENSIONS[1:]]:
+                    yield (
+                        f"{label} by {dimension}",
+                        db.metrics(scope.ranges, (), dimension=dimension),
+                        db.metrics(scope.ranges, (EVERYTHING,), dimension=dimension),
+                    )
+                yield (
+                    f"{label} by page, page 2",
+                    db.metrics(scope.ranges, (), dimension="page", limit=2, offset=2),
+                    db.metrics(scope.ranges, (EVERYTHING,), dimension="page", limit=2, offset=2),
+                )
+                intervals = ["day", "week"] + (["hour"] if query.period == "today" else [])
+                for interval in intervals:
+                    _, ranges = buckets(scope, interval)  # type: ignore[arg-type]
+                    yield (
+                        f"{label} by {interval}",
+                        db.metrics(scope.ranges, (), buckets=ranges),
+                        db.metrics(scope.ranges, (EVERYTHING,), buckets=ranges),
+                    )
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    config = config_for(Path(tmp_path_factory.mktemp("rollups")), SITES)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store_unordered(config, random_events(11))
+    return config
+
+
+def test_rollups_equal_the_events(config: Config) -> None:
+    compared = 0
+    for what, rolled, raw in both_ways(config):
+        assert rolled == raw, what
+        compared += 1
+    assert compared > 100
+
+
+def test_after_erasure_and_retention_rollups_still_equal_and_hold_no_erased_row(
+    config: Config,
+) -> None:
+    with privacy_database(config.database_path) as db:
+        deleted = db.erase_subject("example", "visitor", [SubjectHash(epoch=1, digest=ERASED)])
+        assert deleted.visits > 0
+        for site in SITES:
+            purged = db.purge_before(
+                site, ["exempt"], int(START.timestamp() * 1000) + 4 * 86_400_000
+            )
+            assert sum(count.events for count in purged) > 0
+    for what, rolled, raw in both_ways(config):
+        assert rolled == raw, what
+    conn = sqlite3.connect(config.database_path)
+    try:
+        left = [
+            conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
+            for table, where, params in [
+                ("visit_keys", "visitor = ?", (ERASED,)),
+                ("visit_keys", "visit NOT IN (SELECT id FROM visits)", ()),
+                ("events", "visitor = ?", (ERASED,)),
+            ]
+        ]
+    finally:
+        conn.close()
+    assert left == [0, 0, 0]
+    with privacy_database(config.database_path) as db:
+        db.reclaim_space()
+    stored = b"".join(
+        path.read_bytes()
+        for path in config.data_dir.glob(config.database_path.name + "*")
+        if path.is_file()
+    )
+    assert ERASED not in stored
+    assert visitor("exv1") in stored  # the scan does see the other visitors' hashes
+
+
+def test_bulk_import_stores_what_ingest_stores(tmp_path: Path) -> None:
+    events = sorted(random_events(5), key=lambda e: e.ts)
+    stored = []
+    for name in ("ingest", "bulk"):
+        config = config_for(tmp_path / name, SITES)
+        config.data_dir.mkdir(parents=True)
+        storage = open_storage(config.database_path)
+        try:
+            if name == "ingest":
+                for start in range(0, len(events), 40):
+                    storage.insert_hits(events[start : start + 40])
+            else:
+                storage.import_events(events)
+            conn = sqlite3.connect(config.database_path)
+            rollups = conn.execute(
+                "SELECT * FROM visit_keys ORDER BY visit, dim, key, hour"
+            ).fetchall()
+            conn.close()
+            stored.append((storage.events(), storage.visits(), rollups))
+        finally:
+            storage.close()
+    assert len(stored[0][1]) > 100
+    assert stored[0] == stored[1]
