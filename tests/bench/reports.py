@@ -2,10 +2,12 @@
 dashboard report timed cold and warm.
 
     PYTHONPATH=$PWD python tests/bench/reports.py [--events 10000000] [--data DIR]
-        [--backend sqlite] [--reuse]
+        [--backend sqlite|clickhouse|both] [--reuse]
 
 The events go straight into the data directory through the storage module's domain API
-(``Storage.import_events``, the bulk form of ``insert_hits``), and the reports are the same
+(``Storage.import_events``, the bulk form of ``insert_hits``; ClickHouse's own ``insert_hits``
+into chDB for ``--backend clickhouse``; ``both`` runs the two on the same events and prints them
+side by side), and the reports are the same
 functions the JSON API and the dashboard call. A script, never a timed test: it prints figures.
 
 "Cold" is a report's first run in this process on a new connection (SQLite's page cache is
@@ -99,7 +101,50 @@ class SqliteBackend:
         self._storage.close()
 
 
-BACKENDS: dict[str, Callable[[Config], Backend]] = {"sqlite": SqliteBackend}
+class ClickHouseBackend:
+    """ClickHouse embedded in this process (chDB, ``DATA/chdb``): the same SQL engine and client
+    API as a ClickHouse server. Events go through the backend's own ``insert_hits`` (visits
+    assigned in memory, as the collector's writer does)."""
+
+    def __init__(self, config: Config) -> None:
+        import msgspec
+
+        from collector.storage import open_events
+        from collector.storage.target import ClickHouseTarget
+
+        target = ClickHouseTarget(
+            embedded=True, path=str(config.data_dir / "chdb"), database="bench"
+        )
+        self._config = msgspec.structs.replace(config, clickhouse=target)
+        self._storage = open_events(self._config)
+
+    def import_events(self, events: Sequence[Event]) -> None:
+        self._storage.insert_hits(events)
+
+    def reports(self) -> AbstractContextManager[Any]:
+        from collector.storage import reports_for
+
+        return reports_for(self._config)
+
+    def stored_bytes(self) -> int:
+        from tests.bench.clickhouse_load import bytes_on_disk
+
+        return bytes_on_disk(self._config)
+
+    def count_events(self) -> int:
+        from collector.storage import privacy_for
+
+        with privacy_for(self._config) as db:
+            return db.count_events(SITE)
+
+    def close(self) -> None:
+        self._storage.close()
+
+
+BACKENDS: dict[str, Callable[[Config], Backend]] = {
+    "sqlite": SqliteBackend,
+    "clickhouse": ClickHouseBackend,
+}
 
 # ---------------------------------------------------------------------------------------------
 # Synthetic traffic: weighted choices that look like a mid-sized content + shop site.
@@ -387,26 +432,16 @@ def others(config: Config) -> list[tuple[str, Any]]:
     ]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--backend", choices=sorted(BACKENDS), default="sqlite")
-    parser.add_argument(
-        "--reuse", action="store_true", help="time the reports on an existing --data directory"
-    )
-    args = parser.parse_args(argv)
-    data = args.data or Path(tempfile.mkdtemp(prefix="mesure-bench-reports-"))
-    data.mkdir(parents=True, exist_ok=True)
-    config = build_config(
-        data, {SITE: ["www.example.com"]}, site_options={SITE: {"timezone": TIMEZONE}}
-    )
-    backend = BACKENDS[args.backend](config)
+def run(name: str, config: Config, events: int, reuse: bool) -> dict[str, float]:
+    """Store the events in backend ``name`` (unless ``reuse``), time every report, print them;
+    returns the figures for the side-by-side summary."""
+    backend = BACKENDS[name](config)
+    figures: dict[str, float] = {}
     stored = 0
-    if not args.reuse:
+    if not reuse:
         started = time.perf_counter()
         importing = 0.0
-        for chunk in generate(args.events):
+        for chunk in generate(events):
             stored += len(chunk)
             load_start = time.perf_counter()
             backend.import_events(chunk)
@@ -418,13 +453,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"generated and stored {stored:,} events in {total:.1f} s "
             f"({importing:.1f} s in import_events, {stored / total:,.0f} events/s overall)"
         )
+        figures["load s"] = importing
     else:
         stored = backend.count_events()
     size = backend.stored_bytes()
-    print(f"backend {args.backend}, data {data}")
+    figures["MB per M events"] = size / 1e6 / (stored / 1e6)
+    print(f"backend {name}, data {config.data_dir}")
     print(
         f"database: {size / 1e6:,.1f} MB for {stored:,} events = "
-        f"{size / 1e6 / (stored / 1e6):,.1f} MB per million events"
+        f"{figures['MB per M events']:,.1f} MB per million events"
     )
     print(f"now = {NOW.isoformat()}, site time zone {TIMEZONE}")
     last_day = NOW.date()
@@ -437,17 +474,47 @@ def main(argv: Sequence[str] | None = None) -> None:
     for label, query, interval in periods:
         cold_total = warm_total = 0.0
         print(f"-- {label}")
-        for name, report in dashboard(config, query, interval):
-            cold, warm = measure(backend, name, report)
+        for report_name, report in dashboard(config, query, interval):
+            cold, warm = measure(backend, report_name, report)
             cold_total += cold
             warm_total += warm
-            print(f"{name:<42} {cold:>10.1f} {warm:>10.1f}")
+            print(f"{report_name:<42} {cold:>10.1f} {warm:>10.1f}")
         print(f"{'full dashboard (' + label + ')':<42} {cold_total:>10.1f} {warm_total:>10.1f}")
+        figures[f"dashboard {label}, warm ms"] = warm_total
     print("-- other reports")
-    for name, report in others(config):
-        cold, warm = measure(backend, name, report)
-        print(f"{name:<42} {cold:>10.1f} {warm:>10.1f}")
+    for report_name, report in others(config):
+        cold, warm = measure(backend, report_name, report)
+        print(f"{report_name:<42} {cold:>10.1f} {warm:>10.1f}")
+        figures[f"{report_name}, warm ms"] = warm
     backend.close()
+    return figures
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--backend", choices=[*sorted(BACKENDS), "both"], default="sqlite")
+    parser.add_argument(
+        "--reuse", action="store_true", help="time the reports on an existing --data directory"
+    )
+    args = parser.parse_args(argv)
+    data = args.data or Path(tempfile.mkdtemp(prefix="mesure-bench-reports-"))
+    data.mkdir(parents=True, exist_ok=True)
+    config = build_config(
+        data, {SITE: ["www.example.com"]}, site_options={SITE: {"timezone": TIMEZONE}}
+    )
+    names = ["sqlite", "clickhouse"] if args.backend == "both" else [args.backend]
+    results = {}
+    for name in names:
+        print(f"==== {name}")
+        results[name] = run(name, config, args.events, args.reuse)
+    if len(names) > 1:
+        print(f"\n==== side by side ({args.events:,} events)")
+        print(f"{'':<46}" + "".join(f"{n:>14}" for n in names))
+        for key in results[names[0]]:
+            row = "".join(f"{results[n].get(key, float('nan')):>14.1f}" for n in names)
+            print(f"{key:<46}{row}")
 
 
 if __name__ == "__main__":
