@@ -72,13 +72,16 @@ class Storage:
         """Store ``events`` (assigning each to a visit) and add ``drops`` to the daily counters,
         all in one transaction: either everything is committed or nothing is."""
         with self._write() as conn:
-            for event in events:
+            rows = []
+            for event in events:  # visits first, in order: a group may hold a visitor twice
                 row = msgspec.structs.asdict(event)
                 row["visit"] = _assign_visit(conn, event, row)
                 row["props"] = (
                     None if event.props is None else msgspec.json.encode(event.props).decode()
                 )
-                conn.execute(_INSERT_EVENT, row)
+                rows.append(row)
+            # One statement for the group's events (no visit lookup reads the events table).
+            conn.executemany(_INSERT_EVENT, rows)
             for drop in drops:
                 conn.execute(
                     "INSERT INTO dropped_hits (site, day, reason, hits) VALUES (?, ?, ?, ?) "
