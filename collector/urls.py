@@ -181,6 +181,8 @@ def _mask_number(match: re.Match[str]) -> str:
 
 
 def _normalise_path(raw: str) -> str:
+    if "%" not in raw and not _NOT_PLAIN.search(raw):  # the usual path: nothing to re-escape
+        return raw if raw.startswith("/") else "/" + raw
     out: list[str] = []
     position = 0
     for run in _ESCAPE_RUN.finditer(raw):
@@ -233,7 +235,10 @@ def _campaign_params(query: str, keep_params: Sequence[str]) -> tuple[str | None
 
 
 def _campaign_value(value: str) -> str:
-    visible = "".join(
-        char for char in value if unicodedata.category(char) not in _ENCODED_CATEGORIES
-    )
+    if value.isascii() and value.isprintable():  # no control character to look for
+        visible = value
+    else:
+        visible = "".join(
+            char for char in value if unicodedata.category(char) not in _ENCODED_CATEGORIES
+        )
     return mask_personal_data(visible.strip())[:MAX_CAMPAIGN_VALUE].strip()

@@ -7,6 +7,7 @@ ceiling is ``exempt``, which becomes ``denied`` on a site that does not use the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import msgspec
@@ -80,11 +81,20 @@ class Resolution(msgspec.Struct, frozen=True):
     reasons: tuple[str, ...]
 
 
-def tcf_reasons(tc_string: str, site: SitePolicy, *, now: datetime) -> tuple[str, ...]:
+def tcf_reasons(
+    tc_string: str,
+    site: SitePolicy,
+    *,
+    now: datetime,
+    decode: Callable[[str], tcf.TCString] = tcf.decode,
+) -> tuple[str, ...]:
     """Why a TC string does or does not grant measurement: ``("tcf:granted",)`` when it does,
-    otherwise every refusal found (or the one reason the string is unusable)."""
+    otherwise every refusal found (or the one reason the string is unusable).
+
+    ``decode`` is :func:`consent.tcf.decode` or a caller's cache of it (it must raise
+    :class:`~consent.tcf.TCStringError` like it)."""
     try:
-        tc = tcf.decode(tc_string)
+        tc = decode(tc_string)
     except tcf.TCStringError:
         return ("tcf:malformed",)
     if now - tc.last_updated > TCF_MAX_AGE:
@@ -106,8 +116,16 @@ def tcf_reasons(tc_string: str, site: SitePolicy, *, now: datetime) -> tuple[str
     return tuple(refusals) or ("tcf:granted",)
 
 
-def resolve(signals: Signals, site: SitePolicy, *, now: datetime) -> Resolution:
-    """The most restrictive mode that the hit's signals and the site's policy allow."""
+def resolve(
+    signals: Signals,
+    site: SitePolicy,
+    *,
+    now: datetime,
+    decode_tc: Callable[[str], tcf.TCString] = tcf.decode,
+) -> Resolution:
+    """The most restrictive mode that the hit's signals and the site's policy allow.
+
+    ``decode_tc`` decodes TC strings (see :func:`tcf_reasons`)."""
     reasons: list[str] = []
     ceilings: list[Mode] = []
     if site.honour_gpc and headers.gpc_requested(signals.sec_gpc):
@@ -120,7 +138,7 @@ def resolve(signals: Signals, site: SitePolicy, *, now: datetime) -> Resolution:
         reasons.append(f"claim:{signals.claim.value}")
         ceilings.append(signals.claim)
     if signals.tc_string is not None:
-        found = tcf_reasons(signals.tc_string, site, now=now)
+        found = tcf_reasons(signals.tc_string, site, now=now, decode=decode_tc)
         reasons.extend(found)
         ceilings.append(Mode.GRANTED if found == ("tcf:granted",) else Mode.EXEMPT)
     analytics = gcm.analytics_consent(signals.gcm)

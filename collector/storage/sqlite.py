@@ -24,6 +24,9 @@ _EVENT_COLUMNS = [
     *(name for name in Event.__struct_fields__ if not name.startswith("previous_")),
     "visit",
 ]
+#: Events per multi-row ``INSERT`` (times the columns: well under SQLite's 32,766 parameters).
+_EVENTS_PER_INSERT = 200
+_EVENT_ROW = f"({', '.join('?' * len(_EVENT_COLUMNS))})"
 _INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in _EVENT_COLUMNS)})"
@@ -31,10 +34,19 @@ _INSERT_EVENT = (
 # Without INDEXED BY, SQLite 3.40 picks ``visits_by_start`` (every visit of the site that started
 # before the hit: a scan growing with the table, measured at 70 % of the writer's time in the
 # ingest benchmark) instead of the visitor's own few rows.
-_FIND_VISIT = (
-    "SELECT id, visitor FROM visits INDEXED BY visits_by_visitor "
-    "WHERE site = ? AND visitor IN (?, ?) AND last_ts > ? AND start_ts < ? "
-    "ORDER BY last_ts DESC LIMIT 1"
+# The lookup and the update are one statement (``RETURNING`` says which visit, if any): every
+# statement gives up the GIL while SQLite runs and must take it back from the busy event loop,
+# which made such hand-offs most of a group commit's time in the ingest benchmark.
+_EXTEND_VISIT = (
+    "UPDATE visits SET start_ts = min(start_ts, :ts), last_ts = max(last_ts, :ts), "
+    "entry_path = CASE WHEN :pv AND (entry_path IS NULL OR :ts < start_ts) "
+    "THEN :path ELSE entry_path END, "
+    "exit_path = CASE WHEN :pv AND :ts >= last_ts THEN :path ELSE exit_path END, "
+    "pageviews = pageviews + :pv, events = events + (1 - :pv) "
+    "WHERE id = (SELECT id FROM visits INDEXED BY visits_by_visitor "
+    "WHERE site = :site AND visitor IN (:visitor, :previous) AND last_ts > :after "
+    "AND start_ts < :before ORDER BY last_ts DESC LIMIT 1) "
+    "RETURNING id, visitor"
 )
 
 
@@ -74,7 +86,8 @@ class Storage:
         all in one transaction: either everything is committed or nothing is."""
         with self._write() as conn:
             visits: list[int] = []
-            for event in events:
+            rows = []
+            for event in events:  # visits first, in order: a group may hold a visitor twice
                 row = msgspec.structs.asdict(event)
                 row["visit"] = _assign_visit(conn, event, row)
                 if row["visit"] is not None:
@@ -82,7 +95,15 @@ class Storage:
                 row["props"] = (
                     None if event.props is None else msgspec.json.encode(event.props).decode()
                 )
-                conn.execute(_INSERT_EVENT, row)
+                rows.append(tuple(row[column] for column in _EVENT_COLUMNS))
+            # Multi-row INSERTs: one statement (one GIL hand-off) per 200 events, not one each.
+            for start in range(0, len(rows), _EVENTS_PER_INSERT):
+                chunk = rows[start : start + _EVENTS_PER_INSERT]
+                conn.execute(
+                    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES "
+                    + ", ".join([_EVENT_ROW] * len(chunk)),
+                    [value for row in chunk for value in row],
+                )
             _refresh_rollups(conn, events, visits)
             for drop in drops:
                 conn.execute(
@@ -201,11 +222,20 @@ def _assign_visit(conn: sqlite3.Connection, event: Event, row: dict[str, Any]) -
     if event.visitor is None:
         return None
     previous = event.previous_visitor or event.visitor
-    found = conn.execute(
-        _FIND_VISIT,
-        (event.site, event.visitor, previous, event.ts - VISIT_GAP_MS, event.ts + VISIT_GAP_MS),
-    ).fetchone()
     is_pageview = event.name == "pageview"
+    found = conn.execute(
+        _EXTEND_VISIT,
+        {
+            "ts": event.ts,
+            "pv": int(is_pageview),
+            "path": event.path,
+            "site": event.site,
+            "visitor": event.visitor,
+            "previous": previous,
+            "after": event.ts - VISIT_GAP_MS,
+            "before": event.ts + VISIT_GAP_MS,
+        },
+    ).fetchone()
     if found is None:
         cursor = conn.execute(
             "INSERT INTO visits (site, visitor, start_ts, last_ts, entry_path, exit_path, "
@@ -227,14 +257,6 @@ def _assign_visit(conn: sqlite3.Connection, event: Event, row: dict[str, Any]) -
         # The visit began under yesterday's daily key: keep its identifier.
         row["visitor"] = visitor
         row["key_epoch"] = event.previous_key_epoch
-    conn.execute(
-        "UPDATE visits SET start_ts = min(start_ts, :ts), last_ts = max(last_ts, :ts), "
-        "entry_path = CASE WHEN :pv AND (entry_path IS NULL OR :ts < start_ts) "
-        "THEN :path ELSE entry_path END, "
-        "exit_path = CASE WHEN :pv AND :ts >= last_ts THEN :path ELSE exit_path END, "
-        "pageviews = pageviews + :pv, events = events + (1 - :pv) WHERE id = :id",
-        {"ts": event.ts, "pv": int(is_pageview), "path": event.path, "id": visit_id},
-    )
     return int(visit_id)
 
 
