@@ -122,6 +122,10 @@ class ClickHouseStorage:
                 self._by_key.setdefault((visit.site, visit.visitor), []).append(visit.id)
                 self._newest_ts = max(self._newest_ts, visit.last_ts)
 
+    def refresh_rollups(self) -> bool:
+        """ClickHouse answers reports from the events themselves: there is nothing to refresh."""
+        return False
+
     def insert_hits(self, events: Sequence[Event], drops: Sequence[DropCount] = ()) -> None:
         """Store ``events`` (assigning visits) and ``drops``; raises if ClickHouse did not
         acknowledge them, in which case nothing of the batch is remembered."""

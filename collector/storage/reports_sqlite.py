@@ -117,6 +117,14 @@ class ReportsDatabase:
         values = params.values if isinstance(params, Params) else params
         return self._conn.execute(sql, values).fetchall()
 
+    def _rollups_current(self) -> bool:
+        """No rollup refresh pending in this read's snapshot: the rollups equal the events."""
+        sql = (
+            "SELECT NOT EXISTS (SELECT 1 FROM rollup_pending) "
+            "AND NOT EXISTS (SELECT 1 FROM rollup_pending_hours)"
+        )
+        return bool(self._rows(sql, {})[0][0])
+
     def metrics(
         self,
         ranges: Sequence[SiteRange],
@@ -138,7 +146,9 @@ class ReportsDatabase:
         ctes = [_SCOPE_CTE]
         edges = [(r.start_ms, r.end_ms) for r in ranges]
         edges += [(b.start_ms, b.end_ms) for b in buckets or ()]
-        if rollups_sqlite.answers(dimension, bool(filters), goal is not None, edges):
+        if self._rollups_current() and rollups_sqlite.answers(
+            dimension, bool(filters), goal is not None, edges
+        ):
             return self._rollup_metrics(params, dimension, buckets, limit, offset)
         bucket_join = visit_bucket_join = ""
         if buckets is not None:
@@ -294,7 +304,7 @@ class ReportsDatabase:
         """Distinct identified visitors of the period by ``visitor_kind``."""
         params = Params(scope=scope_json(ranges))
         edges = [(r.start_ms, r.end_ms) for r in ranges]
-        if rollups_sqlite.answers(None, bool(filters), False, edges):
+        if self._rollups_current() and rollups_sqlite.answers(None, bool(filters), False, edges):
             sql = rollups_sqlite.visitor_kinds_sql(_SCOPE_CTE)
             client, cookieless, other = self._rows(sql, params)[0]
             if not other:

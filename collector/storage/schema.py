@@ -156,3 +156,19 @@ def create_rollups(db: Database) -> None:
     events already stored."""
     db.executescript(rollups_sqlite.SCHEMA)
     rollups_sqlite.rebuild_all(db.conn)
+
+
+@migrations()
+def create_rollup_queue(db: Database) -> None:
+    """Visits and unidentified hours whose rollups are behind the events: ingest records them
+    in its commit and the writer brings them up to date when it has nothing else to do."""
+    db.executescript(
+        """
+        CREATE TABLE rollup_pending (visit INTEGER PRIMARY KEY);
+        CREATE TABLE rollup_pending_hours (
+            site TEXT NOT NULL,
+            hour INTEGER NOT NULL,
+            PRIMARY KEY (site, hour)
+        );
+        """
+    )
