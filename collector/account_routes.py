@@ -21,9 +21,9 @@ from collector.api_routes import (
     _check_csrf,
     _form,
     _local,
-    _secure,
     current_principal,
     request_now,
+    set_session_cookie,
 )
 from collector.config import Config
 from collector.errors import BadRequestError, ForbiddenError, RateLimitedError
@@ -88,15 +88,7 @@ def routes(config: Config) -> list[BaseRoute]:
             body = {"csrf_token": auth.csrf_token(session)}
             response = Response(msgspec.json.encode(body), media_type="application/json")
         # The same cookie as at login: the old one named a session that no longer exists.
-        response.set_cookie(
-            auth.SESSION_COOKIE,
-            session,
-            max_age=auth.SESSION_LIFETIME_MS // 1000,
-            httponly=True,
-            samesite="lax",
-            secure=_secure(request, config),
-            path="/",
-        )
+        set_session_cookie(response, session, request, config)
         return response
 
     return [Route("/api/v1/account/password", post_password, methods=["POST"])]

@@ -308,15 +308,7 @@ def routes(config: Config) -> list[BaseRoute]:
         else:
             body = {"csrf_token": auth.csrf_token(session)}
             response = Response(msgspec.json.encode(body), media_type="application/json")
-        response.set_cookie(
-            auth.SESSION_COOKIE,
-            session,
-            max_age=auth.SESSION_LIFETIME_MS // 1000,
-            httponly=True,
-            samesite="lax",
-            secure=_secure(request, config),
-            path="/",
-        )
+        set_session_cookie(response, session, request, config)
         return response
 
     async def post_logout(request: Request) -> Response:
@@ -418,6 +410,20 @@ def _field_of(message: str, extra: tuple[str, ...]) -> str:
     if "goal" in message:
         return "goal"
     return "period"
+
+
+def set_session_cookie(response: Response, session: str, request: Request, config: Config) -> None:
+    """The login session cookie (also re-set after a password change, which ends the old
+    session): HttpOnly, SameSite=Lax, Secure when the request came over TLS."""
+    response.set_cookie(
+        auth.SESSION_COOKIE,
+        session,
+        max_age=auth.SESSION_LIFETIME_MS // 1000,
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request, config),
+        path="/",
+    )
 
 
 async def _body(request: Request) -> bytes:

@@ -19,7 +19,13 @@ from starlette.routing import BaseRoute, Route
 
 import sdk_snippet
 from collector import auth
-from collector.api_routes import UnauthorizedError, _form, _local, _secure, current_principal
+from collector.api_routes import (
+    UnauthorizedError,
+    _form,
+    _local,
+    current_principal,
+    set_session_cookie,
+)
 from collector.api_routes import request_now as now_of
 from collector.config import Config
 from collector.dashboard import html
@@ -179,15 +185,7 @@ def routes(config: Config) -> list[BaseRoute]:
         if session is None:
             return _back("wrong")
         response = _back("changed")
-        response.set_cookie(
-            auth.SESSION_COOKIE,
-            session,
-            max_age=auth.SESSION_LIFETIME_MS // 1000,
-            httponly=True,
-            samesite="lax",
-            secure=_secure(request, config),
-            path="/",
-        )
+        set_session_cookie(response, session, request, config)
         return response
 
     async def static_file(request: Request) -> Response:
