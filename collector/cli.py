@@ -22,30 +22,18 @@ import click
 import consent.cnil as cnil
 from collector import cli_admin, cli_keys, cli_privacy
 from collector.audit import AuditLog
-from collector.cli_common import ConfigProblem, load
+from collector.cli_common import ConfigProblem, data_option, load
 from collector.config import CONFIG_FILE, DEFAULT_ORIGIN, Config, SiteConfig, token_sha256
 from collector.errors import ConfigError, KeyFileError
 from collector.keys import KeyStore
 from collector.server import UVICORN_SETTINGS
 from collector.storage import prepare
 
-DEFAULT_DATA = "mesure-data"
 DEMO_SITE = "localhost"
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-data_option = click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_DATA,
-    show_default=True,
-    envvar="MESURE_DATA",
-    help="Data directory: mesure.toml, keys, database, audit log.",
-)
 
 
 @click.group()

@@ -17,20 +17,11 @@ import click
 
 from collector import auth
 from collector.audit import AuditLog
-from collector.cli_common import load
+from collector.cli_common import data_option, load
 from collector.config import Config
 from collector.storage import open_storage
 from collector.storage.auth_sqlite import AuthDatabase, DuplicateUserError, auth_database
 
-data_option = click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="mesure-data",
-    show_default=True,
-    envvar="MESURE_DATA",
-    help="Data directory: mesure.toml, keys, database, audit log.",
-)
 role_option = click.option(
     "--role", type=click.Choice(auth.ROLES), required=True, help="owner, analyst or dpo."
 )

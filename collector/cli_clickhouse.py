@@ -19,7 +19,8 @@ from typing import Any
 import click
 import msgspec
 
-from collector.cli import ConfigProblem, _load, data_option
+from collector.cli import ConfigProblem, _load
+from collector.cli_common import data_option
 from collector.config import Config
 from collector.errors import ConfigError
 from collector.storage import open_events, retention_of

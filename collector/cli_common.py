@@ -10,6 +10,17 @@ import click
 from collector.config import Config, load_config
 from collector.errors import ConfigError
 
+#: The ``--data`` option of every command (``MESURE_DATA``).
+data_option = click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="mesure-data",
+    show_default=True,
+    envvar="MESURE_DATA",
+    help="Data directory: mesure.toml, keys, database, audit log.",
+)
+
 
 class ConfigProblem(click.ClickException):
     """An invalid ``mesure.toml`` (or ``MESURE_*`` variable): the message names file and key."""

@@ -11,11 +11,11 @@ from pathlib import Path
 import click
 import msgspec
 
+from collector.cli_common import data_option
 from collector.cli_privacy import (
     actor_of,
     by_option,
     config_of,
-    data_option,
     echo_json,
     opened,
 )

@@ -17,7 +17,7 @@ import click
 import msgspec
 
 from collector.audit import AuditLog
-from collector.cli_common import ConfigProblem, load
+from collector.cli_common import ConfigProblem, data_option, load
 from collector.config import Config
 from collector.errors import KeyFileError, MesureError
 from collector.privacy import dsar, keyring
@@ -29,15 +29,6 @@ from collector.privacy.verify import verify_export
 from collector.storage import privacy_for
 from collector.storage.privacy_sqlite import PrivacyDatabase
 
-data_option = click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="mesure-data",
-    show_default=True,
-    envvar="MESURE_DATA",
-    help="Data directory: mesure.toml, keys, database, audit log.",
-)
 by_option = click.option(
     "--by", "actor", default=None, help="Who runs this, for the audit log (default: OS user)."
 )

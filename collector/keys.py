@@ -174,15 +174,20 @@ class KeyStore:
             if day >= first_kept:
                 continue
             try:
-                # Overwrite first, so the key does not linger in the file's old blocks.
-                with path.open("r+b") as file:
-                    file.write(b"0" * len(file.read()))
-                    file.flush()
-                    os.fsync(file.fileno())
-                path.unlink()
+                shred(path)
             except FileNotFoundError:
                 continue  # another worker process destroyed it first
             self._audit.append("daily-key.destroy", day=day.isoformat())
+
+
+def shred(path: Path) -> None:
+    """Destroy a key file: overwritten and synced first, so the key does not linger in the
+    file's old blocks, then removed. ``FileNotFoundError`` when it is already gone."""
+    with path.open("r+b") as file:
+        file.write(b"0" * len(file.read()))
+        file.flush()
+        os.fsync(file.fileno())
+    path.unlink()
 
 
 def _encode_site_key(key: SiteKey) -> bytes:

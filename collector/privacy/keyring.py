@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from collector.audit import AuditLog
 from collector.errors import KeyFileError, MesureError
-from collector.keys import KeyStore, SiteKey, SiteKeyKind
+from collector.keys import KeyStore, SiteKey, SiteKeyKind, shred
 
 EPOCHS_DIR = "epochs"
 EXPORT_KEY_FILE = "export.ed25519"
@@ -112,11 +112,7 @@ def destroy_epoch(
         )
     path = _retired_path(store.keys_dir, site, kind, epoch)
     try:
-        with path.open("r+b") as file:
-            file.write(b"0" * len(file.read()))
-            file.flush()
-            os.fsync(file.fileno())
-        path.unlink()
+        shred(path)
     except FileNotFoundError:
         raise KeyEpochError(
             f"epoch {epoch} of {site}'s {kind} key is not kept (never existed or destroyed)"
