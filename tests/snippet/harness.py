@@ -132,10 +132,14 @@ class Recorder:
 
 
 def wait_rows(
-    server: LiveServer, path_prefix: str, count: int, name: str | None = None
+    server: LiveServer,
+    path_prefix: str,
+    count: int,
+    name: str | None = None,
+    sent: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """The stored rows whose path starts with ``path_prefix`` (and named ``name`` if given),
-    once there are ``count`` of them.
+    once there are ``count`` of them; in the order the page ``sent`` them when given.
 
     A 202 means committed, but the test may look before the response arrived: wait, bounded.
     """
@@ -147,5 +151,33 @@ def wait_rows(
             if row["path"].startswith(path_prefix) and name in (None, row["name"])
         ]
         if len(rows) >= count or time.monotonic() > deadline:
-            return rows
+            return rows if sent is None else in_sent_order(rows, sent)
         time.sleep(0.02)
+
+
+def in_sent_order(rows: list[dict[str, Any]], sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` reordered to follow the hits as the page sent them.
+
+    Hits leave as concurrent requests and the collector stores them as they arrive, which is
+    not always the order they were sent in. Each sent hit takes the first stored row of its
+    name whose kept properties it carries, preferring one of the same mode (the collector may
+    lower a mode); rows that match no sent hit keep their stored order, at the end.
+    """
+    left = list(rows)
+    ordered: list[dict[str, Any]] = []
+    for hit in sent:
+        fits = [row for row in left if _stored_from(row, hit)]
+        same_mode = [row for row in fits if row["mode"] == hit.get("mode")]
+        if fits:
+            row = (same_mode or fits)[0]
+            left.remove(row)
+            ordered.append(row)
+    return ordered + left
+
+
+def _stored_from(row: dict[str, Any], hit: dict[str, Any]) -> bool:
+    if row["name"] != hit.get("name"):
+        return False
+    kept = row.get("props") or {}
+    given = hit.get("props") or {}
+    return all(key in given and given[key] == value for key, value in kept.items())

@@ -89,7 +89,7 @@ def test_site_example_tour(page: Page, example_site: Callable[[str], str], colle
     # Exempt: the custom `join` event (with its revenue) stays in the browser.
     assert all(hit["mode"] == "exempt" for hit in recorder.hits)
     assert recorder.console_errors == recorder.page_errors == []
-    rows = wait_rows(collector, "/docs.html", 3, name="pageview")
+    rows = wait_rows(collector, "/docs.html", 3, name="pageview", sent=recorder.hits)
     assert len(rows) == 3
 
     # The privacy page frames the collector's opt-out page.

@@ -47,7 +47,7 @@ def test_outbound_and_download_clicks_send_their_target_without_query(
     # Clicks are counted on the page they happen on.
     assert {hit["url"] for hit in recorder.hits} == {url}
     assert {hit["mode"] for hit in recorder.hits} == {"exempt"}
-    rows = wait_rows(collector, "/clicks/page", 5)
+    rows = wait_rows(collector, "/clicks/page", 5, sent=recorder.hits)
     assert [row["name"] for row in rows] == [
         "pageview",
         "outbound",
@@ -77,7 +77,7 @@ def test_download_extensions_are_configurable(
         "src.tar",
         "data.ZIP",
     ]
-    rows = wait_rows(collector, "/clicks/configured", 3)
+    rows = wait_rows(collector, "/clicks/configured", 3, sent=recorder.hits)
     assert [row["name"] for row in rows] == ["pageview", "download", "download"]
 
 
@@ -102,7 +102,7 @@ def test_engagement_is_the_visible_time_sent_when_the_page_is_left(
     recorder.wait_for(lambda hits: hits[-1]["url"] == second, "pageview of the second page")
 
     # The beacon of a page being left is seen by the collector only: check the stored rows.
-    rows = wait_rows(collector, "/engagement/", 5)
+    rows = wait_rows(collector, "/engagement/", 5, sent=recorder.hits)
     engagements = [(row["path"], row["engaged_ms"]) for row in rows if row["name"] == "engagement"]
     assert engagements == [("/engagement/first", 7000), ("/engagement/first/next", 4000)]
     pageviews = [row["path"] for row in rows if row["name"] == "pageview"]

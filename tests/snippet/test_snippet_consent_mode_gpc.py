@@ -36,7 +36,7 @@ def test_consent_mode_default_denied_then_update_granted(
     assert (after["name"], after["mode"]) == ("cta", "granted")
     assert after["gcm"] == {"analytics_storage": "granted"}
     assert after["props"] == {"place": "footer"}
-    rows = wait_rows(collector, "/gcm/exempt", 2)
+    rows = wait_rows(collector, "/gcm/exempt", 2, sent=recorder.hits)
     assert [(row["name"], row["mode"]) for row in rows] == [
         ("pageview", "exempt"),
         ("cta", "granted"),
@@ -59,7 +59,7 @@ def test_consent_mode_with_a_denied_site_default_stores_nothing_until_granted(
     recorder.wait_for(lambda hits: hits[-1]["name"] == "pageview" and len(hits) > 1, "pageview")
     assert recorder.hits[-1]["mode"] == "granted"
     assert set(page.evaluate(STORED)["storage"]) == {"mesure_id"}
-    rows = wait_rows(collector, "/gcm/denied", 2, name="pageview")
+    rows = wait_rows(collector, "/gcm/denied", 2, name="pageview", sent=recorder.hits)
     assert [(row["mode"], row["visitor"] is None) for row in rows] == [
         ("denied", True),
         ("granted", False),

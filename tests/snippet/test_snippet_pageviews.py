@@ -66,7 +66,7 @@ def test_spa_navigation_counts_each_new_url_once(
     # Only the first pageview of the page load carries the referrer.
     referrers = [hit.get("referrer") for hit in recorder.hits if hit["name"] == "pageview"]
     assert referrers == ["https://search.example.org/", None, None, None]
-    rows = wait_rows(collector, "/spa/", 4, name="pageview")
+    rows = wait_rows(collector, "/spa/", 4, name="pageview", sent=recorder.hits)
     assert [row["path"] for row in rows] == [
         "/spa/home",
         "/spa/list",
@@ -96,7 +96,7 @@ def test_hash_routing_is_counted_only_when_enabled(
     recorder.quiet()
     pageviews = [hit["url"] for hit in recorder.hits if hit["name"] == "pageview"]
     assert pageviews == [plain, routed, routed + "/settings"]
-    rows = wait_rows(collector, "/hash/", 3, name="pageview")
+    rows = wait_rows(collector, "/hash/", 3, name="pageview", sent=recorder.hits)
     assert [row["path"] for row in rows] == ["/hash/plain", "/hash/app", "/hash/app/settings"]
 
 
@@ -126,7 +126,7 @@ def test_calls_queued_before_load_are_replayed_in_order_after_the_pageview(
     # carries the state at the time it is sent (after the whole queue was replayed).
     assert paid["uid"] == "u-42"
     assert pageview["cid"] == signup["cid"] == paid["cid"]
-    rows = wait_rows(collector, "/queue/", 3)
+    rows = wait_rows(collector, "/queue/", 3, sent=recorder.hits)
     assert [(row["name"], row["mode"]) for row in rows] == [
         ("pageview", "granted"),
         ("signup", "granted"),

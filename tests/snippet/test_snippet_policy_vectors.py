@@ -84,7 +84,7 @@ def test_policy_vector(
             assert set(hit["props"]) <= set(expected["properties"])
     stored_id = page.evaluate("localStorage.getItem('mesure_id')")
     assert (stored_id is not None) == expected["client_storage"]
-    rows = wait_rows(collector, path, len(recorder.hits))
+    rows = wait_rows(collector, path, len(recorder.hits), sent=recorder.hits)
     assert [row["name"] for row in rows] == names
     assert {row["mode"] for row in rows} == {mode}
     assert all((row["visitor"] is not None) == expected["visitor_id"] for row in rows)

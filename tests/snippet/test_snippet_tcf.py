@@ -32,7 +32,7 @@ def test_consent_given_in_the_cmp_means_granted_with_the_tc_string(
     pageview, cta = recorder.hits
     assert (pageview["mode"], pageview["tcf"]) == ("granted", GIVEN["tcString"])
     assert cta["props"] == {"place": "top"}
-    rows = wait_rows(collector, "/tcf/given", 2)
+    rows = wait_rows(collector, "/tcf/given", 2, sent=recorder.hits)
     assert [row["mode"] for row in rows] == ["granted", "granted"]
 
 
@@ -49,7 +49,9 @@ def test_consent_refused_falls_to_the_site_default(
     pageview, not_found = recorder.hits
     assert (pageview["mode"], pageview["tcf"]) == ("exempt", REFUSED["tcString"])
     assert (not_found["name"], not_found["mode"]) == ("404", "exempt")
-    assert [row["mode"] for row in wait_rows(collector, "/tcf/refused", 2)] == ["exempt"] * 2
+    assert [row["mode"] for row in wait_rows(collector, "/tcf/refused", 2, sent=recorder.hits)] == [
+        "exempt"
+    ] * 2
 
 
 def test_a_choice_changed_later_applies_at_once(
@@ -92,7 +94,7 @@ def test_the_pageview_waits_for_the_visitor_while_the_cmp_ui_is_shown(
         ("pageview", "granted"),
         ("early", "granted"),
     ]
-    rows = wait_rows(collector, "/tcf/waiting", 2)
+    rows = wait_rows(collector, "/tcf/waiting", 2, sent=recorder.hits)
     assert [(row["name"], row["mode"]) for row in rows] == [
         ("pageview", "granted"),
         ("early", "granted"),
@@ -113,7 +115,7 @@ def test_a_cmp_that_never_answers_delays_the_pageview_only_for_the_bounded_wait(
     page.evaluate(set_choice_js(GIVEN) + "; mesure('event', 'late')")
     recorder.wait_for_count(2)
     assert recorder.hits[1]["mode"] == "granted"
-    rows = wait_rows(collector, "/tcf/silent", 2)
+    rows = wait_rows(collector, "/tcf/silent", 2, sent=recorder.hits)
     assert [(row["name"], row["mode"]) for row in rows] == [
         ("pageview", "exempt"),
         ("late", "granted"),
@@ -133,7 +135,7 @@ def test_the_vendor_is_required_when_the_site_names_one(
     recorder.wait_for(lambda hits: hits[-1]["url"] == with_vendor, "second pageview")
     pageviews = [hit for hit in recorder.hits if hit["name"] == "pageview"]
     assert [hit["mode"] for hit in pageviews] == ["exempt", "granted"]
-    rows = wait_rows(collector, "/tcf/vendor/", 2, name="pageview")
+    rows = wait_rows(collector, "/tcf/vendor/", 2, name="pageview", sent=recorder.hits)
     assert [(row["path"], row["mode"]) for row in rows] == [
         ("/tcf/vendor/without", "exempt"),
         ("/tcf/vendor/with", "granted"),
@@ -172,7 +174,7 @@ def test_a_framed_page_reaches_the_cmp_through_the_locator_frame(
     page.frame_locator("#site").locator("body").evaluate("() => mesure('event', '404')")
     recorder.wait_for_count(2)
     assert (recorder.hits[1]["mode"], recorder.hits[1]["tcf"]) == ("exempt", REFUSED["tcString"])
-    rows = wait_rows(collector, "/tcf/framed/child", 2)
+    rows = wait_rows(collector, "/tcf/framed/child", 2, sent=recorder.hits)
     assert [row["mode"] for row in rows] == ["granted", "exempt"]
 
 
@@ -214,4 +216,6 @@ def test_a_tcf_answer_from_another_window_than_the_cmp_is_ignored(
         ("exempt", REFUSED["tcString"]),
         ("exempt", REFUSED["tcString"]),
     ]
-    assert [row["mode"] for row in wait_rows(collector, "/tcf/forged", 2)] == ["exempt"] * 2
+    assert [row["mode"] for row in wait_rows(collector, "/tcf/forged", 2, sent=recorder.hits)] == [
+        "exempt"
+    ] * 2
