@@ -1,4 +1,4 @@
-"""The JSON reports API under ``/api/v1/`` and the login/logout endpoints.
+"""The JSON reports API under ``/api/v1/`` (reports and goals).
 
 Every report route needs a caller (session cookie or ``Authorization: Bearer`` API token):
 anonymous → 401, a role or site the caller lacks → 403, a bad parameter → 400 naming it.
@@ -8,50 +8,30 @@ State-changing requests authenticated by cookie must carry ``X-CSRF-Token`` (or 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from collector import auth, reports
-from collector.audit import AuditLog
+from collector.callers import check_csrf, current_principal, request_now
 from collector.config import Config
-from collector.errors import (
-    BadRequestError,
-    ForbiddenError,
-    HTTPError,
-    RateLimitedError,
-    RequestTimeoutError,
-)
+from collector.errors import BadRequestError, ForbiddenError
+from collector.http import read_json
 from collector.reports import params
 from collector.reports.export import breakdown_csv, csv_name
 from collector.reports.model import GoalIn
 from collector.reports.query import ReportQuery, check_dimension
 from collector.reports.results import BreakdownReport
 from collector.storage import reports_for
-from collector.storage.auth_sqlite import auth_database
 from collector.storage.reports_sqlite import ReportsDatabase
 
-MAX_BODY_BYTES = 16 * 1024
-_login_decoder = msgspec.json.Decoder(dict[str, str])
 _goal_decoder = msgspec.json.Decoder(GoalIn)
-
-
-class UnauthorizedError(HTTPError):
-    """401: no valid session cookie or API token."""
-
-    status = 401
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": 'Bearer realm="mesure"'}
 
 
 class Call(msgspec.Struct, frozen=True):
@@ -67,7 +47,7 @@ Report = Callable[[ReportsDatabase, Call, Request], msgspec.Struct]
 
 
 def routes(config: Config) -> list[BaseRoute]:
-    """The ``/api/v1`` report routes plus ``POST /login`` and ``POST /logout``."""
+    """The ``/api/v1`` report and goal routes."""
 
     def now(request: Request) -> datetime:
         return request_now(request)
@@ -221,16 +201,10 @@ def routes(config: Config) -> list[BaseRoute]:
 
     async def post_goal(request: Request) -> Response:
         principal = await principal_of(request)
-        _check_csrf(principal, request.headers.get("x-csrf-token"))
+        check_csrf(principal, request.headers.get("x-csrf-token"))
         if not principal.may("manage"):
             raise ForbiddenError("only an owner can define goals")
-        body = await _body(request)
-        try:
-            goal = _goal_decoder.decode(body)
-        except msgspec.ValidationError as exc:
-            raise BadRequestError(str(exc), field="$") from None
-        except msgspec.DecodeError:
-            raise BadRequestError("invalid JSON", field="$") from None
+        goal = await read_json(request, _goal_decoder, "a JSON goal")
         if config.site(goal.site) is None:
             raise BadRequestError(f"unknown site {goal.site!r}", field="site")
         if not principal.may_see(goal.site):
@@ -248,7 +222,7 @@ def routes(config: Config) -> list[BaseRoute]:
 
     async def delete_goal(request: Request) -> Response:
         principal = await principal_of(request)
-        _check_csrf(principal, request.headers.get("x-csrf-token"))
+        check_csrf(principal, request.headers.get("x-csrf-token"))
         if not principal.may("manage"):
             raise ForbiddenError("only an owner can delete goals")
         site, name = request.query_params.get("site", ""), request.query_params.get("name", "")
@@ -266,73 +240,6 @@ def routes(config: Config) -> list[BaseRoute]:
             raise BadRequestError(f"no goal named {name!r} for {site!r}", field="name")
         return Response(status_code=204)
 
-    async def post_login(request: Request) -> Response:
-        _check_origin(request)
-        form = request.headers.get("content-type", "").startswith(
-            "application/x-www-form-urlencoded"
-        )
-        if form:
-            fields = await _form(request)
-        else:
-            try:
-                fields = _login_decoder.decode(await _body(request))
-            except msgspec.DecodeError:
-                raise BadRequestError("expected {email, password}", field="$") from None
-        email, password = fields.get("email", ""), fields.get("password", "")
-        if not email or not password:
-            raise BadRequestError("email and password are required", field="email")
-        moment = int(now(request).timestamp() * 1000)
-
-        def check() -> str | None:
-            with auth_database(config.database_path) as db:
-                session = auth.login(db, email, password, moment)
-            if session is not None:  # logins are audited (issue 6); failures are throttled
-                at = now(request)
-                AuditLog(config.audit_path, lambda: at).append(
-                    "login", user=auth.normalize_email(email)
-                )
-            return session
-
-        try:
-            session = await run_in_threadpool(check)
-        except auth.LoginThrottledError as exc:
-            if form:  # the dashboard's login page says so instead of showing JSON
-                return _login_again(fields, "throttled", exc.retry_after)
-            raise RateLimitedError(str(exc), retry_after=exc.retry_after) from None
-        if session is None:
-            if form:
-                return _login_again(fields, "invalid", None)
-            raise UnauthorizedError("wrong e-mail address or password")
-        if form:
-            response: Response = RedirectResponse(_local(fields.get("next", "/")), 303)
-        else:
-            body = {"csrf_token": auth.csrf_token(session)}
-            response = Response(msgspec.json.encode(body), media_type="application/json")
-        set_session_cookie(response, session, request, config)
-        return response
-
-    async def post_logout(request: Request) -> Response:
-        principal = await principal_of(request)
-        candidate = request.headers.get("x-csrf-token")
-        form_post = request.headers.get("content-type", "").startswith(
-            "application/x-www-form-urlencoded"
-        )
-        if candidate is None and form_post:
-            candidate = (await _form(request)).get("csrf_token")
-        _check_csrf(principal, candidate)
-        if principal.session is not None:
-            session = principal.session
-
-            def end() -> None:
-                with auth_database(config.database_path) as db:
-                    auth.logout(db, session)
-
-            await run_in_threadpool(end)
-        # The dashboard's logout button is a form: send the browser back to the login page.
-        response = RedirectResponse("/login?out=1", 303) if form_post else Response(status_code=204)
-        response.delete_cookie(auth.SESSION_COOKIE, path="/")
-        return response
-
     return [
         report_route("/api/v1/aggregate", ("goal",), aggregate),
         report_route("/api/v1/timeseries", ("interval", "goal"), timeseries),
@@ -347,52 +254,7 @@ def routes(config: Config) -> list[BaseRoute]:
         report_route("/api/v1/realtime", (), realtime),
         Route("/api/v1/goals", post_goal, methods=["POST"]),
         Route("/api/v1/goals", delete_goal, methods=["DELETE"]),
-        Route("/login", post_login, methods=["POST"]),
-        Route("/logout", post_logout, methods=["POST"]),
     ]
-
-
-def request_now(request: Request) -> datetime:
-    """The app's injected clock (``Services.clock``), read once per request."""
-    clock: Callable[[], datetime] = request.state.services.clock
-    return clock()
-
-
-async def current_principal(request: Request, config: Config) -> auth.Principal:
-    """The caller (API token or session cookie), or 401. Other route modules (dashboard,
-    privacy tools) use this with :func:`authorize`."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
-    session = request.cookies.get(auth.SESSION_COOKIE)
-    moment = int(request_now(request).timestamp() * 1000)
-
-    def lookup() -> auth.Principal | None:
-        with auth_database(config.database_path) as db:
-            return auth.authenticate(db, bearer=bearer, session=session, now_ms=moment)
-
-    found = await run_in_threadpool(lookup)
-    if found is None:
-        raise UnauthorizedError("log in or send an API token")
-    return found
-
-
-async def authorize(
-    request: Request, config: Config, permission: auth.Permission, *, csrf: bool = False
-) -> auth.Principal:
-    """The caller if it holds ``permission`` (401 / 403 otherwise); with ``csrf``, a cookie
-    session must also send its CSRF token (``X-CSRF-Token`` header)."""
-    principal = await current_principal(request, config)
-    if csrf:
-        _check_csrf(principal, request.headers.get("x-csrf-token"))
-    if not principal.may(permission):
-        raise ForbiddenError(f"this role ({principal.role}) may not do this")
-    return principal
-
-
-def _check_csrf(principal: auth.Principal, candidate: str | None) -> None:
-    """Cookie sessions must prove the request comes from our own pages; tokens need not."""
-    if principal.session is not None and not auth.csrf_valid(principal.session, candidate):
-        raise ForbiddenError("missing or invalid CSRF token", field="x-csrf-token")
 
 
 def _refuse_config_goal(config: Config, site_id: str, name: str) -> None:
@@ -410,81 +272,3 @@ def _field_of(message: str, extra: tuple[str, ...]) -> str:
     if "goal" in message:
         return "goal"
     return "period"
-
-
-def set_session_cookie(response: Response, session: str, request: Request, config: Config) -> None:
-    """The login session cookie (also re-set after a password change, which ends the old
-    session): HttpOnly, SameSite=Lax, Secure when the request came over TLS."""
-    response.set_cookie(
-        auth.SESSION_COOKIE,
-        session,
-        max_age=auth.SESSION_LIFETIME_MS // 1000,
-        httponly=True,
-        samesite="lax",
-        secure=_secure(request, config),
-        path="/",
-    )
-
-
-async def _body(request: Request) -> bytes:
-    """The body, refused past ``MAX_BODY_BYTES`` before it is all read, and when it takes longer
-    than the server's ``body-timeout-ms`` to arrive (a slow client holds no handler for long)."""
-    timeout = request.state.services.config.server.body_timeout_ms / 1000
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise BadRequestError(f"body over {MAX_BODY_BYTES} bytes", field="$")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise RequestTimeoutError(f"body not received within {timeout:g} s") from None
-    return b"".join(chunks)
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """An ``application/x-www-form-urlencoded`` body (parsed here: no multipart dependency)."""
-    try:
-        text = (await _body(request)).decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequestError("form body is not UTF-8", field="$") from None
-    return dict(parse_qsl(text, keep_blank_values=True))
-
-
-def _login_again(fields: dict[str, str], error: str, retry_after: int | None) -> Response:
-    """Back to the login form (303), saying why; the ``next`` path is kept."""
-    query = {"error": error, "next": _local(fields.get("next", "/"))}
-    if retry_after is not None:
-        query["retry"] = str(retry_after)
-    headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
-    return RedirectResponse("/login?" + urlencode(query), 303, headers=headers)
-
-
-def _local(target: str) -> str:
-    """Only same-origin paths are followed after login (no open redirect)."""
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return "/"
-    return target
-
-
-def _check_origin(request: Request) -> None:
-    """Login CSRF: a browser posting the login form from another site sends its ``Origin``;
-    refuse it, or that site could log the visitor into the attacker's account."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return
-    host = request.headers.get("host", "")
-    if origin == "null" or urlsplit(origin).netloc.lower() != host.lower():
-        raise ForbiddenError("cross-site login refused", field="origin")
-
-
-def _secure(request: Request, config: Config) -> bool:
-    forwarded = request.headers.get("x-forwarded-proto", "")
-    return (
-        request.url.scheme == "https"
-        or forwarded == "https"
-        or config.server.origin.startswith("https://")
-    )

@@ -14,14 +14,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from collector import auth
-from collector.api_routes import authorize, request_now
+from collector.callers import authorize, request_now
 from collector.config import Config
 from collector.errors import BadRequestError, ForbiddenError
+from collector.http import read_json
 from collector.reports import params
 from collector.reports.model import SavedFunnel
 from collector.storage.funnels_sqlite import funnels_database
 
-MAX_BODY_BYTES = 16 * 1024
 _decoder = msgspec.json.Decoder(SavedFunnel)
 
 
@@ -54,15 +54,7 @@ def routes(config: Config) -> list[BaseRoute]:
         principal = await authorize(request, config, "reports", csrf=True)
         if not principal.may("manage"):
             raise ForbiddenError("only an owner can define funnels")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise BadRequestError(f"body over {MAX_BODY_BYTES} bytes", field="$")
-        try:
-            funnel = _decoder.decode(body)
-        except msgspec.ValidationError as exc:
-            raise BadRequestError(str(exc), field="$") from None
-        except msgspec.DecodeError:
-            raise BadRequestError("invalid JSON", field="$") from None
+        funnel = await read_json(request, _decoder, "a JSON funnel")
         if funnel.within != "visit" and not 1 <= int(funnel.within[:-1]) <= 366:
             raise BadRequestError("within must be `visit` or 1d to 366d", field="within")
         check_site(principal, funnel.site)

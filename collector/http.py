@@ -1,10 +1,14 @@
-"""HTTP plumbing of the collector: bounded body reading, CORS for ``/api/``."""
+"""HTTP plumbing of the collector: bounded body reading (hits, JSON and form bodies of the
+API), same-origin redirect targets, CORS for ``/api/``."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
+import msgspec
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -12,6 +16,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from collector.errors import BadRequestError, PayloadTooLargeError, RequestTimeoutError
 
 ACCEPTED_TYPES = ("text/plain", "application/json")
+#: Bodies of the dashboard and API routes (login, goals, funnels, privacy requests).
+MAX_BODY_BYTES = 16 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+T = TypeVar("T")
 
 
 async def read_body(request: Request, limit: int, timeout: float) -> bytes:
@@ -65,6 +74,69 @@ async def receive_body(
     except TimeoutError:
         raise RequestTimeoutError(f"body not received within {timeout:g} s") from None
     return b"".join(chunks)
+
+
+async def read_small_body(request: Request) -> bytes:
+    """A JSON or form body of the API, any content type, refused past ``MAX_BODY_BYTES``
+    before it is all read and when it takes longer than ``body-timeout-ms`` to arrive."""
+    timeout = request.state.services.config.server.body_timeout_ms / 1000
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise BadRequestError(f"body over {MAX_BODY_BYTES} bytes", field="$")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError(f"body not received within {timeout:g} s") from None
+    return b"".join(chunks)
+
+
+def is_form(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith(FORM_TYPE)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body (parsed here: no multipart dependency)."""
+    try:
+        text = (await read_small_body(request)).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequestError("form body is not UTF-8", field="$") from None
+    return dict(parse_qsl(text, keep_blank_values=True))
+
+
+async def read_json(request: Request, decoder: msgspec.json.Decoder[T], expected: str) -> T:
+    """A JSON body decoded into its struct; a 400 names the field at fault, or says what was
+    ``expected`` when the body is not JSON at all."""
+    raw = await read_small_body(request)
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        path = str(exc).partition(" - at `")[2]
+        raise BadRequestError(str(exc), field=path.rstrip("`") or "$") from None
+    except msgspec.DecodeError:
+        raise BadRequestError(f"expected {expected}", field="$") from None
+
+
+async def read_fields(
+    request: Request, decoder: msgspec.json.Decoder[Any], expected: str
+) -> dict[str, str]:
+    """The string fields of a form post (the dashboard's) or of a JSON body (API clients)."""
+    if is_form(request):
+        return await read_form(request)
+    body = await read_json(request, decoder, expected)
+    items = body.items() if isinstance(body, dict) else msgspec.structs.asdict(body).items()
+    return {name: value for name, value in items if isinstance(value, str)}
+
+
+def local_path(target: str) -> str:
+    """Only same-origin paths are followed after a form post (no open redirect)."""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
 
 
 def _media_type(content_type: str) -> str:

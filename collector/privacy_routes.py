@@ -24,11 +24,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from collector import auth
-from collector.api_routes import UnauthorizedError
-from collector.api_routes import _body as read_body
 from collector.audit import AuditLog
+from collector.callers import UnauthorizedError
 from collector.config import Config
 from collector.errors import BadRequestError, ForbiddenError, MesureError
+from collector.http import read_small_body
 from collector.keys import KeyStore, SiteKeyKind
 from collector.privacy import audit_check, dsar, keyring, register
 from collector.privacy.export import export_events
@@ -123,7 +123,7 @@ def routes(config: Config) -> list[BaseRoute]:
         return found
 
     async def body(request: Request, type_: type[Any]) -> Any:
-        raw = await read_body(request)
+        raw = await read_small_body(request)
         try:
             return msgspec.json.decode(raw, type=type_)
         except msgspec.ValidationError as exc:

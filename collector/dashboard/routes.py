@@ -19,19 +19,18 @@ from starlette.routing import BaseRoute, Route
 
 import sdk_snippet
 from collector import auth
-from collector.api_routes import (
+from collector.callers import (
     UnauthorizedError,
-    _form,
-    _local,
     current_principal,
     set_session_cookie,
 )
-from collector.api_routes import request_now as now_of
+from collector.callers import request_now as now_of
 from collector.config import Config
 from collector.dashboard import html
 from collector.dashboard.pages import PAGES, Page
 from collector.dashboard.skeletons import Context
 from collector.errors import ForbiddenError
+from collector.http import local_path, read_form
 from collector.storage.auth_sqlite import auth_database
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -151,7 +150,7 @@ def routes(config: Config) -> list[BaseRoute]:
     async def login_form(request: Request) -> Response:
         query = request.query_params
         text = html.login_page(
-            next_path=_local(query.get("next", "/")),
+            next_path=local_path(query.get("next", "/")),
             error=query.get("error"),
             retry=query.get("retry") if (query.get("retry") or "").isdigit() else None,
             out=query.get("out") == "1",
@@ -160,7 +159,7 @@ def routes(config: Config) -> list[BaseRoute]:
 
     async def change_password(request: Request) -> Response:
         principal = await current_principal(request, config)
-        fields = await _form(request)
+        fields = await read_form(request)
         if principal.session is None or not auth.csrf_valid(
             principal.session, fields.get("csrf_token")
         ):

@@ -229,3 +229,27 @@ def test_saved_funnels_api(
     assert owner.delete(delete, headers=headers).status_code == 204
     assert owner.delete(delete, headers=headers).status_code == 400
     assert analyst.get("/api/v1/funnels", params={"site": "shop"}).json()["funnels"] == []
+
+
+def test_api_bodies_are_bounded_before_they_are_read_and_nothing_is_saved(
+    dashboard: Dashboard, sessions: dict[str, tuple[httpx.Client, str]]
+) -> None:
+    owner, csrf = sessions["owner"]
+    headers = {"x-csrf-token": csrf, "content-type": "application/json"}
+    # Valid JSON padded past 16 KiB, sent in chunks with no Content-Length to trust.
+    funnel = b'{"site": "shop", "name": "Huge", "steps": ["page:/a", "page:/b"]}'
+    goal = b'{"site": "shop", "name": "Huge", "kind": "event", "match": "x"}'
+    login = f'{{"email": "{USERS["owner"]}", "password": "{PASSWORD}"}}'.encode()
+
+    def chunked(body: bytes) -> Iterator[bytes]:
+        padded = body + b" " * (16 * 1024 + 1 - len(body))
+        yield from (padded[start : start + 4096] for start in range(0, len(padded), 4096))
+
+    for path, body in [("/api/v1/funnels", funnel), ("/api/v1/goals", goal), ("/login", login)]:
+        answer = owner.post(path, content=chunked(body), headers=headers)
+        assert answer.status_code == 400, (path, answer.text)
+        assert (answer.json()["error"], answer.json()["field"]) == ("body over 16384 bytes", "$")
+    names = [f["name"] for f in owner.get("/api/v1/funnels").json()["funnels"]]
+    assert "Huge" not in names
+    goals = owner.get("/api/v1/goals", params={"site": "shop", "period": "30d"}).json()
+    assert "Huge" not in str(goals)
