@@ -82,12 +82,11 @@
           r > 2 && granted,
         ),
       );
-      // Engagement sent as the page is hidden is sent at the exit of the page: as a beacon. Any
+      // keepalive: the request outlives the page (engagement is sent as the page is hidden or
+      // left), like a beacon, but without credentials, which a beacon always sends. Any
       // function handles the rejection of a fetch to a collector that is down; rank(), already
       // at hand, is a harmless one.
-      d.hidden && exempt.engaged_ms
-        ? nav.sendBeacon(endpoint + '/api/hit', body)
-        : fetch(endpoint + '/api/hit', { method: 'POST', keepalive: true, credentials: 'omit', body }).catch(rank);
+      fetch(endpoint + '/api/hit', { method: 'POST', keepalive: true, credentials: 'omit', body }).catch(rank);
     };
 
     // Engagement: time the page was visible, sent when it is hidden or left by SPA navigation,

@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
     # clicked in a test goes nowhere.
     f"--host-resolver-rules=MAP {SITE_HOST} 127.0.0.1, MAP {COLLECTOR_HOST} 127.0.0.1, "
     "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
-    # Beacons sent while a page unloads skip the context's user-agent override.
+    # Keepalive requests sent while a page unloads skip the context's user-agent override.
     f"--user-agent={DESKTOP_UA}",
 ]
 

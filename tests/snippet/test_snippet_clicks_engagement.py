@@ -97,11 +97,11 @@ def test_engagement_is_the_visible_time_sent_when_the_page_is_left(
     page.evaluate("history.pushState({}, '', '/engagement/first/next')")
     recorder.wait_for_count(3)
     page.clock.fast_forward(4000)
-    # Leaving the page hides it: the engagement of the last URL goes out as a beacon.
+    # Leaving the page hides it: the engagement of the last URL goes out (keepalive fetch).
     page.goto(second)
     recorder.wait_for(lambda hits: hits[-1]["url"] == second, "pageview of the second page")
 
-    # The beacon of a page being left is seen by the collector only: check the stored rows.
+    # The request of a page being left is seen by the collector only: check the stored rows.
     rows = wait_rows(collector, "/engagement/", 5, sent=recorder.hits)
     engagements = [(row["path"], row["engaged_ms"]) for row in rows if row["name"] == "engagement"]
     assert engagements == [("/engagement/first", 7000), ("/engagement/first/next", 4000)]
