@@ -18,7 +18,7 @@ import msgspec
 
 from collector.reports.model import Bucket, Goal, MetricRow, StepEvent
 from collector.reports.query import PROP_PREFIX, Filter, SiteRange
-from collector.storage import rollups_sqlite
+from collector.storage import rollup_reports_sqlite
 
 #: Events that are not interactions: they neither count as events nor save a visit from bouncing.
 NON_INTERACTIONS = ("pageview", "engagement")
@@ -146,7 +146,7 @@ class ReportsDatabase:
         ctes = [_SCOPE_CTE]
         edges = [(r.start_ms, r.end_ms) for r in ranges]
         edges += [(b.start_ms, b.end_ms) for b in buckets or ()]
-        if self._rollups_current() and rollups_sqlite.answers(
+        if self._rollups_current() and rollup_reports_sqlite.answers(
             dimension, bool(filters), goal is not None, edges
         ):
             return self._rollup_metrics(params, dimension, buckets, limit, offset)
@@ -256,7 +256,7 @@ class ReportsDatabase:
         page = ""
         if limit is not None:
             page = f" LIMIT {params.add(limit)} OFFSET {params.add(offset)}"
-        sql = rollups_sqlite.metrics_sql(dimension, ctes, buckets is not None, page)
+        sql = rollup_reports_sqlite.metrics_sql(dimension, ctes, buckets is not None, page)
         return [_metric_row(row) for row in self._rows(sql, params)]
 
     def step_events(
@@ -304,8 +304,9 @@ class ReportsDatabase:
         """Distinct identified visitors of the period by ``visitor_kind``."""
         params = Params(scope=scope_json(ranges))
         edges = [(r.start_ms, r.end_ms) for r in ranges]
-        if self._rollups_current() and rollups_sqlite.answers(None, bool(filters), False, edges):
-            sql = rollups_sqlite.visitor_kinds_sql(_SCOPE_CTE)
+        rolled_up = rollup_reports_sqlite.answers(None, bool(filters), False, edges)
+        if rolled_up and self._rollups_current():
+            sql = rollup_reports_sqlite.visitor_kinds_sql(_SCOPE_CTE)
             client, cookieless, other = self._rows(sql, params)[0]
             if not other:
                 found = {"client": client, "cookieless": cookieless}
@@ -483,6 +484,11 @@ class ReportsDatabase:
         """Total ``engaged_ms`` of the period's events matching ``filters`` (the snippet sends
         each engagement ping as the visible time since the previous one, so they add up)."""
         params = Params(scope=scope_json(ranges))
+        edges = [(r.start_ms, r.end_ms) for r in ranges]
+        rolled_up = rollup_reports_sqlite.answers(None, bool(filters), False, edges)
+        if rolled_up and self._rollups_current():
+            sql = rollup_reports_sqlite.engaged_sql(_SCOPE_CTE)
+            return int(self._rows(sql, params)[0][0])
         sql = (
             f"WITH {_SCOPE_CTE} SELECT coalesce(SUM(e.engaged_ms), 0) FROM scope s {_IN_SCOPE} "
             f"LEFT JOIN visits v ON v.id = e.visit WHERE e.engaged_ms IS NOT NULL "

@@ -155,7 +155,7 @@ def create_rollups(db: Database) -> None:
     """Per-visit rollups for the dashboard's reports (see ``rollups_sqlite``), built from the
     events already stored."""
     db.executescript(rollups_sqlite.SCHEMA)
-    rollups_sqlite.rebuild_all(db.conn)
+    # Filled by ``add_rollup_days``, which the rollup code of today needs first.
 
 
 @migrations()
@@ -172,3 +172,13 @@ def create_rollup_queue(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def add_rollup_days(db: Database) -> None:
+    """Daily rollups and the per-hour count of visitors' first rows in a period (see
+    ``rollups_sqlite.DAYS_SCHEMA``); every rollup is rebuilt from the stored events."""
+    db.executescript(rollups_sqlite.DAYS_SCHEMA)
+    rollups_sqlite.rebuild_all(db.conn)
+    db.execute("DELETE FROM rollup_pending")
+    db.execute("DELETE FROM rollup_pending_hours")

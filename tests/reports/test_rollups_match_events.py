@@ -67,6 +67,8 @@ def random_events(seed: int) -> list[Event]:
                 "path": rng.choice(PATHS),
                 "country": country,
             }
+            if name == "engagement":
+                fields["engaged_ms"] = rng.randrange(1_000, 60_000)
             if kind != "denied":
                 fields |= {
                     # Identifiers are keyed per site: the same person has another hash
@@ -151,6 +153,8 @@ def both_ways(config: Config) -> Iterator[tuple[str, object, object]]:
         ReportQuery(period="today"),
         ReportQuery(period="7d"),
         ReportQuery(period="custom", date_from=date(2026, 3, 1), date_to=date(2026, 3, 1)),
+        # Whole days that end before the newest row: daily sums, visitors counted row by row.
+        ReportQuery(period="custom", date_from=date(2026, 2, 28), date_to=date(2026, 3, 5)),
         ReportQuery(period="custom", date_from=date(2026, 2, 27), date_to=date(2026, 3, 11)),
     ]
     site_sets = [["example"], ["paris"], ["kathmandu"], ["example", "paris"]]
@@ -164,6 +168,11 @@ def both_ways(config: Config) -> Iterator[tuple[str, object, object]]:
                     db.visitor_kinds(scope.ranges, (EVERYTHING,)),
                 )
                 yield f"{label} visitor kinds", *kinds
+                yield (
+                    f"{label} engaged time",
+                    db.engaged_time(scope.ranges, ()),
+                    db.engaged_time(scope.ranges, (EVERYTHING,)),
+                )
                 for dimension in [None, *ROLLUP_DIMENSIONS[1:]]:
                     yield (
                         f"{label} by {dimension}",
