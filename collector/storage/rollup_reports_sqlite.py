@@ -37,7 +37,7 @@ def answers(
 
 def _pieces(bucketed: bool) -> list[str]:
     """CTEs cutting each range of ``b`` (``scope`` itself when not ``bucketed``) into its whole
-    UTC days and the hours before and after them: ``pieces(i, site, grain, a, z, cur)``, with
+    UTC days and the hours before and after them: ``pieces(i, site, grain, a, z, cur, lo)``, with
     ``a``/``z`` in days or hours. ``cur``: no chain row at or after the range's end, so its
     visitors are a sum of ``firsts``."""
     ctes = []
@@ -50,10 +50,11 @@ def _pieces(bucketed: bool) -> list[str]:
         "AND x.dim = '*' AND x.key IS NULL), -1) FROM b)"
     )
     ctes.append(
-        "pieces(i, site, grain, a, z, cur) AS MATERIALIZED ("
-        "SELECT i, site, 'h', fh, CASE WHEN fd < td THEN fd * 24 ELSE th END, cur FROM bh "
-        "UNION ALL SELECT i, site, 'd', fd, td, cur FROM bh WHERE fd < td "
-        "UNION ALL SELECT i, site, 'h', td * 24, th, cur FROM bh WHERE fd < td AND td * 24 < th)"
+        "pieces(i, site, grain, a, z, cur, lo) AS MATERIALIZED ("
+        "SELECT i, site, 'h', fh, CASE WHEN fd < td THEN fd * 24 ELSE th END, cur, lo FROM bh "
+        "UNION ALL SELECT i, site, 'd', fd, td, cur, lo FROM bh WHERE fd < td "
+        "UNION ALL SELECT i, site, 'h', td * 24, th, cur, lo FROM bh "
+        "WHERE fd < td AND td * 24 < th)"
     )
     return ctes
 
@@ -108,6 +109,39 @@ def visitor_kinds_sql(scope_cte: str) -> str:
     )
 
 
+def _past_visitors(dim: str, bucketed: bool, by_value: bool) -> str:
+    """``vis``: the visitors of the ranges that end before the newest row, whose rows in the
+    range count when their predecessor ended before it. Per value: one index range per value.
+    Without a dimension, whole UTC days come from ``visitor_links`` (rows per day and
+    predecessor's day), plus the rows whose predecessor ended on the range's first day but
+    before the range began; the hours at either end count their rows."""
+    if by_value:
+        key = "bh.i" if bucketed else "rk.key"
+        return (
+            f"vis AS (SELECT k, SUM(visitors) AS visitors FROM (SELECT {key} AS k, "
+            "(SELECT SUM(x.prev_last IS NULL OR x.prev_last < bh.lo) FROM visit_keys x "
+            f"WHERE x.site = bh.site AND x.dim = '{dim}' AND x.key IS rk.key "
+            "AND x.hour >= bh.fh AND x.hour < bh.th) AS visitors FROM bh CROSS JOIN rollup_keys rk "
+            f"ON rk.site = bh.site AND rk.dim = '{dim}' WHERE NOT bh.cur) "
+            "WHERE visitors IS NOT NULL GROUP BY k)"
+        )
+    key = "p.i" if bucketed else "NULL"
+    day_ms = 24 * HOUR_MS
+    return (
+        f"vis AS (SELECT k, SUM(n) AS visitors FROM ("
+        f"SELECT {key} AS k, (x.prev_last IS NULL OR x.prev_last < p.lo) AS n FROM pieces p "
+        "CROSS JOIN visit_keys x ON x.site = p.site AND x.dim = '*' AND x.key IS NULL "
+        "AND x.hour >= p.a AND x.hour < p.z WHERE p.grain = 'h' AND NOT p.cur UNION ALL "
+        f"SELECT {key}, l.rows FROM pieces p CROSS JOIN visitor_links l ON l.site = p.site "
+        f"AND l.day >= p.a AND l.day < p.z AND l.prev_day < p.lo / {day_ms} "
+        "WHERE p.grain = 'd' AND NOT p.cur UNION ALL "
+        f"SELECT {key}, 1 FROM pieces p CROSS JOIN visit_keys x INDEXED BY visit_keys_by_prev "
+        f"ON x.site = p.site AND x.dim = '*' AND x.prev_last >= p.lo / {day_ms} * {day_ms} "
+        "AND x.prev_last < p.lo AND x.hour >= p.a * 24 AND x.hour < p.z * 24 "
+        "WHERE p.grain = 'd' AND NOT p.cur) GROUP BY k HAVING SUM(n) > 0)"
+    )
+
+
 def metrics_sql(dimension: str | None, ctes: list[str], bucketed: bool, page: str) -> str:
     """The rollup form of ``ReportsDatabase.metrics`` (same columns, same order).
 
@@ -140,16 +174,7 @@ def metrics_sql(dimension: str | None, ctes: list[str], bucketed: bool, page: st
         + per_value.format(table="key_days", unit="day", grain="d", dim=dim)
         + ") GROUP BY k)"
     )
-    # Ranges that end before the newest row: count the rows (one index range per value).
-    vis_key = "bh.i" if bucketed else ("rk.key" if dimension else "NULL")
-    ranges.append(
-        f"vis AS (SELECT k, SUM(visitors) AS visitors FROM (SELECT {vis_key} AS k, "
-        "(SELECT SUM(x.prev_last IS NULL OR x.prev_last < bh.lo) FROM visit_keys x "
-        f"WHERE x.site = bh.site AND x.dim = '{dim}' AND x.key IS rk.key AND x.hour >= bh.fh "
-        "AND x.hour < bh.th) AS visitors FROM bh CROSS JOIN rollup_keys rk "
-        f"ON rk.site = bh.site AND rk.dim = '{dim}' WHERE NOT bh.cur) "
-        "WHERE visitors IS NOT NULL GROUP BY k)"
-    )
+    ranges.append(_past_visitors(dim, bucketed, dimension is not None))
     # Visits that started in the period, counted at their start hour in ``key_hours``, whose
     # first event with the value comes after the period's end: not visits of that value here.
     fix_key = "bv.i" if bucketed else ("rk.key" if dimension else "NULL")

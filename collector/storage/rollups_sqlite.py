@@ -133,9 +133,27 @@ CREATE TABLE anon_days (
     engaged INTEGER NOT NULL
 );
 CREATE INDEX anon_days_by_time ON anon_days (site, dim, day, key, pageviews, events, engaged);
+-- Visitor chain rows (dimension ``*``) by UTC day and their predecessor's UTC day (-1: none),
+-- so a past range's whole days count their new visitors without reading the rows.
+CREATE TABLE visitor_links (
+    site TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    prev_day INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    PRIMARY KEY (site, day, prev_day)
+) WITHOUT ROWID;
+CREATE INDEX visit_keys_by_prev ON visit_keys (site, prev_last, hour) WHERE dim = '*';
 """
 #: Every rollup table, emptied before a rebuild.
-ROLLUP_TABLES = ("visit_keys", "key_hours", "key_days", "rollup_keys", "anon_hours", "anon_days")
+ROLLUP_TABLES = (
+    "visit_keys",
+    "key_hours",
+    "key_days",
+    "rollup_keys",
+    "anon_hours",
+    "anon_days",
+    "visitor_links",
+)
 HOURS_PER_DAY = 24
 
 _BOUNCED = (
@@ -164,10 +182,21 @@ _CHAIN_ROWS = (
     "FROM temp.rollup_chains GROUP BY site, dim, visitor, key) AS c ON r.site = c.site "
     "AND r.dim = c.dim AND r.visitor = c.visitor AND r.key IS c.key AND r.first_ts >= c.since"
 )
+_LINK = f"{{site}}, {{hour}} / 24, coalesce({{prev}} / {HOUR_MS} / 24, -1), {{sign}}"
+_OWN_LINKS = (
+    "INSERT INTO temp.link_delta SELECT "
+    + _LINK.format(site="site", hour="hour", prev="prev_last", sign="{sign}")
+    + f" FROM visit_keys WHERE visit IN {_IDS} AND dim = '*'"
+)
 _PREDECESSOR_HOURS = (
     "INSERT INTO temp.rollup_delta SELECT r.site, r.dim, r.key, r.prev_last / "
     f"{HOUR_MS}, 0, 0, 0, 0, 0, 0, 0, {{sign}}, {{sign}} * (r.kind = 'client'), "
     f"{{sign}} * (r.kind = 'cookieless'), 0 {_CHAIN_ROWS} WHERE r.prev_last IS NOT NULL"
+)
+_CHAIN_LINKS = (
+    "INSERT INTO temp.link_delta SELECT "
+    + _LINK.format(site="r.site", hour="r.hour", prev="r.prev_last", sign="{sign}")
+    + f" {_CHAIN_ROWS} WHERE r.dim = '*'"
 )
 
 
@@ -199,7 +228,12 @@ def refresh_visits(conn: sqlite3.Connection, visit_ids: Iterable[int]) -> None:
         f"FROM visit_keys WHERE visit IN {_IDS}"
     )
     conn.execute(chains, params)
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS link_delta (site TEXT, day INTEGER, prev_day INTEGER, "
+        "rows INTEGER)"
+    )
     conn.execute("INSERT INTO temp.rollup_delta " + _CONTRIBUTIONS.format(sign="(-1)"), params)
+    conn.execute(_OWN_LINKS.format(sign=-1), params)
     conn.execute(f"DELETE FROM visit_keys WHERE visit IN {_IDS}", params)
     for dimension in ROLLUP_DIMENSIONS:
         key = key_sql(dimension)
@@ -220,6 +254,7 @@ def refresh_visits(conn: sqlite3.Connection, visit_ids: Iterable[int]) -> None:
         )
     conn.execute(chains, params)
     conn.execute("INSERT INTO temp.rollup_delta " + _CONTRIBUTIONS.format(sign=1), params)
+    conn.execute(_OWN_LINKS.format(sign=1), params)
     conn.execute(
         "INSERT INTO rollup_keys (site, dim, key) SELECT DISTINCT site, dim, key "
         f"FROM visit_keys n WHERE visit IN {_IDS} AND NOT EXISTS (SELECT 1 FROM rollup_keys k "
@@ -236,6 +271,7 @@ def refresh_visits(conn: sqlite3.Connection, visit_ids: Iterable[int]) -> None:
     # end again (rows before that point are not affected by the change); their -1 moves from
     # the old predecessor's hour to the new one's.
     conn.execute(_PREDECESSOR_HOURS.format(sign=1))
+    conn.execute(_CHAIN_LINKS.format(sign=-1))
     conn.execute(
         "UPDATE visit_keys AS r SET prev_last = (SELECT max(o.last_ts) FROM visit_keys o "
         "WHERE o.site = r.site AND o.dim = r.dim AND o.visitor = r.visitor AND o.key IS r.key "
@@ -247,7 +283,9 @@ def refresh_visits(conn: sqlite3.Connection, visit_ids: Iterable[int]) -> None:
         "AND r.first_ts >= c.since"
     )
     conn.execute(_PREDECESSOR_HOURS.format(sign=-1))
+    conn.execute(_CHAIN_LINKS.format(sign=1))
     _apply_delta(conn)
+    _apply_links(conn)
     conn.execute("DELETE FROM temp.rollup_chains")
 
 
@@ -274,6 +312,20 @@ def _apply_delta(conn: sqlite3.Connection) -> None:
             f"JOIN {table} h ON {same} WHERE {zero})"
         )
     conn.execute("DELETE FROM temp.rollup_delta")
+
+
+def _apply_links(conn: sqlite3.Connection) -> None:
+    """Add ``temp.link_delta`` into ``visitor_links``; drop the pairs left at zero."""
+    conn.execute(
+        "INSERT INTO visitor_links (site, day, prev_day, rows) SELECT site, day, prev_day, "
+        "SUM(rows) FROM temp.link_delta WHERE true GROUP BY site, day, prev_day "
+        "ON CONFLICT (site, day, prev_day) DO UPDATE SET rows = rows + excluded.rows"
+    )
+    conn.execute(
+        "DELETE FROM visitor_links WHERE rows = 0 AND (site, day, prev_day) IN "
+        "(SELECT site, day, prev_day FROM temp.link_delta)"
+    )
+    conn.execute("DELETE FROM temp.link_delta")
 
 
 def refresh_anon_hours(conn: sqlite3.Connection, site_hours: Iterable[tuple[str, int]]) -> None:

@@ -233,9 +233,19 @@ def test_after_erasure_and_retention_rollups_still_equal_and_hold_no_erased_row(
                 ("events", "visitor = ?", (ERASED,)),
             ]
         ]
+        # The day-to-day links of the visitors' chains, kept up to date through the changes,
+        # equal the ones counted afresh from the rows.
+        links = conn.execute(
+            "SELECT site, day, prev_day, rows FROM visitor_links ORDER BY 1, 2, 3"
+        ).fetchall()
+        recounted = conn.execute(
+            "SELECT site, hour / 24, coalesce(prev_last / 3600000 / 24, -1), count(*) "
+            "FROM visit_keys WHERE dim = '*' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ).fetchall()
     finally:
         conn.close()
     assert left == [0, 0, 0]
+    assert links == recounted and len(links) > 20
     with privacy_database(config.database_path) as db:
         db.reclaim_space()
     stored = b"".join(
