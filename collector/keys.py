@@ -14,6 +14,7 @@ import os
 import secrets
 import stat
 import threading
+import time
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -59,6 +60,18 @@ class _KeyFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     key: str
 
 
+#: How long a site key is used from memory before its file is looked at again: a rotation made
+#: by another process (the CLI, another worker, the privacy API) applies within this time.
+KEY_RECHECK_SECONDS = 1.0
+
+
+class _CachedKey(msgspec.Struct):
+    key: SiteKey
+    #: The file the key was read from (inode, modification time): a rotation replaces it.
+    source: tuple[int, int]
+    checked: float
+
+
 class KeyStore:
     """Keys of every site in ``keys_dir``; thread-safe, and safe across worker processes."""
 
@@ -66,7 +79,7 @@ class KeyStore:
         self.keys_dir = keys_dir
         self._audit = audit
         self._lock = threading.Lock()
-        self._site_keys: dict[tuple[str, SiteKeyKind], SiteKey] = {}
+        self._site_keys: dict[tuple[str, SiteKeyKind], _CachedKey] = {}
         self._daily: DailyKeys | None = None
 
     @classmethod
@@ -99,12 +112,22 @@ class KeyStore:
                 )
 
     def site_key(self, site: str, kind: SiteKeyKind) -> SiteKey:
+        """The current key; re-read when its file was replaced (a rotation elsewhere)."""
         with self._lock:
+            now = time.monotonic()
             cached = self._site_keys.get((site, kind))
-            if cached is None:
-                cached = self._load_or_create(site, kind)
-                self._site_keys[(site, kind)] = cached
-            return cached
+            if cached is not None and now - cached.checked < KEY_RECHECK_SECONDS:
+                return cached.key
+            if cached is not None and _source(self._site_path(site, kind)) == cached.source:
+                cached.checked = now
+                return cached.key
+            # Looked at before reading: a rotation in between is seen at the next check.
+            source = _source(self._site_path(site, kind))
+            key = self._load_or_create(site, kind)
+            source = source or _source(self._site_path(site, kind))
+            assert source is not None  # just read (or created)
+            self._site_keys[(site, kind)] = _CachedKey(key=key, source=source, checked=now)
+            return key
 
     def rotate(self, site: str, kind: SiteKeyKind, *, by: str | None = None) -> SiteKey:
         """Replace ``site``'s ``kind`` key by a new random key of the next epoch.
@@ -115,8 +138,13 @@ class KeyStore:
         with self._lock:
             old = self._load_or_create(site, kind)
             new = SiteKey(epoch=old.epoch + 1, key=secrets.token_bytes(KEY_BYTES))
-            _write_private(self._site_path(site, kind), _encode_site_key(new), replace=True)
-            self._site_keys[(site, kind)] = new
+            path = self._site_path(site, kind)
+            _write_private(path, _encode_site_key(new), replace=True)
+            source = _source(path)
+            assert source is not None
+            self._site_keys[(site, kind)] = _CachedKey(
+                key=new, source=source, checked=time.monotonic()
+            )
         who = {} if by is None else {"by": by}
         self._audit.append("key.rotate", site=site, kind=kind, epoch=str(new.epoch), **who)
         return new
@@ -178,6 +206,14 @@ class KeyStore:
             except FileNotFoundError:
                 continue  # another worker process destroyed it first
             self._audit.append("daily-key.destroy", day=day.isoformat())
+
+
+def _source(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return (info.st_ino, info.st_mtime_ns)
 
 
 def shred(path: Path) -> None:

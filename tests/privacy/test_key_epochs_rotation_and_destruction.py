@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from collector import hashing
 from collector.audit import AuditLog
 from collector.config import Config
-from collector.keys import KeyStore
+from collector.keys import KEY_RECHECK_SECONDS, KeyStore
 from collector.privacy import keyring
 from tests.privacy.support import SITE, events, run, scan, send, write_data_dir
 from tests.support import Clock, LiveServer
@@ -49,6 +50,30 @@ def test_erasure_reaches_rows_of_a_rotated_epoch(tmp_path: Path, clock: Clock, l
     assert left[0]["visitor"] == hashing.client_visitor(
         _old_key(config, 1, clock), SITE, BOB
     )  # Bob's epoch-1 row is untouched
+
+
+def test_a_rotation_made_elsewhere_applies_to_the_running_collector_without_restart(
+    tmp_path: Path, clock: Clock, live: Live
+) -> None:
+    config = write_data_dir(tmp_path / "data")
+    server = live(config, clock)
+    send(server, _granted(ALICE))
+    # Another process (here the CLI's own key store) replaces the key file; the collector
+    # looks at it again within KEY_RECHECK_SECONDS and hashes with the new epoch from then on.
+    assert "epoch 1 kept" in run(config.data_dir, "keys", "rotate", "--site", SITE)
+    deadline = time.monotonic() + 5 * KEY_RECHECK_SECONDS
+    while True:
+        send(server, _granted(ALICE))
+        rows = events(config)
+        if rows[-1]["key_epoch"] == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(KEY_RECHECK_SECONDS / 4)
+    epochs = [row["key_epoch"] for row in rows]
+    assert epochs[0] == 1 and epochs[-1] == 2, epochs
+    assert epochs == sorted(epochs)  # never back to the old key once the new one is read
+    new_key = _old_key(config, 2, clock)
+    assert rows[-1]["visitor"] == hashing.client_visitor(new_key, SITE, ALICE)
+    assert rows[0]["visitor"] != rows[-1]["visitor"]
 
 
 def _old_key(config: Config, epoch: int, clock: Clock) -> bytes:
