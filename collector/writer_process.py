@@ -43,6 +43,14 @@ logger = logging.getLogger(__name__)
 #: How long a graceful stop waits for the writer process to exit once its socket is closed.
 EXIT_TIMEOUT_SECONDS = 30
 
+# ``python -m collector.writer_child``, finding this very package even when it was imported from
+# a path the new interpreter would not search (appended: it never shadows anything).
+_CHILD_MAIN = (
+    "import sys; sys.argv[0] = 'collector.writer_child'; "
+    f"sys.path.append({str(Path(collector.__file__).resolve().parents[1])!r}); "
+    "from collector.writer_child import main; sys.exit(main(sys.argv[1:]))"
+)
+
 _Submission = tuple[Sequence[Event], Sequence[DropCount], "asyncio.Future[None]"]
 
 
@@ -132,17 +140,12 @@ class ProcessWriter:
 
     async def _spawn(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        package_root = str(Path(collector.__file__).resolve().parents[1])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            part for part in (package_root, env.get("PYTHONPATH")) if part
-        )
         try:
             self._process = subprocess.Popen(
                 [
                     sys.executable,
-                    "-m",
-                    "collector.writer_child",
+                    "-c",
+                    _CHILD_MAIN,
                     "--fd",
                     str(child.fileno()),
                     "--database",
@@ -153,7 +156,6 @@ class ProcessWriter:
                     str(os.getpid()),
                 ],
                 pass_fds=[child.fileno()],
-                env=env,
                 stdin=subprocess.DEVNULL,
             )
         finally:

@@ -3,7 +3,8 @@
 The writer process (``python -m collector.writer_child``) owns the database connection of one
 collector process. A ``kill -9`` of the collector alone (not its process group) must end the
 writer too, with every acknowledged hit stored; a ``kill -9`` of the writer alone must cost at
-most the hits it held (answered 503, never 202) and be replaced by the next hit.
+most the hits it held (answered 503, never 202) and be replaced by the next hit; a graceful
+stop ends it after its last commit.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def _writer_processes(parent: int) -> list[int]:
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes().split(b"\0")
+            cmdline = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
         if fields[0] != "Z" and fields[1] == str(parent) and b"collector.writer_child" in cmdline:
@@ -127,10 +128,13 @@ def test_writer_process_ends_with_a_killed_collector(tmp_path: Path) -> None:
             assert client.post("/api/hit", json=body).status_code == 202
         writers = _writer_processes(restarted.pid)
         assert len(writers) == 1
-    finally:
-        restarted.send_signal(signal.SIGTERM)
+        # Killed while idle, this time: the writer waits for a batch and reads the end of file.
+        os.kill(restarted.pid, signal.SIGKILL)
         restarted.wait()
-    # A graceful stop ends the writer too, after its last commit.
+    finally:
+        if restarted.poll() is None:
+            os.killpg(restarted.pid, signal.SIGKILL)
+            restarted.wait()
     assert _wait_until(lambda: not _alive(writers[0]))
     integrity, stored = _stored(data / "mesure.db")
     assert integrity == "ok"
@@ -178,5 +182,7 @@ def test_collector_replaces_a_killed_writer_process(serve: Callable[..., LiveSer
     assert [send(f"/after/{n}").status_code for n in range(5)] == [202] * 5
     (second,) = own_writers()
     assert second != first
+    server.stop()  # a graceful stop commits what is queued, then ends the writer process
+    assert _wait_until(lambda: not _alive(second))
     paths = [row["path"] for row in server.events()]
     assert paths == [f"/before/{n}" for n in range(5)] + [f"/after/{n}" for n in range(5)]
