@@ -481,6 +481,25 @@ def breakdown(hits: list[tuple[dict[str, Any], dict[str, str]]], work: Path) -> 
     for name, nanoseconds in costs.items():
         print(f"  {name:32}{nanoseconds / len(bodies) / 1000:>8.1f}")
     print(f"  {'total':32}{total / len(bodies) / 1000:>8.1f}")
+    import msgspec
+
+    from collector.writer_child import Batch
+
+    group = 16  # about what one commit gathers under wrk -c32 (half the connections)
+    encode, decode = msgspec.msgpack.Encoder().encode, msgspec.msgpack.Decoder(Batch).decode
+    cpu = time.thread_time()
+    payloads = [
+        encode(Batch(events[index : index + group], [])) for index in range(0, len(events), group)
+    ]
+    encoded = time.thread_time()
+    for payload in payloads:
+        decode(payload)
+    decoded = time.thread_time()
+    print(
+        f"  to the writer process, groups of {group}: encode "
+        f"{(encoded - cpu) / len(events) * 1e6:.1f} µs per event (event loop), decode {(decoded - encoded) / len(events) * 1e6:.1f} µs"
+        f" (writer), {sum(map(len, payloads)) / len(events):.0f} bytes per event"
+    )
     storage = open_storage(work / "breakdown.db")
     group = 32
     cpu, wall = time.thread_time(), time.perf_counter()
