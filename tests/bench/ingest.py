@@ -495,10 +495,15 @@ def breakdown(hits: list[tuple[dict[str, Any], dict[str, str]]], work: Path) -> 
     for payload in payloads:
         decode(payload)
     decoded = time.thread_time()
+    per_event = {
+        "encode": (encoded - cpu) / len(events) * 1e6,
+        "decode": (decoded - encoded) / len(events) * 1e6,
+        "bytes": sum(map(len, payloads)) / len(events),
+    }
     print(
-        f"  to the writer process, groups of {group}: encode "
-        f"{(encoded - cpu) / len(events) * 1e6:.1f} µs per event (event loop), decode {(decoded - encoded) / len(events) * 1e6:.1f} µs"
-        f" (writer), {sum(map(len, payloads)) / len(events):.0f} bytes per event"
+        f"  to the writer process, groups of {group}: encode {per_event['encode']:.1f} µs per "
+        f"event (event loop), decode {per_event['decode']:.1f} µs (writer), "
+        f"{per_event['bytes']:.0f} bytes per event"
     )
     storage = open_storage(work / "breakdown.db")
     group = 32
