@@ -2,9 +2,11 @@
 
 It owns the database connection of one collector process (:class:`~collector.writer_process.
 ProcessWriter` starts it) and reads batches from a Unix socket inherited as file descriptor
-``N``: each batch is one group commit (:meth:`Storage.insert_hits`), answered by one reply
-saying whether it committed. When no batch has come for ``IDLE_SECONDS`` it brings the report
-rollups up to date, in short transactions, as long as no batch waits.
+``N``: a batch is what the event loop submitted in one pass; the writer commits every batch
+waiting in the socket in one transaction (:meth:`Storage.insert_hits`) and answers with one
+reply saying how many batches it covered and whether they committed. When no batch has come
+for ``IDLE_SECONDS`` it brings the report rollups up to date, in short transactions, as long as
+no batch waits.
 
 It ends when the socket closes, which the kernel does when the collector process ends however
 it ends (``kill -9`` included): a writer never goes on writing for a collector that is gone.
@@ -34,6 +36,8 @@ from collector.storage import Storage, open_storage
 
 #: Quiet time after which the writer brings the report rollups up to date.
 IDLE_SECONDS = 0.25
+#: Events beyond which waiting batches are left for the next commit (bounds a transaction).
+MAX_GROUP_EVENTS = 5_000
 HEADER = struct.Struct(">I")
 
 logger = logging.getLogger("collector.writer_child")
@@ -47,8 +51,10 @@ class Batch(msgspec.Struct, array_like=True):
 
 
 class Reply(msgspec.Struct, array_like=True):
-    """The answer to one batch: ``error`` names the exception when it was not committed."""
+    """The answer to the next ``batches`` batches, committed together; ``error`` names the
+    exception when they were not committed."""
 
+    batches: int
     error: str | None = None
 
 
@@ -105,18 +111,38 @@ class _Child:
                     return  # the collector closed the socket, or ended
                 self._reader.feed(data)
                 continue
-            batch = self._decode(payload)
+            batches = [self._decode(payload), *self._waiting_batches()]
+            events = [event for batch in batches for event in batch.events]
+            drops = [drop for batch in batches for drop in batch.drops]
             error: str | None = None
             try:
-                self._storage.insert_hits(batch.events, batch.drops)
+                self._storage.insert_hits(events, drops)
             except Exception as exc:
-                logger.exception("group commit of %d events failed", len(batch.events))
+                logger.exception("group commit of %d events failed", len(events))
                 error = type(exc).__name__
             try:
-                self._sock.sendall(frame(self._encode(Reply(error))))
+                self._sock.sendall(frame(self._encode(Reply(len(batches), error))))
             except OSError:
                 return  # the collector is gone
             stale = True
+
+    def _waiting_batches(self) -> list[Batch]:
+        """The batches that arrived during the last commit: they join the next one (a group
+        commit across batches, so the writer never waits for the event loop between two)."""
+        while True:
+            try:
+                data = self._sock.recv(1 << 20, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            if not data:
+                break  # the end of the socket: seen again by the next blocking recv
+            self._reader.feed(data)
+        batches: list[Batch] = []
+        size = 0
+        while size < MAX_GROUP_EVENTS and (payload := self._reader.next_frame()) is not None:
+            batches.append(self._decode(payload))
+            size += len(batches[-1].events)
+        return batches
 
     def _readable(self, timeout: float) -> bool:
         ready, _, _ = select.select([self._sock], [], [], timeout)

@@ -11,8 +11,9 @@ other core.
 The contract is the thread writer's (:class:`collector.writer.Writer`): each submission gets a
 future resolved only after the writer process said its group committed, so a 202 still means
 durable; a full queue is refused (:class:`QueueFullError`); a failed commit fails every
-submission of its group (:class:`WriteFailedError`). Group commit: one batch is in flight at a
-time, and what arrives meanwhile forms the next batch.
+submission of its group (:class:`WriteFailedError`). Group commit: the submissions of one pass
+of the event loop are sent as one batch at once, and the writer commits every batch waiting
+when its previous commit ends in one transaction.
 
 If the writer process ends unexpectedly, the submissions it held fail with
 :class:`WriteFailedError` (the commit may or may not have happened: nothing of it was
@@ -22,6 +23,7 @@ acknowledged) and the next submission starts a new one.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import socket
@@ -62,7 +64,9 @@ class ProcessWriter:
         self._queue_size = queue_size
         self._lock_timeout_ms = lock_timeout_ms
         self._pending: list[_Submission] = []
-        self._in_flight: list[asyncio.Future[None]] = []
+        # Sent, not yet answered: one list of futures per batch, oldest first.
+        self._in_flight: collections.deque[list[asyncio.Future[None]]] = collections.deque()
+        self._in_flight_count = 0
         self._send_scheduled = False
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -75,13 +79,13 @@ class ProcessWriter:
 
     @property
     def queued(self) -> int:
-        """Submissions waiting for the writer."""
-        return len(self._pending)
+        """Submissions waiting for the writer (here, or sent and behind the oldest batch)."""
+        return len(self._pending) + self._in_flight_count - self.committing
 
     @property
     def committing(self) -> int:
-        """Submissions in the group being committed now."""
-        return len(self._in_flight)
+        """Submissions of the oldest batch sent, the one being committed now."""
+        return len(self._in_flight[0]) if self._in_flight else 0
 
     @property
     def pid(self) -> int | None:
@@ -99,7 +103,7 @@ class ProcessWriter:
 
         Called from the event loop that started the writer.
         """
-        if len(self._pending) >= self._queue_size:
+        if self.queued >= self._queue_size:
             raise QueueFullError(
                 "write queue is full, retry later", retry_after=RETRY_AFTER_SECONDS
             )
@@ -110,11 +114,13 @@ class ProcessWriter:
         if self._transport is None:
             if self._starting is None and not self._closing:
                 self._starting = self._loop.create_task(self._respawn())
-        elif not self._in_flight and not self._send_scheduled:
+        elif not self._send_scheduled:
             # Sent after the callbacks already scheduled (hits read in the same pass of the
-            # loop), so that they join this group rather than wait for the next.
+            # loop), so that they form one batch. Sent at once, not after the previous batch's
+            # reply: the writer finds it waiting when its commit ends and commits every
+            # waiting batch together, never idle while the event loop is busy.
             self._send_scheduled = True
-            self._loop.call_soon(self._send_next)
+            self._loop.call_soon(self._send_pending)
         return future
 
     async def close(self) -> None:
@@ -177,41 +183,41 @@ class ProcessWriter:
             return
         finally:
             self._starting = None
-        if self._pending and not self._in_flight:
-            self._send_next()
+        self._send_pending()
 
-    def _send_next(self) -> None:
+    def _send_pending(self) -> None:
         self._send_scheduled = False
-        if self._transport is None or self._in_flight or not self._pending:
-            return
-        group = self._pending[:MAX_GROUP]
-        del self._pending[:MAX_GROUP]
-        batch = Batch(
-            [event for submission in group for event in submission[0]],
-            [drop for submission in group for drop in submission[1]],
-        )
-        self._in_flight = [submission[2] for submission in group]
-        self._transport.write(frame(self._encode(batch)))
+        while self._transport is not None and self._pending:
+            group = self._pending[:MAX_GROUP]
+            del self._pending[:MAX_GROUP]
+            batch = Batch(
+                [event for submission in group for event in submission[0]],
+                [drop for submission in group for drop in submission[1]],
+            )
+            self._in_flight.append([submission[2] for submission in group])
+            self._in_flight_count += len(group)
+            self._transport.write(frame(self._encode(batch)))
 
     def _on_reply(self, payload: bytes) -> None:
         reply = self._decode_reply(payload)
-        futures, self._in_flight = self._in_flight, []
-        if reply.error is None:
-            for future in futures:
-                if not future.done():  # a request that went away cancelled its own
-                    future.set_result(None)
-        else:
-            self._fail(futures, f"storage write failed: {reply.error}")
-        if self._pending:
-            self._send_next()
-        else:
+        for _ in range(reply.batches):
+            futures = self._in_flight.popleft()
+            self._in_flight_count -= len(futures)
+            if reply.error is None:
+                for future in futures:
+                    if not future.done():  # a request that went away cancelled its own
+                        future.set_result(None)
+            else:
+                self._fail(futures, f"storage write failed: {reply.error}")
+        if not self._pending and not self._in_flight:
             self._drained.set()
 
     def _on_lost(self) -> None:
         """The writer process ended (or its socket closed): nothing it held was acknowledged."""
         self._transport = None
-        futures, self._in_flight = self._in_flight, []
-        self._fail(futures, "storage write failed: writer process exited")
+        while self._in_flight:
+            self._fail(self._in_flight.popleft(), "storage write failed: writer process exited")
+        self._in_flight_count = 0
         if self._closing:
             self._fail(self._take_pending(), "storage write failed: writer process exited")
         else:
