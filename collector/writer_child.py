@@ -37,7 +37,7 @@ from collector.storage import Storage, open_storage
 #: Quiet time after which the writer brings the report rollups up to date.
 IDLE_SECONDS = 0.25
 #: Events beyond which waiting batches are left for the next commit (bounds a transaction).
-MAX_GROUP_EVENTS = 5_000
+MAX_GROUP_EVENTS = 2_000
 HEADER = struct.Struct(">I")
 
 logger = logging.getLogger("collector.writer_child")
