@@ -50,7 +50,6 @@ from collector.storage import EventStore, open_events
 from collector.urls import host_allowed
 from collector.wire import MAX_BATCH_BYTES, MAX_HIT_BYTES, HitIn, decode_batch, decode_hit
 from collector.writer import Writer
-from collector.writer_process import ProcessWriter
 
 # The smallest transparent GIF: 1×1, one palette entry.
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -72,7 +71,7 @@ class Services:
     config: Config
     clock: Callable[[], datetime]
     storage: EventStore
-    writer: Writer | ProcessWriter
+    writer: Writer
     keys: KeyStore
     pipeline: Pipeline
 
@@ -94,7 +93,8 @@ def create_app(
         key_store = keys or KeyStore.open(config.keys_dir, audit, [s.id for s in config.sites])
         storage = open_events(config, lock_timeout_ms=config.server.write_timeout_ms)
         geo = _open_geo(config)
-        writer = await _start_writer(config, storage)
+        writer = Writer(storage, queue_size=config.server.queue_size)
+        writer.start()
         pipeline = Pipeline(config, key_store, clock, geo)
         key_store.daily_keys(clock())  # destroys keys that expired while the collector was down
         retention = ServerRetention(config, key_store, clock)
@@ -104,7 +104,7 @@ def create_app(
             yield {"services": Services(config, clock, storage, writer, key_store, pipeline)}
         finally:
             sweeper.cancel()
-            await writer.close()
+            writer.stop()
             storage.close()
             geo.close()
 
@@ -155,22 +155,6 @@ class Collector(Starlette):
             await hit_endpoint(scope, receive, send, self._origin_allowed)
             return
         await super().__call__(scope, receive, send)
-
-
-async def _start_writer(config: Config, storage: EventStore) -> Writer | ProcessWriter:
-    """SQLite's writer runs in a process of its own (no GIL shared with the event loop);
-    ClickHouse's in a thread (chDB allows one process per data path)."""
-    if config.clickhouse is None:
-        process_writer = ProcessWriter(
-            config.database_path,
-            queue_size=config.server.queue_size,
-            lock_timeout_ms=config.server.write_timeout_ms,
-        )
-        await process_writer.start()
-        return process_writer
-    writer = Writer(storage, queue_size=config.server.queue_size)
-    writer.start()
-    return writer
 
 
 async def _sweep_daily_keys(

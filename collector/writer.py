@@ -1,8 +1,4 @@
-"""The writer thread: drains a bounded queue and commits hits in groups.
-
-The ClickHouse backend's writer (chDB allows one process per data path, and the backend keeps
-the open visits in memory); SQLite's runs in a process of its own
-(:class:`collector.writer_process.ProcessWriter`, same contract, see there why).
+"""The one writer thread: drains a bounded queue and commits hits in groups.
 
 Each submission gets an :class:`asyncio.Future` of the submitting event loop, resolved after its
 group's commit, so a handler that awaits it answers 202 only for committed hits. A full queue is
@@ -84,10 +80,6 @@ class Writer:
         """Commit what is queued, then end the thread."""
         self._queue.put(None)
         self._thread.join()
-
-    async def close(self) -> None:
-        """:meth:`stop` without blocking the event loop (which resolves the last futures)."""
-        await asyncio.to_thread(self.stop)
 
     def _run(self) -> None:
         # Report rollups are refreshed once no hit has arrived for IDLE_SECONDS (a backlog after

@@ -328,7 +328,7 @@ def _processes() -> dict[int, tuple[int, list[str]]]:
 
 
 def _tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants (uvicorn's supervisor, its workers, their writers)."""
+    """``pid`` and all its descendants (with ``--workers``, uvicorn's supervisor and workers)."""
     processes = _processes()
     tree = [pid]
     for member in tree:
@@ -336,32 +336,20 @@ def _tree(pid: int) -> list[int]:
     return [member for member in tree if member in processes]
 
 
-def _is_writer(pid: int) -> bool:
-    try:
-        return b"collector.writer_child" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU time (user + system) used so far by the process and its live descendants, the
-    writer processes apart: a cost per hit that other processes on the machine barely change,
-    unlike hits per second."""
-    totals = {"all": 0.0, "writer": 0.0}
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by the process and its live descendants: a cost per
+    hit that other processes on the machine barely change, unlike hits per second."""
     processes = _processes()
+    total = 0
     for member in _tree(pid):
         fields = processes[member][1]
-        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        totals["all"] += seconds
-        if _is_writer(member):
-            totals["writer"] += seconds
-    return totals
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
     """The high-water resident set (VmHWM) of the process and its descendants, in MB (with
-    ``--workers``, uvicorn's supervisor and each worker are separate processes; each worker
-    has its writer process)."""
+    ``--workers``, uvicorn's supervisor and each worker are separate processes)."""
     total = 0.0
     for member in _tree(pid):
         try:
@@ -481,30 +469,6 @@ def breakdown(hits: list[tuple[dict[str, Any], dict[str, str]]], work: Path) -> 
     for name, nanoseconds in costs.items():
         print(f"  {name:32}{nanoseconds / len(bodies) / 1000:>8.1f}")
     print(f"  {'total':32}{total / len(bodies) / 1000:>8.1f}")
-    import msgspec
-
-    from collector.writer_child import Batch
-
-    group = 16  # about what one commit gathers under wrk -c32 (half the connections)
-    encode, decode = msgspec.msgpack.Encoder().encode, msgspec.msgpack.Decoder(Batch).decode
-    cpu = time.thread_time()
-    payloads = [
-        encode(Batch(events[index : index + group], [])) for index in range(0, len(events), group)
-    ]
-    encoded = time.thread_time()
-    for payload in payloads:
-        decode(payload)
-    decoded = time.thread_time()
-    per_event = {
-        "encode": (encoded - cpu) / len(events) * 1e6,
-        "decode": (decoded - encoded) / len(events) * 1e6,
-        "bytes": sum(map(len, payloads)) / len(events),
-    }
-    print(
-        f"  to the writer process, groups of {group}: encode {per_event['encode']:.1f} µs per "
-        f"event (event loop), decode {per_event['decode']:.1f} µs (writer), "
-        f"{per_event['bytes']:.0f} bytes per event"
-    )
     storage = open_storage(work / "breakdown.db")
     group = 32
     cpu, wall = time.thread_time(), time.perf_counter()
@@ -649,7 +613,7 @@ def main() -> int:
                     "--output",
                     str(work / "profile.json"),
                     "--nonblocking",
-                    "--subprocesses",  # uvicorn's workers and the writer processes
+                    "--subprocesses",  # uvicorn's workers, with --workers
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -665,10 +629,7 @@ def main() -> int:
             connections=args.connections,
             threads=args.threads,
         )
-        cpu_after = cpu_seconds(server.pid)
-        sent = results["mesure"].sent
-        cpu_per_hit["mesure"] = (cpu_after["all"] - cpu_before["all"]) / sent
-        writer_per_hit = (cpu_after["writer"] - cpu_before["writer"]) / sent
+        cpu_per_hit["mesure"] = (cpu_seconds(server.pid) - cpu_before) / results["mesure"].sent
         if profiler is not None:
             sampler.join()
         results["batch"] = run_wrk(
@@ -712,8 +673,7 @@ def main() -> int:
             connections=args.connections,
             threads=args.threads,
         )
-        cpu_after = cpu_seconds(ceiling.pid)
-        cpu_per_hit["ceiling"] = (cpu_after["all"] - cpu_before["all"]) / results["ceiling"].sent
+        cpu_per_hit["ceiling"] = (cpu_seconds(ceiling.pid) - cpu_before) / results["ceiling"].sent
     finally:
         stop(ceiling)
 
@@ -732,10 +692,7 @@ def main() -> int:
             f"{label:28}{result.per_second:>10,.0f}{result.p50_ms:>9.1f}{result.p99_ms:>9.1f}"
             f"{result.max_ms:>9.1f}{result.non2xx + result.socket_errors:>9}{cpu * 1e6:>12.0f}"
         )
-    print(
-        "  (CPU µs/hit: the server's CPU time, all its threads and processes, per request sent;"
-        f" of which the writer processes: {writer_per_hit * 1e6:.0f})"
-    )
+    print("  (CPU µs/hit: the server's CPU time, all its processes and threads, per request sent)")
     print(f"Mesure ÷ ceiling: {100 * hit_run.per_second / ceiling_run.per_second:.0f} %")
     print(
         f"Mesure /api/batch (1,000-event batches, 4 connections): "
