@@ -315,32 +315,49 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) used so far by the process and its live children: a cost per
-    hit that other processes on the machine barely change, unlike hits per second."""
-    total = 0
+def _processes() -> dict[int, tuple[int, list[str]]]:
+    """Every process: its parent's id and the fields of ``/proc/PID/stat`` after the name."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if stat.parent.name == str(pid) or fields[1] == str(pid):
-            total += int(fields[11]) + int(fields[12])
+        found[int(stat.parent.name)] = (int(fields[1]), fields)
+    return found
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (with ``--workers``, uvicorn's supervisor and workers)."""
+    processes = _processes()
+    tree = [pid]
+    for member in tree:
+        tree += [child for child, (parent, _) in processes.items() if parent == member]
+    return [member for member in tree if member in processes]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by the process and its live descendants: a cost per
+    hit that other processes on the machine barely change, unlike hits per second."""
+    processes = _processes()
+    total = 0
+    for member in _tree(pid):
+        fields = processes[member][1]
+        total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
-    """The high-water resident set (VmHWM) of the process and its children, in MB (with
+    """The high-water resident set (VmHWM) of the process and its descendants, in MB (with
     ``--workers``, uvicorn's supervisor and each worker are separate processes)."""
     total = 0.0
-    for status in Path("/proc").glob("[0-9]*/status"):
+    for member in _tree(pid):
         try:
-            text = status.read_text()
+            text = Path(f"/proc/{member}/status").read_text()
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-        if status.parent.name == str(pid) or fields.get("PPid", "").strip() == str(pid):
-            total += int(fields.get("VmHWM", "0 kB").split()[0]) / 1024
+        total += int(fields.get("VmHWM", "0 kB").split()[0]) / 1024
     return total
 
 
@@ -369,12 +386,20 @@ def ceiling_app() -> Any:
     return Starlette(routes=[Route("/api/hit", hit, methods=["POST"])])
 
 
-def serve_ceiling(port: int) -> None:
+def serve_ceiling(port: int, workers: int) -> None:
     import uvicorn
 
     from collector.server import UVICORN_SETTINGS
 
-    uvicorn.run(ceiling_app(), host="127.0.0.1", port=port, workers=1, **UVICORN_SETTINGS)
+    # By import path, as ``mesure serve`` runs the collector (uvicorn needs it for workers).
+    uvicorn.run(
+        "tests.bench.ingest:ceiling_app",
+        factory=True,
+        host="127.0.0.1",
+        port=port,
+        workers=workers,
+        **UVICORN_SETTINGS,
+    )
 
 
 def stored_counts(database: Path) -> tuple[int, int, str]:
@@ -465,7 +490,10 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument(
-        "--workers", type=int, default=1, help="collector worker processes (the ceiling keeps 1)"
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (collector and ceiling)",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the collector's hit run")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
@@ -475,7 +503,7 @@ def main() -> int:
     parser.add_argument("--serve-ceiling", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_ceiling is not None:
-        serve_ceiling(args.serve_ceiling)
+        serve_ceiling(args.serve_ceiling, args.workers)
         return 0
 
     wrk = ensure_wrk()
@@ -532,7 +560,7 @@ def main() -> int:
 
     print(f"Ingest benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores")
     print(
-        f"mesure serve --workers {args.workers}; "
+        f"mesure serve --workers {args.workers} (the ceiling too); "
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
         f"{len(hits)} distinct hits cycled ({mix})"
     )
@@ -585,6 +613,7 @@ def main() -> int:
                     "--output",
                     str(work / "profile.json"),
                     "--nonblocking",
+                    "--subprocesses",  # uvicorn's workers, with --workers
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -626,7 +655,7 @@ def main() -> int:
     port = free_port()
     ceiling_url = f"http://127.0.0.1:{port}"
     ceiling = subprocess.Popen(
-        [*python, __file__, "--serve-ceiling", str(port)],
+        [*python, __file__, "--serve-ceiling", str(port), "--workers", str(args.workers)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -663,7 +692,7 @@ def main() -> int:
             f"{label:28}{result.per_second:>10,.0f}{result.p50_ms:>9.1f}{result.p99_ms:>9.1f}"
             f"{result.max_ms:>9.1f}{result.non2xx + result.socket_errors:>9}{cpu * 1e6:>12.0f}"
         )
-    print("  (CPU µs/hit: the server's CPU time, all threads, per request sent)")
+    print("  (CPU µs/hit: the server's CPU time, all its processes and threads, per request sent)")
     print(f"Mesure ÷ ceiling: {100 * hit_run.per_second / ceiling_run.per_second:.0f} %")
     print(
         f"Mesure /api/batch (1,000-event batches, 4 connections): "
