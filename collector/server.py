@@ -104,4 +104,8 @@ UVICORN_SETTINGS: dict[str, Any] = {
     "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
     "limit_concurrency": MAX_CONNECTIONS,
     "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+    # The client address comes from the socket, or from ``client-ip-header`` when configured:
+    # uvicorn's own handling would trust X-Forwarded-For from 127.0.0.1 without being asked.
+    "proxy_headers": False,
+    "server_header": False,
 }

@@ -16,6 +16,7 @@ import uvicorn
 
 from collector.app import create_app
 from collector.config import Config, config_from_mapping
+from collector.server import UVICORN_SETTINGS
 from collector.storage import EventStore, open_events, open_storage
 
 #: A desktop browser: the collector counts crawler and tool user agents (httpx's too) as bots.
@@ -154,15 +155,8 @@ class LiveServer:
             else create_app(self.config, clock=self.clock)
         )
         server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host="127.0.0.1",
-                port=self.port,
-                log_level="warning",
-                lifespan="on",
-                ws="none",
-                access_log=False,
-            )
+            # The production settings (``mesure serve``'s), on a free port of 127.0.0.1.
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan="on", **UVICORN_SETTINGS)
         )
 
         def run() -> None:

@@ -56,6 +56,24 @@ def test_client_rate_limit_answers_429_until_the_next_minute(
     assert sum(server.dropped_hits().values()) == 0
 
 
+def test_without_a_configured_header_forwarded_addresses_are_not_trusted(
+    serve: Callable[..., LiveServer], clock: Clock
+) -> None:
+    server = serve(clock=clock, client_rate_per_minute=2)
+    clock.set(clock().replace(second=0))
+    with browser_client(server.url) as client:
+        answers = [
+            client.post(
+                "/api/hit", json=_hit(f"/{n}"), headers={"x-forwarded-for": f"198.51.100.{n}"}
+            )
+            for n in range(3)
+        ]
+        plain = client.get("/m.js")
+    # One client (the socket's address) whatever the header says: the third hit is over its limit.
+    assert [answer.status_code for answer in answers] == [202, 202, 429]
+    assert "server" not in plain.headers  # no software banner
+
+
 def test_site_rate_limit_applies_across_clients_and_trusted_batches(
     serve: Callable[..., LiveServer], clock: Clock
 ) -> None:
