@@ -32,6 +32,7 @@ from collector.storage.ch_sql import (
     needs_visit,
     scope_sql,
     visit_join,
+    visitor_key,
 )
 
 
@@ -62,9 +63,11 @@ class ClickHouseReports:
         scope = scope_sql(ranges, params, "e.site", "e.ts")
         events, visits = EVENTS, VISITS
         ctes = []
+        by_dimension = dimension is not None and buckets is None
         if buckets is not None:
             ctes.append(bucket_cte(buckets, params))
-            events, visits = bucketed(EVENTS, "ts"), bucketed(VISITS, "start_ts")
+            events = bucketed(EVENTS, "ts")
+            visits = bucketed(VISITS, "start_ts", created="created_ts")
             event_key, visit_bucket = "e.bucket", "v.bucket"
         else:
             event_key = "CAST(NULL AS Nullable(Int64))"
@@ -73,7 +76,7 @@ class ClickHouseReports:
             visit_bucket = "CAST(NULL AS Nullable(Int64))"
         only_pageviews = " AND e.name = 'pageview'" if dimension == "page" else ""
         where = filters_sql(filters, params)
-        joined = visit_join(needs_visit(filters, dimension))
+        joined = visit_join(needs_visit(filters, dimension), scope)
         not_null = " AND k IS NOT NULL" if dimension in VISIT_DIMENSIONS else ""
         sel = (
             f"SELECT * FROM (SELECT e.site AS site, e.visitor AS visitor, e.visit AS visit, "
@@ -83,32 +86,42 @@ class ClickHouseReports:
         visit_scope = scope_sql(ranges, params, "v.site", "v.start_ts")
         lowest = params.add(min((r.start_ms for r in ranges), default=0), "Int64")
         sites = params.add(sorted({r.site for r in ranges}), "Array(String)")
+        # Each visit once: starting in the period, with at least one selected event. A
+        # one-pageview visit bounced unless one of its events (selected or not) is an
+        # interaction; the visit row carries its counts and time span. A visit's created_ts
+        # (its first stored event's time) is never before its start: it prunes partitions.
+        # By dimension, the join with the selected (value, visit) pairs keeps only visits with
+        # a selected event; otherwise ``v.id IN sel`` does (the primary key finds them).
+        with_selected = ""
+        if not by_dimension:
+            # The buckets cover the period: the selected events' visits, found without them.
+            plain = f"{EVENTS} AS e {joined} WHERE {scope} AND {where}{only_pageviews}"
+            with_selected = f" AND v.id IN (SELECT e.visit FROM {plain})"
         ctes += [
             f"sel AS ({sel})",
-            "ev AS (SELECT k, toInt64(uniqExact(visitor)) AS visitors, "
+            f"ev AS (SELECT k, toInt64(uniqExact({visitor_key('visitor')})) AS visitors, "
             "toInt64(countIf(name = 'pageview')) AS pageviews, "
             "toInt64(countIf(name NOT IN ('pageview', 'engagement'))) AS events, "
             "toInt64(countIf(name = 'pageview' AND visitor IS NULL)) AS unidentified "
             "FROM sel GROUP BY k)",
-            # Each visit once: starting in the period, with at least one selected event. A
-            # one-pageview visit bounced unless one of its events (selected or not) is an
-            # interaction; the visit row carries its counts and time span.
             f"vs AS (SELECT v.id AS visit, {visit_bucket} AS vb, toInt64(v.pageviews) AS pv, "
             f"{ms('v.last_ts')} - {ms('v.start_ts')} AS span, "
             "v.pageviews = 1 AND (v.events = 0 OR v.id NOT IN (SELECT DISTINCT i.visit FROM "
             f"{EVENTS} AS i WHERE i.site IN {sites} AND i.ts >= {at(lowest)} "
             "AND i.visit IS NOT NULL AND i.name NOT IN ('pageview', 'engagement'))) AS bounced "
-            f"FROM {visits} AS v WHERE {visit_scope} AND v.id IN (SELECT visit FROM sel))",
+            f"FROM {visits} AS v WHERE {visit_scope} AND v.created_ts >= {at(lowest)}"
+            f"{with_selected})",
         ]
         totals = (
             "toInt64(count()) AS visits, toInt64(countIf(bounced)) AS bounces, "
             "toInt64(sum(if(bounced, 0, span))) AS duration, toInt64(sum(pv)) AS visit_pageviews"
         )
-        if dimension is not None and buckets is None:
+        if by_dimension:
             # A visit counts under every value its selected events have.
             ctes.append(
-                f"vm AS (SELECT vk.k AS k, {totals} FROM (SELECT DISTINCT k, visit FROM sel "
-                "WHERE visit IS NOT NULL) AS vk INNER JOIN vs ON vs.visit = vk.visit GROUP BY vk.k)"
+                f"vm AS (SELECT vk.k AS k, {totals} FROM (SELECT k, assumeNotNull(visit) AS visit "
+                "FROM sel WHERE visit IS NOT NULL GROUP BY k, visit) AS vk "
+                "INNER JOIN vs ON vs.visit = vk.visit GROUP BY vk.k)"
             )
         else:
             ctes.append(f"vm AS (SELECT vb AS k, {totals} FROM vs GROUP BY vb)")
