@@ -197,17 +197,22 @@ class ClickHouseReports:
         return [StepEvent(*row) for row in self._rows(sql, params)]
 
     def client_visit_starts(
-        self, sites: Sequence[str], end_ms: int, filters: Sequence[Filter]
+        self, ranges: Sequence[SiteRange], end_ms: int, filters: Sequence[Filter]
     ) -> list[tuple[str, bytes, int]]:
         params = Params()
-        site_list = params.add(list(sites), "Array(String)")
+        site_list = params.add(sorted({r.site for r in ranges}), "Array(String)")
         end = at(params.add(end_ms, "Int64"))
+        # Each visitor's visits gathered in one row, kept when the first starts in the range.
         sql = (
-            f"SELECT v.site, v.visitor, {ms('v.start_ts')} FROM {VISITS} AS v "
-            f"WHERE v.site IN {site_list} AND v.start_ts < {end} AND v.id IN ("
+            "SELECT site, visitor, toUnixTimestamp64Milli(s.1) FROM ("
+            f"SELECT v.site AS site, {visitor_key('v.visitor')} AS vk, any(v.visitor) AS visitor, "
+            "arraySort(groupArray((v.start_ts, v.id))) AS starts "
+            f"FROM {VISITS} AS v WHERE v.site IN {site_list} AND v.start_ts < {end} AND v.id IN ("
             f"SELECT e.visit FROM {EVENTS} AS e {visit_join(needs_visit(filters))} "
             f"WHERE e.site IN {site_list} AND e.visit IS NOT NULL AND e.visitor_kind = 'client' "
-            f"AND {filters_sql(filters, params)}) ORDER BY v.start_ts, v.id"
+            f"AND {filters_sql(filters, params)}) GROUP BY site, vk "
+            f"HAVING {scope_sql(ranges, params, 'site', 'min(v.start_ts)')}) "
+            "ARRAY JOIN starts AS s ORDER BY s.1, s.2"
         )
         return [(row[0], row[1], int(row[2])) for row in self._rows(sql, params)]
 
