@@ -221,7 +221,7 @@ class ClickHouseReports:
     ) -> dict[str, int]:
         params = Params()
         sql = (
-            f"SELECT e.visitor_kind, uniqExact(e.visitor) FROM {EVENTS} AS e "
+            f"SELECT e.visitor_kind, uniqExact({visitor_key('e.visitor')}) FROM {EVENTS} AS e "
             f"{visit_join(needs_visit(filters))} "
             f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} AND e.visitor IS NOT NULL "
             f"AND {filters_sql(filters, params)} GROUP BY e.visitor_kind "
@@ -235,7 +235,8 @@ class ClickHouseReports:
         params = Params()
         sql = (
             f"WITH {bucket_cte(buckets, params)} "
-            "SELECT e.bucket AS i, e.mode, count(), uniqExact(e.visitor), uniqExact(e.visit) "
+            f"SELECT e.bucket AS i, e.mode, count(), uniqExact({visitor_key('e.visitor')}), "
+            "uniqExact(e.visit) "
             f"FROM {bucketed(EVENTS, 'ts')} AS e {visit_join(needs_visit(filters))} "
             f"WHERE {filters_sql(filters, params)} GROUP BY i, e.mode ORDER BY i, e.mode"
         )
@@ -305,12 +306,13 @@ class ClickHouseReports:
             "AND ts <= fromUnixTimestamp64Milli({until:Int64}, 'UTC')"
         )
         visitors, pageviews = self._rows(
-            f"SELECT uniqExact(visitor), countIf(name = 'pageview') FROM {EVENTS} WHERE {where}",
+            f"SELECT uniqExact({visitor_key('visitor')}), countIf(name = 'pageview') FROM {EVENTS} "
+            f"WHERE {where}",
             params,
         )[0]
         pages = self._rows(
-            f"SELECT path, toInt64(uniqExact(visitor)), toInt64(count()) FROM {EVENTS} "
-            f"WHERE {where} AND name = 'pageview' GROUP BY path "
+            f"SELECT path, toInt64(uniqExact({visitor_key('visitor')})), toInt64(count()) "
+            f"FROM {EVENTS} WHERE {where} AND name = 'pageview' GROUP BY path "
             "ORDER BY 2 DESC, 3 DESC, path LIMIT 50",
             params,
         )
@@ -329,12 +331,13 @@ class ClickHouseReports:
         )
         source = f"{EVENTS} AS e {visit_join(needs_visit(filters))}"
         visitors, pageviews = self._rows(
-            f"SELECT uniqExact(e.visitor), countIf(e.name = 'pageview') FROM {source} "
-            f"WHERE {where}",
+            f"SELECT uniqExact({visitor_key('e.visitor')}), countIf(e.name = 'pageview') "
+            f"FROM {source} WHERE {where}",
             params,
         )[0]
         pages = self._rows(
-            f"SELECT e.path, toInt64(uniqExact(e.visitor)), toInt64(count()) FROM {source} "
+            f"SELECT e.path, toInt64(uniqExact({visitor_key('e.visitor')})), toInt64(count()) "
+            f"FROM {source} "
             f"WHERE {where} AND e.name = 'pageview' GROUP BY e.path "
             "ORDER BY 2 DESC, 3 DESC, e.path LIMIT 50",
             params,

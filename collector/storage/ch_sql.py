@@ -101,6 +101,9 @@ def glob_regex(goal: Goal) -> str:
 
 
 def goal_sql(goal: Goal, params: Params) -> str:
+    if goal.kind == "page" and "*" not in goal.match:
+        # Without a wildcard the pattern is the path itself: a comparison, not a regex.
+        return f"(e.name = 'pageview' AND e.path = {params.add(goal.match, 'String')})"
     if goal.kind == "page":
         return f"(e.name = 'pageview' AND match(e.path, {params.add(glob_regex(goal), 'String')}))"
     return f"e.name = {params.add(goal.match, 'String')}"
