@@ -15,11 +15,11 @@ from typing import Any
 from collector.reports.model import Bucket, Goal, MetricRow, StepEvent
 from collector.reports.query import PROP_PREFIX, Filter, SiteRange
 from collector.storage.ch_client import Client
+from collector.storage.ch_metrics import metrics_sql
 from collector.storage.ch_sql import (
     EVENTS,
     SETTINGS,
     SOURCE,
-    VISIT_DIMENSIONS,
     VISITS,
     Params,
     at,
@@ -59,103 +59,14 @@ class ClickHouseReports:
         offset: int = 0,
     ) -> list[MetricRow]:
         """See ``ReportsDatabase.metrics``: the same rows, computed in ClickHouse."""
-        params = Params()
-        scope = scope_sql(ranges, params, "e.site", "e.ts")
-        events, visits = EVENTS, VISITS
-        ctes = []
-        by_dimension = dimension is not None and buckets is None
-        if buckets is not None:
-            ctes.append(bucket_cte(buckets, params))
-            events = bucketed(EVENTS, "ts")
-            visits = bucketed(VISITS, "start_ts", created="created_ts")
-            event_key, visit_bucket = "e.bucket", "v.bucket"
-        else:
-            event_key = "CAST(NULL AS Nullable(Int64))"
-            if dimension is not None:
-                event_key = dimension_sql(dimension, params)
-            visit_bucket = "CAST(NULL AS Nullable(Int64))"
-        only_pageviews = " AND e.name = 'pageview'" if dimension == "page" else ""
-        where = filters_sql(filters, params)
-        joined = visit_join(needs_visit(filters, dimension), scope)
-        not_null = " AND k IS NOT NULL" if dimension in VISIT_DIMENSIONS else ""
-        sel = (
-            f"SELECT * FROM (SELECT e.site AS site, e.visitor AS visitor, e.visit AS visit, "
-            f"e.name AS name, {event_key} AS k FROM {events} AS e {joined} "
-            f"WHERE {scope} AND {where}{only_pageviews}) WHERE 1{not_null}"
-        )
-        visit_scope = scope_sql(ranges, params, "v.site", "v.start_ts")
-        lowest = params.add(min((r.start_ms for r in ranges), default=0), "Int64")
-        sites = params.add(sorted({r.site for r in ranges}), "Array(String)")
-        # Each visit once: starting in the period, with at least one selected event. A
-        # one-pageview visit bounced unless one of its events (selected or not) is an
-        # interaction; the visit row carries its counts and time span. A visit's created_ts
-        # (its first stored event's time) is never before its start: it prunes partitions.
-        # By dimension, the join with the selected (value, visit) pairs keeps only visits with
-        # a selected event; otherwise ``v.id IN sel`` does (the primary key finds them).
-        with_selected = ""
-        if not by_dimension:
-            # The buckets cover the period: the selected events' visits, found without them.
-            plain = f"{EVENTS} AS e {joined} WHERE {scope} AND {where}{only_pageviews}"
-            with_selected = f" AND v.id IN (SELECT e.visit FROM {plain})"
-        ctes += [
-            f"sel AS ({sel})",
-            f"ev AS (SELECT k, toInt64(uniqExact({visitor_key('visitor')})) AS visitors, "
-            "toInt64(countIf(name = 'pageview')) AS pageviews, "
-            "toInt64(countIf(name NOT IN ('pageview', 'engagement'))) AS events, "
-            "toInt64(countIf(name = 'pageview' AND visitor IS NULL)) AS unidentified "
-            "FROM sel GROUP BY k)",
-            f"vs AS (SELECT v.id AS visit, {visit_bucket} AS vb, toInt64(v.pageviews) AS pv, "
-            f"{ms('v.last_ts')} - {ms('v.start_ts')} AS span, "
-            "v.pageviews = 1 AND (v.events = 0 OR v.id NOT IN (SELECT DISTINCT i.visit FROM "
-            f"{EVENTS} AS i WHERE i.site IN {sites} AND i.ts >= {at(lowest)} "
-            "AND i.visit IS NOT NULL AND i.name NOT IN ('pageview', 'engagement'))) AS bounced "
-            f"FROM {visits} AS v WHERE {visit_scope} AND v.created_ts >= {at(lowest)}"
-            f"{with_selected})",
-        ]
-        totals = (
-            "toInt64(count()) AS visits, toInt64(countIf(bounced)) AS bounces, "
-            "toInt64(sum(if(bounced, 0, span))) AS duration, toInt64(sum(pv)) AS visit_pageviews"
-        )
-        if by_dimension:
-            # A visit counts under every value its selected events have.
-            ctes.append(
-                f"vm AS (SELECT vk.k AS k, {totals} FROM (SELECT k, assumeNotNull(visit) AS visit "
-                "FROM sel WHERE visit IS NOT NULL GROUP BY k, visit) AS vk "
-                "INNER JOIN vs ON vs.visit = vk.visit GROUP BY vk.k)"
-            )
-        else:
-            ctes.append(f"vm AS (SELECT vb AS k, {totals} FROM vs GROUP BY vb)")
-        parts = [
-            "SELECT k, visitors, pageviews, events, 0 AS visits, 0 AS bounces, 0 AS duration, "
-            "0 AS visit_pageviews, 0 AS converted, unidentified, 1 AS listed FROM ev",
-            "SELECT k, 0, 0, 0, visits, bounces, duration, visit_pageviews, 0, 0, 1 FROM vm",
-        ]
-        if goal is not None:
-            goal_scope = scope_sql(ranges, params, "e.site", "e.ts")
-            goal_bucket = "e.bucket" if buckets is not None else "CAST(NULL AS Nullable(Int64))"
-            ctes.append(
-                f"goal_ev AS (SELECT DISTINCT e.site AS site, e.visitor AS visitor, "
-                f"{goal_bucket} AS i FROM {events} AS e WHERE {goal_scope} "
-                f"AND e.visitor IS NOT NULL AND {goal_sql(goal, params)})"
-            )
-            same_bucket = " AND g.i = sel.k" if buckets is not None else ""
-            ctes.append(
-                "gm AS (SELECT k, toInt64(count()) AS converted FROM (SELECT DISTINCT sel.k AS k, "
-                "sel.site, sel.visitor FROM sel INNER JOIN goal_ev AS g ON g.site = sel.site "
-                f"AND g.visitor = sel.visitor{same_bucket}) GROUP BY k)"
-            )
-            parts.append("SELECT k, 0, 0, 0, 0, 0, 0, 0, converted, 0, 0 FROM gm")
-        page = ""
-        if limit is not None:
-            page = f" LIMIT {params.add(limit, 'UInt64')} OFFSET {params.add(offset, 'UInt64')}"
-        sql = (
-            "WITH "
-            + ",\n".join(ctes)
-            + " SELECT k, sum(visitors), sum(pageviews), sum(events), sum(visits), sum(bounces), "
-            "sum(duration), sum(visit_pageviews), sum(converted), sum(unidentified) FROM ("
-            + " UNION ALL ".join(parts)
-            + ") GROUP BY k HAVING max(listed) = 1 "
-            "ORDER BY 2 DESC, 3 DESC, k ASC NULLS FIRST" + page
+        sql, params = metrics_sql(
+            ranges,
+            filters,
+            dimension=dimension,
+            buckets=buckets,
+            goal=goal,
+            limit=limit,
+            offset=offset,
         )
         return [
             MetricRow(
