@@ -95,11 +95,13 @@ def metrics_sql(
         "toInt64(sum(if(bounced, 0, span))) AS duration, toInt64(sum(pv)) AS visit_pageviews"
     )
     if by_dimension:
-        # A visit counts under every value its selected events have.
+        # A visit counts under every value its selected events have: each value's visits as a
+        # bitmap of ids (dense numbers: cheaper than hashing every value and visit pair).
         ctes.append(
-            f"vm AS (SELECT vk.k AS k, {totals} FROM (SELECT k, assumeNotNull(visit) AS visit "
-            "FROM sel WHERE visit IS NOT NULL GROUP BY k, visit) AS vk "
-            "INNER JOIN vs ON vs.visit = vk.visit GROUP BY vk.k)"
+            f"vm AS (SELECT vk.k AS k, {totals} FROM (SELECT k, arrayJoin(bitmapToArray(ids)) "
+            "AS visit FROM (SELECT k, groupBitmapState(assumeNotNull(visit)) AS ids FROM sel "
+            "WHERE visit IS NOT NULL GROUP BY k)) AS vk INNER JOIN vs ON vs.visit = vk.visit "
+            "GROUP BY vk.k)"
         )
     else:
         ctes.append(f"vm AS (SELECT vb AS k, {totals} FROM vs GROUP BY vb)")
