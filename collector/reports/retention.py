@@ -73,7 +73,8 @@ def retention(
     current = cohort_start(today, by)
     first_seen: dict[tuple[str, bytes], date] = {}
     returns: dict[tuple[str, bytes], set[date]] = {}
-    for site, visitor, start_ts in db.client_visit_starts(sites, _now_ms(now), query.filters):
+    visits = db.client_visit_starts(scope.ranges, _now_ms(now), query.filters)
+    for site, visitor, start_ts in visits:
         day = datetime.fromtimestamp(start_ts / 1000, zones[site]).date()
         key = (site, visitor)
         if key not in first_seen:

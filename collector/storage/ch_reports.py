@@ -15,11 +15,11 @@ from typing import Any
 from collector.reports.model import Bucket, Goal, MetricRow, StepEvent
 from collector.reports.query import PROP_PREFIX, Filter, SiteRange
 from collector.storage.ch_client import Client
+from collector.storage.ch_metrics import metrics_sql
 from collector.storage.ch_sql import (
     EVENTS,
     SETTINGS,
     SOURCE,
-    VISIT_DIMENSIONS,
     VISITS,
     Params,
     at,
@@ -32,6 +32,7 @@ from collector.storage.ch_sql import (
     needs_visit,
     scope_sql,
     visit_join,
+    visitor_key,
 )
 
 
@@ -58,91 +59,14 @@ class ClickHouseReports:
         offset: int = 0,
     ) -> list[MetricRow]:
         """See ``ReportsDatabase.metrics``: the same rows, computed in ClickHouse."""
-        params = Params()
-        scope = scope_sql(ranges, params, "e.site", "e.ts")
-        events, visits = EVENTS, VISITS
-        ctes = []
-        if buckets is not None:
-            ctes.append(bucket_cte(buckets, params))
-            events, visits = bucketed(EVENTS, "ts"), bucketed(VISITS, "start_ts")
-            event_key, visit_bucket = "e.bucket", "v.bucket"
-        else:
-            event_key = "CAST(NULL AS Nullable(Int64))"
-            if dimension is not None:
-                event_key = dimension_sql(dimension, params)
-            visit_bucket = "CAST(NULL AS Nullable(Int64))"
-        only_pageviews = " AND e.name = 'pageview'" if dimension == "page" else ""
-        where = filters_sql(filters, params)
-        joined = visit_join(needs_visit(filters, dimension))
-        not_null = " AND k IS NOT NULL" if dimension in VISIT_DIMENSIONS else ""
-        sel = (
-            f"SELECT * FROM (SELECT e.site AS site, e.visitor AS visitor, e.visit AS visit, "
-            f"e.name AS name, {event_key} AS k FROM {events} AS e {joined} "
-            f"WHERE {scope} AND {where}{only_pageviews}) WHERE 1{not_null}"
-        )
-        visit_scope = scope_sql(ranges, params, "v.site", "v.start_ts")
-        lowest = params.add(min((r.start_ms for r in ranges), default=0), "Int64")
-        sites = params.add(sorted({r.site for r in ranges}), "Array(String)")
-        ctes += [
-            f"sel AS ({sel})",
-            "ev AS (SELECT k, toInt64(uniqExact(visitor)) AS visitors, "
-            "toInt64(countIf(name = 'pageview')) AS pageviews, "
-            "toInt64(countIf(name NOT IN ('pageview', 'engagement'))) AS events, "
-            "toInt64(countIf(name = 'pageview' AND visitor IS NULL)) AS unidentified "
-            "FROM sel GROUP BY k)",
-            # Each visit once: starting in the period, with at least one selected event. A
-            # one-pageview visit bounced unless one of its events (selected or not) is an
-            # interaction; the visit row carries its counts and time span.
-            f"vs AS (SELECT v.id AS visit, {visit_bucket} AS vb, toInt64(v.pageviews) AS pv, "
-            f"{ms('v.last_ts')} - {ms('v.start_ts')} AS span, "
-            "v.pageviews = 1 AND (v.events = 0 OR v.id NOT IN (SELECT DISTINCT i.visit FROM "
-            f"{EVENTS} AS i WHERE i.site IN {sites} AND i.ts >= {at(lowest)} "
-            "AND i.visit IS NOT NULL AND i.name NOT IN ('pageview', 'engagement'))) AS bounced "
-            f"FROM {visits} AS v WHERE {visit_scope} AND v.id IN (SELECT visit FROM sel))",
-        ]
-        totals = (
-            "toInt64(count()) AS visits, toInt64(countIf(bounced)) AS bounces, "
-            "toInt64(sum(if(bounced, 0, span))) AS duration, toInt64(sum(pv)) AS visit_pageviews"
-        )
-        if dimension is not None and buckets is None:
-            # A visit counts under every value its selected events have.
-            ctes.append(
-                f"vm AS (SELECT vk.k AS k, {totals} FROM (SELECT DISTINCT k, visit FROM sel "
-                "WHERE visit IS NOT NULL) AS vk INNER JOIN vs ON vs.visit = vk.visit GROUP BY vk.k)"
-            )
-        else:
-            ctes.append(f"vm AS (SELECT vb AS k, {totals} FROM vs GROUP BY vb)")
-        parts = [
-            "SELECT k, visitors, pageviews, events, 0 AS visits, 0 AS bounces, 0 AS duration, "
-            "0 AS visit_pageviews, 0 AS converted, unidentified, 1 AS listed FROM ev",
-            "SELECT k, 0, 0, 0, visits, bounces, duration, visit_pageviews, 0, 0, 1 FROM vm",
-        ]
-        if goal is not None:
-            goal_scope = scope_sql(ranges, params, "e.site", "e.ts")
-            goal_bucket = "e.bucket" if buckets is not None else "CAST(NULL AS Nullable(Int64))"
-            ctes.append(
-                f"goal_ev AS (SELECT DISTINCT e.site AS site, e.visitor AS visitor, "
-                f"{goal_bucket} AS i FROM {events} AS e WHERE {goal_scope} "
-                f"AND e.visitor IS NOT NULL AND {goal_sql(goal, params)})"
-            )
-            same_bucket = " AND g.i = sel.k" if buckets is not None else ""
-            ctes.append(
-                "gm AS (SELECT k, toInt64(count()) AS converted FROM (SELECT DISTINCT sel.k AS k, "
-                "sel.site, sel.visitor FROM sel INNER JOIN goal_ev AS g ON g.site = sel.site "
-                f"AND g.visitor = sel.visitor{same_bucket}) GROUP BY k)"
-            )
-            parts.append("SELECT k, 0, 0, 0, 0, 0, 0, 0, converted, 0, 0 FROM gm")
-        page = ""
-        if limit is not None:
-            page = f" LIMIT {params.add(limit, 'UInt64')} OFFSET {params.add(offset, 'UInt64')}"
-        sql = (
-            "WITH "
-            + ",\n".join(ctes)
-            + " SELECT k, sum(visitors), sum(pageviews), sum(events), sum(visits), sum(bounces), "
-            "sum(duration), sum(visit_pageviews), sum(converted), sum(unidentified) FROM ("
-            + " UNION ALL ".join(parts)
-            + ") GROUP BY k HAVING max(listed) = 1 "
-            "ORDER BY 2 DESC, 3 DESC, k ASC NULLS FIRST" + page
+        sql, params = metrics_sql(
+            ranges,
+            filters,
+            dimension=dimension,
+            buckets=buckets,
+            goal=goal,
+            limit=limit,
+            offset=offset,
         )
         return [
             MetricRow(
@@ -184,17 +108,36 @@ class ClickHouseReports:
         return [StepEvent(*row) for row in self._rows(sql, params)]
 
     def client_visit_starts(
-        self, sites: Sequence[str], end_ms: int, filters: Sequence[Filter]
+        self, ranges: Sequence[SiteRange], end_ms: int, filters: Sequence[Filter]
     ) -> list[tuple[str, bytes, int]]:
         params = Params()
-        site_list = params.add(list(sites), "Array(String)")
+        site_list = params.add(sorted({r.site for r in ranges}), "Array(String)")
         end = at(params.add(end_ms, "Int64"))
+        lowest = at(params.add(min((r.start_ms for r in ranges), default=0), "Int64"))
+        # The visits with a client event matching the filters, as one bitmap of ids (visit ids
+        # are dense: far cheaper to build and probe than a hash set of millions).
+        kept = (
+            f"(SELECT groupBitmapState(assumeNotNull(e.visit)) FROM {EVENTS} AS e "
+            f"{visit_join(needs_visit(filters))} WHERE e.site IN {site_list} "
+            "AND e.visit IS NOT NULL AND e.visitor_kind = 'client' "
+            f"AND {filters_sql(filters, params)})"
+        )
+        # Only visitors with a visit starting in the range can have their first one there (a
+        # visit's created_ts is never before its start: it prunes partitions). Each visitor's
+        # visits are gathered in one row, kept when the first starts in the range.
+        starting = (
+            f"SELECT {visitor_key('c.visitor')} FROM {VISITS} AS c "
+            f"WHERE {scope_sql(ranges, params, 'c.site', 'c.start_ts')} "
+            f"AND c.created_ts >= {lowest}"
+        )
         sql = (
-            f"SELECT v.site, v.visitor, {ms('v.start_ts')} FROM {VISITS} AS v "
-            f"WHERE v.site IN {site_list} AND v.start_ts < {end} AND v.id IN ("
-            f"SELECT e.visit FROM {EVENTS} AS e {visit_join(needs_visit(filters))} "
-            f"WHERE e.site IN {site_list} AND e.visit IS NOT NULL AND e.visitor_kind = 'client' "
-            f"AND {filters_sql(filters, params)}) ORDER BY v.start_ts, v.id"
+            f"WITH {kept} AS kept SELECT site, visitor, toUnixTimestamp64Milli(s.1) FROM ("
+            f"SELECT v.site AS site, {visitor_key('v.visitor')} AS vk, any(v.visitor) AS visitor, "
+            "arraySort(groupArray((v.start_ts, v.id))) AS starts "
+            f"FROM {VISITS} AS v WHERE v.site IN {site_list} AND v.start_ts < {end} "
+            f"AND {visitor_key('v.visitor')} IN ({starting}) AND bitmapContains(kept, v.id) "
+            f"GROUP BY site, vk HAVING {scope_sql(ranges, params, 'site', 'min(v.start_ts)')}) "
+            "ARRAY JOIN starts AS s ORDER BY s.1, s.2"
         )
         return [(row[0], row[1], int(row[2])) for row in self._rows(sql, params)]
 
@@ -203,7 +146,7 @@ class ClickHouseReports:
     ) -> dict[str, int]:
         params = Params()
         sql = (
-            f"SELECT e.visitor_kind, uniqExact(e.visitor) FROM {EVENTS} AS e "
+            f"SELECT e.visitor_kind, uniqExact({visitor_key('e.visitor')}) FROM {EVENTS} AS e "
             f"{visit_join(needs_visit(filters))} "
             f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} AND e.visitor IS NOT NULL "
             f"AND {filters_sql(filters, params)} GROUP BY e.visitor_kind "
@@ -217,7 +160,8 @@ class ClickHouseReports:
         params = Params()
         sql = (
             f"WITH {bucket_cte(buckets, params)} "
-            "SELECT e.bucket AS i, e.mode, count(), uniqExact(e.visitor), uniqExact(e.visit) "
+            f"SELECT e.bucket AS i, e.mode, count(), uniqExact({visitor_key('e.visitor')}), "
+            "uniqExact(e.visit) "
             f"FROM {bucketed(EVENTS, 'ts')} AS e {visit_join(needs_visit(filters))} "
             f"WHERE {filters_sql(filters, params)} GROUP BY i, e.mode ORDER BY i, e.mode"
         )
@@ -287,12 +231,13 @@ class ClickHouseReports:
             "AND ts <= fromUnixTimestamp64Milli({until:Int64}, 'UTC')"
         )
         visitors, pageviews = self._rows(
-            f"SELECT uniqExact(visitor), countIf(name = 'pageview') FROM {EVENTS} WHERE {where}",
+            f"SELECT uniqExact({visitor_key('visitor')}), countIf(name = 'pageview') FROM {EVENTS} "
+            f"WHERE {where}",
             params,
         )[0]
         pages = self._rows(
-            f"SELECT path, toInt64(uniqExact(visitor)), toInt64(count()) FROM {EVENTS} "
-            f"WHERE {where} AND name = 'pageview' GROUP BY path "
+            f"SELECT path, toInt64(uniqExact({visitor_key('visitor')})), toInt64(count()) "
+            f"FROM {EVENTS} WHERE {where} AND name = 'pageview' GROUP BY path "
             "ORDER BY 2 DESC, 3 DESC, path LIMIT 50",
             params,
         )
@@ -311,12 +256,13 @@ class ClickHouseReports:
         )
         source = f"{EVENTS} AS e {visit_join(needs_visit(filters))}"
         visitors, pageviews = self._rows(
-            f"SELECT uniqExact(e.visitor), countIf(e.name = 'pageview') FROM {source} "
-            f"WHERE {where}",
+            f"SELECT uniqExact({visitor_key('e.visitor')}), countIf(e.name = 'pageview') "
+            f"FROM {source} WHERE {where}",
             params,
         )[0]
         pages = self._rows(
-            f"SELECT e.path, toInt64(uniqExact(e.visitor)), toInt64(count()) FROM {source} "
+            f"SELECT e.path, toInt64(uniqExact({visitor_key('e.visitor')})), toInt64(count()) "
+            f"FROM {source} "
             f"WHERE {where} AND e.name = 'pageview' GROUP BY e.path "
             "ORDER BY 2 DESC, 3 DESC, e.path LIMIT 50",
             params,

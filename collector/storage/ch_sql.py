@@ -38,7 +38,9 @@ DIMENSION_SQL: dict[str, str] = {
     "mode": "e.mode",
 }
 VISIT_DIMENSIONS = frozenset({"entry_page", "exit_page"})
-SETTINGS = {"final": 1, "join_use_nulls": 1}
+# Every version of a visit shares its partition (``created_ts`` never changes), so ``FINAL``
+# may collapse each partition on its own, in parallel.
+SETTINGS = {"final": 1, "join_use_nulls": 1, "do_not_merge_across_partitions_select_final": 1}
 # SQLite returns GROUP BY rows sorted by the grouping keys (NULL first) and some reports keep
 # that order: the queries below say ORDER BY explicitly.
 VISITS = "{db}.visits"
@@ -59,6 +61,13 @@ class Params:
 
 def ms(column: str) -> str:
     return f"toUnixTimestamp64Milli({column})"
+
+
+def visitor_key(column: str) -> str:
+    """A visitor as a ``UInt128`` for ``uniqExact``: visitors are 16-byte keyed hashes
+    (``collector.hashing.HASH_BYTES``), so the number holds one exactly and hashes faster than
+    the string (on which ``uniqExact`` would hash each value to 128 bits anyway)."""
+    return f"reinterpretAsUInt128({column})"
 
 
 def at(placeholder: str) -> str:
@@ -92,6 +101,9 @@ def glob_regex(goal: Goal) -> str:
 
 
 def goal_sql(goal: Goal, params: Params) -> str:
+    if goal.kind == "page" and "*" not in goal.match:
+        # Without a wildcard the pattern is the path itself: a comparison, not a regex.
+        return f"(e.name = 'pageview' AND e.path = {params.add(goal.match, 'String')})"
     if goal.kind == "page":
         return f"(e.name = 'pageview' AND match(e.path, {params.add(glob_regex(goal), 'String')}))"
     return f"e.name = {params.add(goal.match, 'String')}"
@@ -122,19 +134,37 @@ def bucket_cte(buckets: Sequence[Bucket], params: Params) -> str:
     )
 
 
-def bucketed(table: str, ts: str) -> str:
+def bucketed(table: str, ts: str, created: str | None = None) -> str:
     """``table``'s rows with the index of the bucket holding ``ts`` as ``bucket`` (rows outside
     every bucket left out). An ``ASOF`` join finds the latest bucket start of the row's site at or
-    before ``ts``: a sort-merge, where testing every bucket on every row would be quadratic."""
+    before ``ts``: a sort-merge, where testing every bucket on every row would be quadratic.
+    Only the rows of the buckets' sites and span enter the join (the primary key finds them);
+    ``created``, a column never earlier than ``ts``, prunes partitions too."""
     x = f"bucketed_{table.rsplit('.', 1)[-1]}"
+    lowest = "(SELECT min(blo) FROM b)"
+    span = (
+        f"{x}.site IN (SELECT bsite FROM b) AND {x}.{ts} >= {lowest} "
+        f"AND {x}.{ts} < (SELECT max(bhi) FROM b)"
+    )
+    if created is not None:
+        span += f" AND {x}.{created} >= {lowest}"
     return (
-        f"(SELECT {x}.*, b.bi AS bucket FROM {table} AS {x} ASOF INNER JOIN b "
-        f"ON {x}.site = b.bsite AND {x}.{ts} >= b.blo WHERE {x}.{ts} < b.bhi)"
+        f"(SELECT {x}.*, b.bi AS bucket FROM (SELECT * FROM {table} AS {x} WHERE {span}) AS {x} "
+        f"ASOF INNER JOIN b ON {x}.site = b.bsite AND {x}.{ts} >= b.blo WHERE {x}.{ts} < b.bhi)"
     )
 
 
-def visit_join(needed: bool) -> str:
-    return f"LEFT JOIN {VISITS} AS v ON v.id = e.visit" if needed else ""
+def visit_join(needed: bool, scope: str | None = None) -> str:
+    """The visit of each event as ``v``; with ``scope`` (a condition on events ``e``), only the
+    visits of those events are read (the visits' primary key finds them by id)."""
+    if not needed:
+        return ""
+    if scope is None:
+        return f"LEFT JOIN {VISITS} AS v ON v.id = e.visit"
+    return (
+        f"LEFT JOIN (SELECT * FROM {VISITS} WHERE id IN (SELECT e.visit FROM {EVENTS} AS e "
+        f"WHERE {scope})) AS v ON v.id = e.visit"
+    )
 
 
 def needs_visit(filters: Sequence[Filter], dimension: str | None = None) -> bool:

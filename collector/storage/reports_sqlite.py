@@ -284,17 +284,23 @@ class ReportsDatabase:
         return [StepEvent(*row) for row in self._rows(sql, params)]
 
     def client_visit_starts(
-        self, sites: Sequence[str], end_ms: int, filters: Sequence[Filter]
+        self, ranges: Sequence[SiteRange], end_ms: int, filters: Sequence[Filter]
     ) -> list[tuple[str, bytes, int]]:
         """``(site, visitor, start_ts)`` of every visit before ``end_ms`` by a durable
-        (client-stored) identifier with at least one event matching ``filters``."""
-        params = Params(sites=msgspec.json.encode(list(sites)).decode(), end=end_ms)
+        (client-stored) identifier with at least one event matching ``filters``, for the
+        visitors whose first such visit starts inside their site's range (the new visitors of
+        the period: the others are in no cohort)."""
+        params = Params(scope=scope_json(ranges), end=end_ms)
         sql = (
-            "SELECT v.site, v.visitor, v.start_ts FROM visits v "
-            "WHERE v.site IN (SELECT value FROM json_each(:sites)) AND v.start_ts < :end "
+            f"WITH {_SCOPE_CTE}, m AS MATERIALIZED (SELECT v.site, v.visitor, v.start_ts "
+            "FROM visits v WHERE v.site IN (SELECT site FROM scope) AND v.start_ts < :end "
             "AND EXISTS (SELECT 1 FROM events e WHERE e.visit = v.id "
-            f"AND e.visitor_kind = 'client' AND {filters_sql(filters, params)}) "
-            "ORDER BY v.start_ts"
+            f"AND e.visitor_kind = 'client' AND {filters_sql(filters, params)})), "
+            "firsts AS (SELECT m.site, m.visitor FROM m JOIN scope s ON s.site = m.site "
+            "GROUP BY m.site, m.visitor HAVING min(m.start_ts) >= min(s.lo) "
+            "AND min(m.start_ts) < min(s.hi)) "
+            "SELECT m.site, m.visitor, m.start_ts FROM m JOIN firsts f "
+            "ON f.site = m.site AND f.visitor = m.visitor ORDER BY m.start_ts"
         )
         return [(row[0], row[1], row[2]) for row in self._rows(sql, params)]
 
