@@ -291,16 +291,22 @@ class ReportsDatabase:
         visitors whose first such visit starts inside their site's range (the new visitors of
         the period: the others are in no cohort)."""
         params = Params(scope=scope_json(ranges), end=end_ms)
+        counts = (
+            "EXISTS (SELECT 1 FROM events e WHERE e.visit = {v}.id "
+            f"AND e.visitor_kind = 'client' AND {filters_sql(filters, params)})"
+        )
+        # From the period's visits (index on start), not from every visit ever: a visitor is
+        # new when none of their counted visits started before the range.
         sql = (
-            f"WITH {_SCOPE_CTE}, m AS MATERIALIZED (SELECT v.site, v.visitor, v.start_ts "
-            "FROM visits v WHERE v.site IN (SELECT site FROM scope) AND v.start_ts < :end "
-            "AND EXISTS (SELECT 1 FROM events e WHERE e.visit = v.id "
-            f"AND e.visitor_kind = 'client' AND {filters_sql(filters, params)})), "
-            "firsts AS (SELECT m.site, m.visitor FROM m JOIN scope s ON s.site = m.site "
-            "GROUP BY m.site, m.visitor HAVING min(m.start_ts) >= min(s.lo) "
-            "AND min(m.start_ts) < min(s.hi)) "
-            "SELECT m.site, m.visitor, m.start_ts FROM m JOIN firsts f "
-            "ON f.site = m.site AND f.visitor = m.visitor ORDER BY m.start_ts"
+            f"WITH {_SCOPE_CTE}, new AS MATERIALIZED (SELECT DISTINCT v.site, v.visitor "
+            "FROM scope s JOIN visits v INDEXED BY visits_by_start ON v.site = s.site "
+            f"AND v.start_ts >= s.lo AND v.start_ts < s.hi WHERE {counts.format(v='v')} "
+            "AND NOT EXISTS (SELECT 1 FROM visits w INDEXED BY visits_by_visitor "
+            "WHERE w.site = v.site AND w.visitor = v.visitor AND w.start_ts < s.lo "
+            f"AND {counts.format(v='w')})) "
+            "SELECT w.site, w.visitor, w.start_ts FROM new n JOIN visits w INDEXED BY "
+            "visits_by_visitor ON w.site = n.site AND w.visitor = n.visitor "
+            f"WHERE w.start_ts < :end AND {counts.format(v='w')} ORDER BY w.start_ts"
         )
         return [(row[0], row[1], row[2]) for row in self._rows(sql, params)]
 
