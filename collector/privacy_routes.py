@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from collector import auth
 from collector.audit import AuditLog
-from collector.callers import UnauthorizedError
+from collector.callers import check_csrf, current_principal
 from collector.config import Config
 from collector.errors import BadRequestError, ForbiddenError, MesureError
 from collector.http import read_small_body
@@ -37,7 +37,6 @@ from collector.privacy.manifest import Format
 from collector.privacy.retention import run_retention
 from collector.privacy.verify import verify_export
 from collector.storage import privacy_for
-from collector.storage.auth_sqlite import auth_database
 
 EXPORTS_DIR = "exports"
 Day = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
@@ -97,18 +96,7 @@ def routes(config: Config) -> list[BaseRoute]:
         )
 
     async def caller(request: Request, site: str | None) -> auth.Principal:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
-        session = request.cookies.get(auth.SESSION_COOKIE)
-        now_ms = int(clock_of(request)().timestamp() * 1000)
-
-        def lookup() -> auth.Principal | None:
-            with auth_database(config.database_path) as db:
-                return auth.authenticate(db, bearer=bearer, session=session, now_ms=now_ms)
-
-        found = await run_in_threadpool(lookup)
-        if found is None:
-            raise UnauthorizedError("log in or send an API token")
+        found = await current_principal(request, config)
         if not found.may("privacy"):
             raise ForbiddenError("the privacy tools are for the dpo and owner roles")
         if site is not None:
@@ -116,10 +104,8 @@ def routes(config: Config) -> list[BaseRoute]:
                 raise BadRequestError(f"unknown site {site!r}", field="$.site")
             if not found.may_see(site):
                 raise ForbiddenError(f"no access to site {site!r}", field="$.site")
-        if request.method == "POST" and found.kind == "user":
-            assert found.session is not None
-            if not auth.csrf_valid(found.session, request.headers.get("x-csrf-token")):
-                raise ForbiddenError("missing or invalid X-CSRF-Token", field="x-csrf-token")
+        if request.method == "POST":
+            check_csrf(found, request.headers.get("x-csrf-token"))
         return found
 
     async def body(request: Request, type_: type[Any]) -> Any:
