@@ -46,6 +46,7 @@ from collector.ingest import SILENT_REASONS, Client, Dropped, Pipeline, receive
 from collector.keys import KeyStore
 from collector.model import DropCount, Event
 from collector.privacy.retention import ServerRetention
+from collector.ratelimit import SharedCounters
 from collector.storage import EventStore, open_events
 from collector.urls import host_allowed
 from collector.wire import MAX_BATCH_BYTES, MAX_HIT_BYTES, HitIn, decode_batch, decode_hit
@@ -82,9 +83,17 @@ def services(request: Request) -> Services:
 
 
 def create_app(
-    config: Config, *, clock: Callable[[], datetime] = utc_now, keys: KeyStore | None = None
+    config: Config,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    keys: KeyStore | None = None,
+    counters: SharedCounters | None = None,
 ) -> Starlette:
-    """The collector for ``config``; ``clock`` and ``keys`` are injectable for tests."""
+    """The collector for ``config``; ``clock`` and ``keys`` are injectable for tests.
+
+    ``counters``: the rate-limit state shared by the worker processes of one collector
+    (:mod:`collector.workers`); the process's own when not given.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -95,7 +104,7 @@ def create_app(
         geo = _open_geo(config)
         writer = Writer(storage, queue_size=config.server.queue_size)
         writer.start()
-        pipeline = Pipeline(config, key_store, clock, geo)
+        pipeline = Pipeline(config, key_store, clock, geo, counters)
         key_store.daily_keys(clock())  # destroys keys that expired while the collector was down
         retention = ServerRetention(config, key_store, clock)
         await asyncio.to_thread(retention.run_if_due)  # data that expired while it was down

@@ -7,7 +7,6 @@ the event alone: raw identifiers end there, so nothing after it (the writer, sto
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
@@ -23,7 +22,7 @@ from collector.errors import BadRequestError, ForbiddenError
 from collector.geo import GeoLookup
 from collector.keys import KeyStore
 from collector.model import DropCount, Event
-from collector.ratelimit import RateLimiter
+from collector.ratelimit import RateLimiter, SharedCounters
 from collector.wire import BatchEventIn, HitIn
 from consent import FieldPolicy, Signals, policy, resolve, tcf
 
@@ -218,11 +217,18 @@ class Pipeline:
     """The steps of one collector process, with their shared state (keys, limits, geo)."""
 
     def __init__(
-        self, config: Config, keys: KeyStore, clock: Callable[[], datetime], geo: GeoLookup
+        self,
+        config: Config,
+        keys: KeyStore,
+        clock: Callable[[], datetime],
+        geo: GeoLookup,
+        counters: SharedCounters | None = None,
     ) -> None:
+        """``counters``: the rate-limit state shared with the collector's other worker
+        processes (``mesure serve --workers N``); a process of its own by default."""
         self.keys = keys
         server = config.server
-        salt = secrets.token_bytes(32)  # in memory only: limiter keys die with the process
+        counters = counters or SharedCounters()
         self.steps: list[tuple[str, Step]] = [
             ("check_hostname", check_hostname),
             ("filter_bots", filter_bots),
@@ -230,9 +236,9 @@ class Pipeline:
                 "limit_rate",
                 partial(
                     limit_rate,
-                    clients=RateLimiter(server.client_rate_per_minute, clock),
-                    sites=RateLimiter(server.site_rate_per_minute, clock),
-                    salt=salt,
+                    clients=RateLimiter(server.client_rate_per_minute, clock, counters.clients),
+                    sites=RateLimiter(server.site_rate_per_minute, clock, counters.sites),
+                    salt=counters.salt,
                 ),
             ),
             ("resolve_consent", partial(resolve_consent, decode_tc=_cached_tc_decoder())),

@@ -1,18 +1,21 @@
 """Ingest benchmark: ``mesure serve`` against the ceiling of its own server stack, side by side.
 
-    PYTHONPATH=$PWD python tests/bench/ingest.py            # about 75 s
-    PYTHONPATH=$PWD python tests/bench/ingest.py --duration 30 --connections 64
+    PYTHONPATH=$PWD python tests/bench/ingest.py            # about 100 s
+    PYTHONPATH=$PWD python tests/bench/ingest.py --duration 30 --connections 64 --workers 1
 
 One run, on 127.0.0.1, with ``wrk`` (installed with apt-get when missing) as the load generator:
 
-1. ``mesure init`` + ``mesure serve`` (the production settings, one worker, a fresh data
-   directory) under a realistic mix of hits: ~60 % exempt, ~30 % granted (a third of them with a
-   TCF v2.2 string), ~10 % denied or opted out; varied paths, referrers, browsers, UTM tags and
-   properties, and a few crawlers. Then the batch endpoint with 1,000-event batches.
+1. ``mesure init`` + ``mesure serve`` (the production settings: as many workers as it starts by
+   default, one per core; a fresh data directory) under a realistic mix of hits: ~60 % exempt,
+   ~30 % granted (a third of them with a TCF v2.2 string), ~10 % denied or opted out; varied
+   paths, referrers, browsers, UTM tags and properties, and a few crawlers. Then the batch
+   endpoint with 1,000-event batches.
 2. The same hit load against a bare Starlette endpoint served by uvicorn with the same settings,
-   which only decodes the body with msgspec and answers 202: the ceiling of the stack here.
-3. The collector's peak RSS, and the check that nothing acknowledged was lost: every 2xx answer
-   is a stored event or a filtered hit counted in ``dropped_hits`` (bots, opt-outs).
+   which only decodes the body with msgspec and answers 202: the ceiling of the stack here, on
+   one worker (the reference of issue 7) and on as many workers as the collector had.
+3. The collector's peak memory (summed RSS and PSS over its processes), and the check that
+   nothing acknowledged was lost: every 2xx answer is a stored event or a filtered hit counted
+   in ``dropped_hits`` (bots, opt-outs).
 
 It prints figures; it asserts nothing about speed (benchmarks are run by hand, never in the suite).
 The exit status is 1 only when acknowledged hits are missing from the database.
@@ -43,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from collector.workers import default_count as default_workers  # noqa: E402
 from tests.consent.tc_encoder import encode as encode_tc  # noqa: E402
 
 SITE = "example.com"
@@ -328,7 +332,7 @@ def _processes() -> dict[int, tuple[int, list[str]]]:
 
 
 def _tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants (with ``--workers``, uvicorn's supervisor and workers)."""
+    """``pid`` and all its descendants (with ``--workers``, the supervisor and its workers)."""
     processes = _processes()
     tree = [pid]
     for member in tree:
@@ -349,7 +353,7 @@ def cpu_seconds(pid: int) -> float:
 
 def peak_rss_mb(pid: int) -> float:
     """The high-water resident set (VmHWM) of the process and its descendants, in MB (with
-    ``--workers``, uvicorn's supervisor and each worker are separate processes)."""
+    ``--workers``, the supervisor and each worker are separate processes)."""
     total = 0.0
     for member in _tree(pid):
         try:
@@ -359,6 +363,39 @@ def peak_rss_mb(pid: int) -> float:
         fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
         total += int(fields.get("VmHWM", "0 kB").split()[0]) / 1024
     return total
+
+
+def pss_mb(pid: int) -> float:
+    """The proportional set size of the process and its descendants, in MB: a page shared by
+    several of them (the forked workers share their supervisor's code and data until they write
+    to it) counts once in all, not once in each as in the summed RSS."""
+    total = 0.0
+    for member in _tree(pid):
+        try:
+            text = Path(f"/proc/{member}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        line = next(line for line in text.splitlines() if line.startswith("Pss:"))
+        total += int(line.split()[1]) / 1024
+    return total
+
+
+class PssSampler(threading.Thread):
+    """The highest :func:`pss_mb` seen, sampled every ``interval`` seconds until stopped."""
+
+    def __init__(self, pid: int, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak = pid, interval, 0.0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.interval):
+            self.peak = max(self.peak, pss_mb(self.pid))
+
+    def stop(self) -> float:
+        self._done.set()
+        self.join()
+        return self.peak
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -390,16 +427,56 @@ def serve_ceiling(port: int, workers: int) -> None:
     import uvicorn
 
     from collector.server import UVICORN_SETTINGS
+    from collector.workers import serve
 
-    # By import path, as ``mesure serve`` runs the collector (uvicorn needs it for workers).
-    uvicorn.run(
-        "tests.bench.ingest:ceiling_app",
-        factory=True,
-        host="127.0.0.1",
-        port=port,
-        workers=workers,
-        **UVICORN_SETTINGS,
+    # As ``mesure serve`` runs the collector: one process, or forked workers on one port.
+    if workers == 1:
+        uvicorn.run(
+            "tests.bench.ingest:ceiling_app",
+            factory=True,
+            host="127.0.0.1",
+            port=port,
+            **UVICORN_SETTINGS,
+        )
+    else:
+        serve(
+            lambda _counters: ceiling_app(),
+            host="127.0.0.1",
+            port=port,
+            workers=workers,
+            settings=UVICORN_SETTINGS,
+        )
+
+
+def measure_ceiling(
+    wrk: str, hit_script: Path, workers: int, args: argparse.Namespace, env: dict[str, str]
+) -> tuple[WrkResult, float]:
+    """The bare endpoint on ``workers`` worker(s) under the hit load: its wrk result and its
+    CPU time per request."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    ceiling = subprocess.Popen(
+        [sys.executable, __file__, "--serve-ceiling", str(port), "--workers", str(workers)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
+    try:
+        wait_ready(url + "/", ceiling)
+        run_wrk(wrk, url, hit_script, seconds=2, connections=args.connections, threads=1)
+        cpu_before = cpu_seconds(ceiling.pid)
+        result = run_wrk(
+            wrk,
+            url,
+            hit_script,
+            seconds=args.duration,
+            connections=args.connections,
+            threads=args.threads,
+        )
+        return result, (cpu_seconds(ceiling.pid) - cpu_before) / result.sent
+    finally:
+        stop(ceiling)
 
 
 def stored_counts(database: Path) -> tuple[int, int, str]:
@@ -492,8 +569,9 @@ def main() -> int:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="worker processes (collector and ceiling)",
+        default=default_workers(clickhouse=False),
+        help="worker processes of the collector (default: mesure serve's, one per core, at most "
+        "4); the ceiling runs on one worker and on as many",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the collector's hit run")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
@@ -560,7 +638,7 @@ def main() -> int:
 
     print(f"Ingest benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores")
     print(
-        f"mesure serve --workers {args.workers} (the ceiling too); "
+        f"mesure serve --workers {args.workers}; "
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
         f"{len(hits)} distinct hits cycled ({mix})"
     )
@@ -594,8 +672,10 @@ def main() -> int:
     profiler = None
     results: dict[str, WrkResult] = {}
     cpu_per_hit: dict[str, float] = {}
+    pss = PssSampler(server.pid)
     try:
         wait_ready(url + "/healthz", server)
+        pss.start()
         results["warm-up"] = run_wrk(
             wrk, url, hit_script, seconds=2, connections=args.connections, threads=1
         )
@@ -613,7 +693,7 @@ def main() -> int:
                     "--output",
                     str(work / "profile.json"),
                     "--nonblocking",
-                    "--subprocesses",  # uvicorn's workers, with --workers
+                    "--subprocesses",  # the workers, with --workers
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -637,6 +717,7 @@ def main() -> int:
         )
         rss = peak_rss_mb(server.pid)
     finally:
+        peak_pss = pss.stop() if pss.is_alive() else 0.0
         stop(server)
 
     # Every 2xx is a stored event or a counted filtered hit (bots, opt-outs, exempt-disallowed
@@ -651,56 +732,40 @@ def main() -> int:
     lost = max(0, acknowledged - (events + dropped))
     unexplained = max(0, events + dropped - acknowledged - in_flight)
 
-    # 2. The ceiling, same stack, same settings.
-    port = free_port()
-    ceiling_url = f"http://127.0.0.1:{port}"
-    ceiling = subprocess.Popen(
-        [*python, __file__, "--serve-ceiling", str(port), "--workers", str(args.workers)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_ready(ceiling_url + "/", ceiling)
-        run_wrk(wrk, ceiling_url, hit_script, seconds=2, connections=args.connections, threads=1)
-        cpu_before = cpu_seconds(ceiling.pid)
-        results["ceiling"] = run_wrk(
-            wrk,
-            ceiling_url,
-            hit_script,
-            seconds=args.duration,
-            connections=args.connections,
-            threads=args.threads,
-        )
-        cpu_per_hit["ceiling"] = (cpu_seconds(ceiling.pid) - cpu_before) / results["ceiling"].sent
-    finally:
-        stop(ceiling)
+    # 2. The ceiling, same stack, same settings: on one worker (the issue's reference) and on
+    # as many workers as the collector had.
+    ceilings: list[tuple[int, WrkResult, float]] = []
+    for workers in sorted({1, args.workers}):
+        ceiling_run, ceiling_cpu = measure_ceiling(wrk, hit_script, workers, args, env)
+        ceilings.append((workers, ceiling_run, ceiling_cpu))
 
-    ceiling_run = results["ceiling"]
     print()
     print(
-        f"{'':28}{'hits/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'non-2xx':>9}"
+        f"{'':34}{'hits/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'non-2xx':>9}"
         f"{'CPU µs/hit':>12}"
     )
-    rows = (
-        ("Mesure /api/hit", hit_run, cpu_per_hit["mesure"]),
-        ("ceiling (Starlette+msgspec)", ceiling_run, cpu_per_hit["ceiling"]),
-    )
+    rows = [(f"Mesure /api/hit, {args.workers} worker(s)", hit_run, cpu_per_hit["mesure"])]
+    rows += [(f"ceiling, {workers} worker(s)", run, cpu) for workers, run, cpu in ceilings]
     for label, result, cpu in rows:
         print(
-            f"{label:28}{result.per_second:>10,.0f}{result.p50_ms:>9.1f}{result.p99_ms:>9.1f}"
+            f"{label:34}{result.per_second:>10,.0f}{result.p50_ms:>9.1f}{result.p99_ms:>9.1f}"
             f"{result.max_ms:>9.1f}{result.non2xx + result.socket_errors:>9}{cpu * 1e6:>12.0f}"
         )
     print("  (CPU µs/hit: the server's CPU time, all its processes and threads, per request sent)")
-    print(f"Mesure ÷ ceiling: {100 * hit_run.per_second / ceiling_run.per_second:.0f} %")
+    for workers, run, cpu in ceilings:
+        print(
+            f"Mesure ÷ ceiling on {workers} worker(s): "
+            f"{100 * hit_run.per_second / run.per_second:.0f} % of its requests/s, "
+            f"{100 * cpu / cpu_per_hit['mesure']:.0f} % of its CPU time per request"
+        )
     print(
         f"Mesure /api/batch (1,000-event batches, 4 connections): "
         f"{batch.per_second * 1000:,.0f} events/s, p50 {batch.p50_ms:.0f} ms, "
         f"p99 {batch.p99_ms:.0f} ms, non-2xx {batch.non2xx + batch.socket_errors}"
     )
     print(
-        f"Collector peak RSS (all its processes): {rss:.0f} MB; "
+        f"Collector peak memory: RSS {rss:.0f} MB summed over its processes, "
+        f"PSS {peak_pss:.0f} MB (pages shared by processes counted once); "
         f"load average after the run: {os.getloadavg()[0]:.1f}"
     )
     print(
