@@ -17,6 +17,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Sequence
 
 from collector.errors import QueueFullError, WriteFailedError
@@ -30,6 +31,8 @@ MAX_GROUP = 500
 RETRY_AFTER_SECONDS = 2
 #: Quiet time after which the writer brings the report rollups up to date.
 IDLE_SECONDS = 0.25
+#: Pause after each commit, so that another worker process waiting to write gets its turn.
+TURN_HANDOFF_SECONDS = 0.00005
 
 _Submission = tuple[Sequence[Event], Sequence[DropCount], "asyncio.Future[None]"]
 
@@ -95,26 +98,35 @@ class Writer:
                 while stale and self._queue.qsize() == 0:
                     stale = self._refresh_rollups()
                 continue
-            group: list[_Submission] = []
-            stopping = first is None
-            if first is not None:
-                group.append(first)
-            while len(group) < MAX_GROUP:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                group.append(item)
-            if group:
-                self._committing = len(group)
-                self._commit(group)
-                self._committing = 0
-                stale = True
+            # The group is gathered once it is this process's turn to write (other worker
+            # processes commit first): what arrived meanwhile joins it. Gathering before the
+            # wait made groups of 6 hits with two workers, each paying a whole commit.
+            with self._storage.write_turn():
+                group: list[_Submission] = []
+                stopping = first is None
+                if first is not None:
+                    group.append(first)
+                while len(group) < MAX_GROUP and not stopping:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stopping = True
+                    else:
+                        group.append(item)
+                if group:
+                    self._committing = len(group)
+                    self._commit(group)
+                    self._committing = 0
+                    stale = True
             if stopping:
                 return
+            # The kernel wakes a worker waiting for the turn when this one ends it, but this
+            # thread, still running, would take the turn back first: the other worker's hits
+            # then waited through several commits (p99 62 ms instead of 11 in the ingest
+            # benchmark with two workers). A pause this short gives the turn away.
+            time.sleep(TURN_HANDOFF_SECONDS)
 
     def _refresh_rollups(self) -> bool:
         """One step of the idle-time rollup refresh; ``True`` while more is pending. A failure

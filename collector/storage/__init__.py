@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 
@@ -60,6 +60,7 @@ class EventStore(Protocol):
     """What the writer and the tests use of an ingest backend."""
 
     def insert_hits(self, events: Sequence[Event], drops: Sequence[DropCount] = ()) -> None: ...
+    def write_turn(self) -> AbstractContextManager[None]: ...
     def refresh_rollups(self) -> bool: ...
     def events(self, site: str | None = None) -> list[dict[str, Any]]: ...
     def visits(self, site: str | None = None) -> list[dict[str, Any]]: ...

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -125,6 +126,10 @@ class ClickHouseStorage:
     def refresh_rollups(self) -> bool:
         """ClickHouse answers reports from the events themselves: there is nothing to refresh."""
         return False
+
+    def write_turn(self) -> AbstractContextManager[None]:
+        """One process writes to ClickHouse (``--workers 1``): its turn is always now."""
+        return nullcontext()
 
     def insert_hits(self, events: Sequence[Event], drops: Sequence[DropCount] = ()) -> None:
         """Store ``events`` (assigning visits) and ``drops``; raises if ClickHouse did not

@@ -59,7 +59,8 @@ class Storage:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self._db = Database(conn, execute_plugins=False)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._turns = 0
         self.path = path
         # SQLite's own lock makes a waiting process poll (sleeps of 1, 2, 5, 10 ms…): with two
         # workers, hits waited for a lock that was already free (p99 723 ms in the ingest
@@ -72,24 +73,37 @@ class Storage:
             os.close(self._writer_lock)
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, under the lock file every writer process of this database
-        takes first (``mesure serve`` workers, CLI commands), then ``BEGIN IMMEDIATE`` for any
-        other program writing to the file. A write waits for another process's to end; hits
-        arriving meanwhile wait in the writer's bounded queue (503 once it is full)."""
+    def write_turn(self) -> Iterator[None]:
+        """This process's turn to write: the lock file every writer process of this database
+        takes (``mesure serve`` workers, CLI commands), held until the block ends, across any
+        writes made in it. The writer waits for its turn before it gathers a group, so the hits
+        that arrived while another worker was committing join the same commit."""
         with self._lock:
-            fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
+            if self._turns == 0:
+                fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
+            self._turns += 1
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._conn
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    if self._conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
-                        self._conn.execute("ROLLBACK")
-                    raise
+                yield
             finally:
-                fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+                self._turns -= 1
+                if self._turns == 0:
+                    fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, in this process's :meth:`write_turn`, then ``BEGIN
+        IMMEDIATE`` for any other program writing to the file. A write waits for another
+        process's to end; hits arriving meanwhile wait in the writer's bounded queue (503 once
+        it is full)."""
+        with self.write_turn():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
+                    self._conn.execute("ROLLBACK")
+                raise
 
     def migrate(self) -> None:
         with self._write():
