@@ -1,4 +1,5 @@
-"""Processes writing one SQLite file take turns through its lock file (``Storage.write_turn``).
+"""Processes writing one SQLite file take turns through its lock file (``Storage.write_turn``);
+groups of any size are stored in a bounded set of statement shapes.
 
 Two handles on one file stand for two worker processes: ``flock`` locks belong to the open
 file, so two handles in one process exclude each other exactly as two processes do.
@@ -9,8 +10,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from collector.model import Event
 from collector.storage import open_storage
+from collector.storage.sqlite import _EVENTS_PER_INSERT, _SMALL_INSERT, _insert_sizes
 
 
 def _event(path: str) -> Event:
@@ -67,3 +72,23 @@ def test_writes_inside_a_turn_keep_it_until_the_turn_ends(tmp_path: Path) -> Non
     finally:
         storage.close()
         other.close()
+
+
+@given(st.integers(0, 5_000))
+def test_insert_statements_cover_every_event_in_a_few_sizes(count: int) -> None:
+    sizes = list(_insert_sizes(count))
+    assert sum(sizes) == count
+    assert set(sizes) <= {*range(1, _SMALL_INSERT + 1), _EVENTS_PER_INSERT}
+
+
+def test_a_group_of_every_size_is_stored_whole(tmp_path: Path) -> None:
+    storage = open_storage(tmp_path / "mesure.db")
+    try:
+        total = 0
+        for count in (1, 31, 32, 33, 199, 200, 233, 1_001):
+            storage.insert_hits([_event(f"/{count}/{n}") for n in range(count)])
+            total += count
+        paths = [row["path"] for row in storage.events()]
+        assert len(paths) == len(set(paths)) == total
+    finally:
+        storage.close()
