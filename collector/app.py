@@ -88,11 +88,13 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
     keys: KeyStore | None = None,
     counters: SharedCounters | None = None,
+    runs_retention: bool = True,
 ) -> Starlette:
     """The collector for ``config``; ``clock`` and ``keys`` are injectable for tests.
 
     ``counters``: the rate-limit state shared by the worker processes of one collector
-    (:mod:`collector.workers`); the process's own when not given.
+    (:mod:`collector.workers`); the process's own when not given. ``runs_retention``: whether
+    this process runs the start-up and daily retention (one worker of several does).
     """
 
     @contextlib.asynccontextmanager
@@ -106,8 +108,9 @@ def create_app(
         writer.start()
         pipeline = Pipeline(config, key_store, clock, geo, counters)
         key_store.daily_keys(clock())  # destroys keys that expired while the collector was down
-        retention = ServerRetention(config, key_store, clock)
-        await asyncio.to_thread(retention.run_if_due)  # data that expired while it was down
+        retention = ServerRetention(config, key_store, clock) if runs_retention else None
+        if retention is not None:
+            await asyncio.to_thread(retention.run_if_due)  # data that expired while it was down
         sweeper = asyncio.create_task(_sweep_daily_keys(key_store, retention, clock))
         try:
             yield {"services": Services(config, clock, storage, writer, key_store, pipeline)}
@@ -167,14 +170,15 @@ class Collector(Starlette):
 
 
 async def _sweep_daily_keys(
-    keys: KeyStore, retention: ServerRetention, clock: Callable[[], datetime]
+    keys: KeyStore, retention: ServerRetention | None, clock: Callable[[], datetime]
 ) -> None:
     """Rotate daily keys and destroy expired ones even when no hit asks for them; run the
-    day's retention once the UTC day has changed."""
+    day's retention once the UTC day has changed (in the process that runs it)."""
     while True:
         await asyncio.sleep(KEY_SWEEP_SECONDS)
         keys.daily_keys(clock())
-        await asyncio.to_thread(retention.run_if_due)
+        if retention is not None:
+            await asyncio.to_thread(retention.run_if_due)
 
 
 def _open_geo(config: Config) -> GeoLookup:

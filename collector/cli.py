@@ -133,8 +133,10 @@ def serve(data_dir: Path, host: str, port: int, workers: int | None) -> None:
 
     agents.parse("Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0")
 
-    def make_app(counters: SharedCounters) -> ASGIApp:
-        return create_app(load_config(data_dir, os.environ), counters=counters)
+    def make_app(counters: SharedCounters, index: int) -> ASGIApp:
+        config = load_config(data_dir, os.environ)
+        # One worker runs the start-up and daily retention, not each of them.
+        return create_app(config, counters=counters, runs_retention=index == 0)
 
     try:
         run_workers(make_app, host=host, port=port, workers=workers, settings=UVICORN_SETTINGS)

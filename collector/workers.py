@@ -31,6 +31,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import uvicorn
@@ -62,15 +63,17 @@ class WorkersFailed(Exception):
 
 
 def serve(
-    make_app: Callable[[SharedCounters], ASGIApp],
+    make_app: Callable[[SharedCounters, int], ASGIApp],
     *,
     host: str,
     port: int,
     workers: int,
     settings: dict[str, Any],
 ) -> None:
-    """Run ``workers`` processes serving ``make_app(counters)`` on ``host:port`` until SIGTERM
-    or SIGINT, then stop them gracefully (each commits what it acknowledged)."""
+    """Run ``workers`` processes serving ``make_app(counters, index)`` on ``host:port`` until
+    SIGTERM or SIGINT, then stop them gracefully (each commits what it acknowledged). ``index``
+    is the worker's number, 0 to ``workers - 1``; a replaced worker gets the number of the one
+    it replaces."""
     if not sys.platform.startswith("linux"):
         raise WorkersFailed("several workers need Linux (SO_REUSEPORT, PR_SET_PDEATHSIG)")
     _check_port_free(host, port)
@@ -85,9 +88,8 @@ def serve(
         if pid == 0:
             code = 1
             try:
-                code = _run_worker(
-                    make_app, counters.for_worker(index), host, port, settings, supervisor
-                )
+                app = partial(make_app, counters.for_worker(index), index)
+                code = _run_worker(app, host, port, settings, supervisor)
             finally:
                 os._exit(code)
         children[pid] = (index, time.monotonic())
@@ -129,8 +131,7 @@ def serve(
 
 
 def _run_worker(
-    make_app: Callable[[SharedCounters], ASGIApp],
-    counters: SharedCounters,
+    make_app: Callable[[], ASGIApp],
     host: str,
     port: int,
     settings: dict[str, Any],
@@ -143,7 +144,7 @@ def _run_worker(
     if os.getppid() != supervisor:  # the supervisor died before the death signal was set
         return 1
     sock = _listening_socket(host, port)
-    server = uvicorn.Server(uvicorn.Config(make_app(counters), host=host, port=port, **settings))
+    server = uvicorn.Server(uvicorn.Config(make_app(), host=host, port=port, **settings))
     server.run(sockets=[sock])
     return 0 if server.started else STARTUP_FAILURE
 

@@ -440,7 +440,7 @@ def serve_ceiling(port: int, workers: int) -> None:
         )
     else:
         serve(
-            lambda _counters: ceiling_app(),
+            lambda _counters, _index: ceiling_app(),
             host="127.0.0.1",
             port=port,
             workers=workers,

@@ -5,6 +5,7 @@ Each test runs the real command on 127.0.0.1 and looks at its processes through 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -107,20 +108,26 @@ def _stop(process: subprocess.Popen[bytes]) -> int:
     return process.wait(timeout=30)
 
 
+def _hits_on_many_connections(supervisor: int, port: int, connections: int) -> list[int]:
+    """Send a hit on each of ``connections`` open connections; the connections each worker
+    holds, once all were answered."""
+    workers = _children(supervisor)
+    clients = [browser_client(f"http://127.0.0.1:{port}") for _ in range(connections)]
+    try:
+        for client in clients:
+            assert client.post("/api/hit", json=HIT, timeout=10).status_code == 202
+        return [_connection_ports(worker, port) for worker in workers]
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_connections_are_spread_over_both_workers(data: Path) -> None:
     port = free_port()
     process = start_mesure_serve(data, port, dict(os.environ), workers=2)
     try:
-        workers = _children(process.pid)
-        assert len(workers) == 2
-        clients = [browser_client(f"http://127.0.0.1:{port}") for _ in range(24)]
-        try:
-            for client in clients:
-                assert client.post("/api/hit", json=HIT, timeout=10).status_code == 202
-            held = [_connection_ports(worker, port) for worker in workers]
-        finally:
-            for client in clients:
-                client.close()
+        assert len(_children(process.pid)) == 2
+        held = _hits_on_many_connections(process.pid, port, 24)
         # 24 connections hashed over two sockets: all on one worker has odds of 2 in 16 million.
         assert sum(held) == 24 and min(held) > 0, held
         assert _stop(process) == 0
@@ -236,3 +243,18 @@ def test_sigterm_stops_every_worker_after_committing_what_it_acknowledged(data: 
     finally:
         conn.close()
     assert set(acknowledged) <= stored
+
+
+def test_one_worker_runs_the_start_up_retention(data: Path) -> None:
+    port = free_port()
+    process = start_mesure_serve(data, port, dict(os.environ), workers=2)
+    try:
+        held = _hits_on_many_connections(process.pid, port, 24)
+        assert min(held) > 0, held  # both workers started (their lifespans ran)
+        assert _stop(process) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    audit = [json.loads(line) for line in (data / "audit.log").read_text().splitlines()]
+    runs = [entry["detail"]["by"] for entry in audit if entry["action"] == "retention.run"]
+    assert runs == ["server (start-up)"]
