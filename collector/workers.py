@@ -53,9 +53,11 @@ _PR_SET_PDEATHSIG = 1
 
 def default_count(*, clickhouse: bool) -> int:
     """Workers of ``mesure serve`` without ``--workers``: one per core this process may use, at
-    most MAX_DEFAULT_WORKERS (each is a whole collector: about 60 MB of its own); one with
-    ClickHouse storage, whose writer keeps the open visits in its memory."""
-    return 1 if clickhouse else min(len(os.sched_getaffinity(0)), MAX_DEFAULT_WORKERS)
+    most MAX_DEFAULT_WORKERS (each is a whole collector: about 50 MB of its own); one with
+    ClickHouse storage, whose writer keeps the open visits in its memory, and off Linux."""
+    if clickhouse or not sys.platform.startswith("linux"):
+        return 1
+    return min(len(os.sched_getaffinity(0)), MAX_DEFAULT_WORKERS)
 
 
 class WorkersFailed(Exception):
@@ -90,6 +92,8 @@ def serve(
             try:
                 app = partial(make_app, counters.for_worker(index), index)
                 code = _run_worker(app, host, port, settings, supervisor)
+            except SystemExit as exc:  # uvicorn exits with STARTUP_FAILURE itself
+                code = exc.code if isinstance(exc.code, int) else 1
             finally:
                 os._exit(code)
         children[pid] = (index, time.monotonic())

@@ -258,3 +258,20 @@ def test_one_worker_runs_the_start_up_retention(data: Path) -> None:
     audit = [json.loads(line) for line in (data / "audit.log").read_text().splitlines()]
     runs = [entry["detail"]["by"] for entry in audit if entry["action"] == "retention.run"]
     assert runs == ["server (start-up)"]
+
+
+def test_a_worker_that_cannot_start_stops_the_collector(data: Path) -> None:
+    # The command line's own checks pass; the app's start-up (its lifespan) fails in each worker.
+    (data / "not-a-geo-database.mmdb").write_bytes(b"not a MaxMind file")
+    env = {**os.environ, "MESURE_GEO_DATABASE": str(data / "not-a-geo-database.mmdb")}
+    result = subprocess.run(
+        mesure_command("serve", "--data", str(data), "--port", str(free_port()), "--workers", "2"),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    errors = result.stderr.decode()
+    assert "cannot open geo database" in errors
+    assert "could not start" in errors and "keep dying" not in errors
