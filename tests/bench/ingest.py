@@ -351,33 +351,30 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss_mb(pid: int) -> float:
-    """The high-water resident set (VmHWM) of the process and its descendants, in MB (with
-    ``--workers``, the supervisor and each worker are separate processes)."""
+def _summed_kb(pid: int, file: str, field: str) -> float:
+    """The ``field`` (a "Name:  N kB" line of ``/proc/PID/file``) of the process and its
+    descendants (with ``--workers``, the supervisor and each worker), summed, in MB."""
     total = 0.0
     for member in _tree(pid):
         try:
-            text = Path(f"/proc/{member}/status").read_text()
+            text = Path(f"/proc/{member}/{file}").read_text()
         except OSError:
             continue
-        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-        total += int(fields.get("VmHWM", "0 kB").split()[0]) / 1024
+        line = next(line for line in text.splitlines() if line.startswith(f"{field}:"))
+        total += int(line.split()[1]) / 1024
     return total
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The high-water resident set (VmHWM) of the collector's processes, summed, in MB."""
+    return _summed_kb(pid, "status", "VmHWM")
 
 
 def pss_mb(pid: int) -> float:
-    """The proportional set size of the process and its descendants, in MB: a page shared by
-    several of them (the forked workers share their supervisor's code and data until they write
-    to it) counts once in all, not once in each as in the summed RSS."""
-    total = 0.0
-    for member in _tree(pid):
-        try:
-            text = Path(f"/proc/{member}/smaps_rollup").read_text()
-        except OSError:
-            continue
-        line = next(line for line in text.splitlines() if line.startswith("Pss:"))
-        total += int(line.split()[1]) / 1024
-    return total
+    """The proportional set size of the collector's processes, in MB: a page shared by several
+    of them (the forked workers share their supervisor's code and data until they write to it)
+    counts once in all, not once in each as in the summed RSS."""
+    return _summed_kb(pid, "smaps_rollup", "Pss")
 
 
 class PssSampler(threading.Thread):
@@ -465,18 +462,26 @@ def measure_ceiling(
     try:
         wait_ready(url + "/", ceiling)
         run_wrk(wrk, url, hit_script, seconds=2, connections=args.connections, threads=1)
-        cpu_before = cpu_seconds(ceiling.pid)
-        result = run_wrk(
-            wrk,
-            url,
-            hit_script,
-            seconds=args.duration,
-            connections=args.connections,
-            threads=args.threads,
-        )
-        return result, (cpu_seconds(ceiling.pid) - cpu_before) / result.sent
+        return measured_hit_run(wrk, url, hit_script, args, ceiling.pid)
     finally:
         stop(ceiling)
+
+
+def measured_hit_run(
+    wrk: str, url: str, hit_script: Path, args: argparse.Namespace, server_pid: int
+) -> tuple[WrkResult, float]:
+    """The measured hit load against ``url``: wrk's result and the server's CPU time per
+    request (all the processes of ``server_pid``)."""
+    cpu_before = cpu_seconds(server_pid)
+    result = run_wrk(
+        wrk,
+        url,
+        hit_script,
+        seconds=args.duration,
+        connections=args.connections,
+        threads=args.threads,
+    )
+    return result, (cpu_seconds(server_pid) - cpu_before) / result.sent
 
 
 def stored_counts(database: Path) -> tuple[int, int, str]:
@@ -700,16 +705,9 @@ def main() -> int:
             )
             sampler = threading.Thread(target=profiler.wait)
             sampler.start()
-        cpu_before = cpu_seconds(server.pid)
-        results["mesure"] = run_wrk(
-            wrk,
-            url,
-            hit_script,
-            seconds=args.duration,
-            connections=args.connections,
-            threads=args.threads,
+        results["mesure"], cpu_per_hit["mesure"] = measured_hit_run(
+            wrk, url, hit_script, args, server.pid
         )
-        cpu_per_hit["mesure"] = (cpu_seconds(server.pid) - cpu_before) / results["mesure"].sent
         if profiler is not None:
             sampler.join()
         results["batch"] = run_wrk(

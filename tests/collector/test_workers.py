@@ -5,6 +5,7 @@ Each test runs the real command on 127.0.0.1 and looks at its processes through 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -108,6 +110,21 @@ def _stop(process: subprocess.Popen[bytes]) -> int:
     return process.wait(timeout=30)
 
 
+@contextlib.contextmanager
+def _serving(
+    data: Path, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``mesure serve --workers 2`` and its port; killed at the end if a test left it running."""
+    port = port or free_port()
+    process = start_mesure_serve(data, port, env or dict(os.environ), workers=2)
+    try:
+        yield process, port
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def _hits_on_many_connections(supervisor: int, port: int, connections: int) -> list[int]:
     """Send a hit on each of ``connections`` open connections; the connections each worker
     holds, once all were answered."""
@@ -123,25 +140,18 @@ def _hits_on_many_connections(supervisor: int, port: int, connections: int) -> l
 
 
 def test_connections_are_spread_over_both_workers(data: Path) -> None:
-    port = free_port()
-    process = start_mesure_serve(data, port, dict(os.environ), workers=2)
-    try:
+    with _serving(data) as (process, port):
         assert len(_children(process.pid)) == 2
         held = _hits_on_many_connections(process.pid, port, 24)
         # 24 connections hashed over two sockets: all on one worker has odds of 2 in 16 million.
         assert sum(held) == 24 and min(held) > 0, held
         assert _stop(process) == 0
-        assert _stored(data) == 24
-    finally:
-        if process.poll() is None:
-            process.kill()
+    assert _stored(data) == 24
 
 
 def test_a_client_rate_limit_is_one_limit_for_all_workers(data: Path) -> None:
-    port = free_port()
     env = {**os.environ, "MESURE_CLIENT_RATE_PER_MINUTE": "5"}
-    process = start_mesure_serve(data, port, env, workers=2)
-    try:
+    with _serving(data, env) as (process, port):
         # The limit counts per clock minute: start well inside one, so all 14 hits share it.
         if time.time() % 60 > 55:
             time.sleep(60 - time.time() % 60)
@@ -150,43 +160,33 @@ def test_a_client_rate_limit_is_one_limit_for_all_workers(data: Path) -> None:
         answers = [_post(f"http://127.0.0.1:{port}") for _ in range(14)]
         assert answers == [202] * 5 + [429] * 9
         assert _stop(process) == 0
-        assert _stored(data) == 5
-    finally:
-        if process.poll() is None:
-            process.kill()
+    assert _stored(data) == 5
 
 
 def test_a_killed_worker_is_replaced_and_the_collector_keeps_answering(data: Path) -> None:
-    port = free_port()
-    process = start_mesure_serve(data, port, dict(os.environ), workers=2)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with _serving(data) as (process, port):
         first, second = _children(process.pid)
         os.kill(first, signal.SIGKILL)
         _wait_for(lambda: len(set(_children(process.pid)) - {first}) == 2, "a new worker")
         assert _alive(second)
-        answers = [_post(url) for _ in range(20)]
+        answers = [_post(f"http://127.0.0.1:{port}") for _ in range(20)]
         assert answers == [202] * 20
         assert _stop(process) == 0
-        assert _stored(data) == 20
-    finally:
-        if process.poll() is None:
-            process.kill()
+    assert _stored(data) == 20
 
 
 def test_workers_end_with_their_supervisor_even_after_kill_9(data: Path) -> None:
-    port = free_port()
-    process = start_mesure_serve(data, port, dict(os.environ), workers=2)
-    workers = _children(process.pid)
-    assert _post(f"http://127.0.0.1:{port}") == 202
-    process.send_signal(signal.SIGKILL)  # the supervisor alone, not its process group
-    process.wait()
-    _wait_for(lambda: not any(_alive(worker) for worker in workers), "workers gone")
-    with pytest.raises(httpx.ConnectError):
-        _post(f"http://127.0.0.1:{port}")
+    with _serving(data) as (process, port):
+        workers = _children(process.pid)
+        assert _post(f"http://127.0.0.1:{port}") == 202
+        process.send_signal(signal.SIGKILL)  # the supervisor alone, not its process group
+        process.wait()
+        _wait_for(lambda: not any(_alive(worker) for worker in workers), "workers gone")
+        with pytest.raises(httpx.ConnectError):
+            _post(f"http://127.0.0.1:{port}")
     # The port is free again for the restarted collector, which still has the hit.
-    restarted = start_mesure_serve(data, port, dict(os.environ), workers=2)
-    assert _stop(restarted) == 0
+    with _serving(data, port=port) as (restarted, _port):
+        assert _stop(restarted) == 0
     assert _stored(data) == 1
 
 
@@ -206,8 +206,11 @@ def test_serve_refuses_a_port_another_program_listens_on(data: Path) -> None:
 
 
 def test_sigterm_stops_every_worker_after_committing_what_it_acknowledged(data: Path) -> None:
-    port = free_port()
-    process = start_mesure_serve(data, port, dict(os.environ), workers=2)
+    with _serving(data) as (process, port):
+        _stop_under_load(process, port, data)
+
+
+def _stop_under_load(process: subprocess.Popen[bytes], port: int, data: Path) -> None:
     workers = _children(process.pid)
     acknowledged: list[str] = []
     stop = threading.Event()
@@ -246,15 +249,10 @@ def test_sigterm_stops_every_worker_after_committing_what_it_acknowledged(data: 
 
 
 def test_one_worker_runs_the_start_up_retention(data: Path) -> None:
-    port = free_port()
-    process = start_mesure_serve(data, port, dict(os.environ), workers=2)
-    try:
+    with _serving(data) as (process, port):
         held = _hits_on_many_connections(process.pid, port, 24)
         assert min(held) > 0, held  # both workers started (their lifespans ran)
         assert _stop(process) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
     audit = [json.loads(line) for line in (data / "audit.log").read_text().splitlines()]
     runs = [entry["detail"]["by"] for entry in audit if entry["action"] == "retention.run"]
     assert runs == ["server (start-up)"]
