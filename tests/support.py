@@ -51,18 +51,18 @@ def mesure_command(*args: str) -> list[str]:
 
 
 def start_mesure_serve(
-    data: Path, port: int, env: dict[str, str], *, workers: int = 1
+    data: Path, port: int, env: dict[str, str], *, workers: int | None = 1
 ) -> subprocess.Popen[bytes]:
     """Run ``mesure serve`` in its own process group; return once ``/healthz`` answers.
 
-    Its output goes to ``serve.log`` beside ``data``.
+    ``workers=None`` leaves ``mesure serve`` its default. Its output goes to ``serve.log``
+    beside ``data``.
     """
     log = data.parent / "serve.log"
+    chosen = [] if workers is None else ["--workers", str(workers)]
     with log.open("ab") as output:
         process = subprocess.Popen(
-            mesure_command(
-                "serve", "--data", str(data), "--port", str(port), "--workers", str(workers)
-            ),
+            mesure_command("serve", "--data", str(data), "--port", str(port), *chosen),
             cwd=ROOT,
             env=env,
             stdout=output,

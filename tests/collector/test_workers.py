@@ -273,3 +273,32 @@ def test_a_worker_that_cannot_start_stops_the_collector(data: Path) -> None:
     errors = result.stderr.decode()
     assert "cannot open geo database" in errors
     assert "could not start" in errors and "keep dying" not in errors
+
+
+def test_a_dashboard_session_works_whichever_worker_answers(tmp_path: Path) -> None:
+    # A fresh directory (demo site and owner), two workers chosen through the environment.
+    data = tmp_path / "fresh"
+    port = free_port()
+    env = {**os.environ, "MESURE_WORKERS": "2"}
+    process = start_mesure_serve(data, port, env, workers=None)
+    try:
+        assert len(_children(process.pid)) == 2
+        printed = (tmp_path / "serve.log").read_text()
+        assert "(2 worker(s))" in printed
+        password = printed.split("Dashboard account owner@localhost, password ")[1].split()[0]
+        url = f"http://127.0.0.1:{port}"
+        with browser_client(url) as first:
+            login = first.post("/login", json={"email": "owner@localhost", "password": password})
+            assert login.status_code == 200, login.text
+            cookies = first.cookies
+        # Each request on a connection of its own: the kernel sends some to the other worker.
+        for _ in range(12):
+            with browser_client(url, cookies=cookies) as client:
+                assert client.get("/", follow_redirects=False).status_code == 200
+                report = client.get("/api/v1/aggregate", params={"site": "localhost"})
+                assert report.status_code == 200, report.text
+        assert _stop(process) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
