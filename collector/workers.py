@@ -43,7 +43,7 @@ logger = logging.getLogger("mesure.workers")
 
 #: A worker's exit status when its application could not start (uvicorn's own value).
 STARTUP_FAILURE = 3
-#: More restarts than this within RESTART_WINDOW_SECONDS stop the collector: a crash loop.
+#: This many worker deaths within RESTART_WINDOW_SECONDS stop the collector: a crash loop.
 MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 10.0
 PORT_WAIT_SECONDS = 2.0
