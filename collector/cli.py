@@ -73,7 +73,8 @@ def init(data_dir: Path, domains: tuple[str, ...]) -> None:
     "--workers",
     type=click.IntRange(1, 64),
     envvar="MESURE_WORKERS",
-    help="Worker processes [default: the cores this process may use, at most 4; 1 with ClickHouse]",
+    help="Worker processes [default: one per core this process may use, at most 4; "
+    "1 with ClickHouse, and off Linux]",
 )
 def serve(data_dir: Path, host: str, port: int, workers: int | None) -> None:
     """Run the collector (a missing data directory is initialized with a demo site)."""
