@@ -1,13 +1,40 @@
 #!/usr/bin/env bash
-# Installs everything the test suite needs on a fresh Debian machine:
-# Mesure with its test, parquet and ClickHouse (chDB) extras, Chromium from the OS packages,
-# and esbuild (to check dist/m.js).
+# Installs everything the test suite needs on a fresh Debian 12 / Ubuntu 24.04 machine that has
+# python3 and python3-venv: the OS packages the tests drive (Chromium, nginx, Caddy, age, Node.js
+# for esbuild, systemd-analyze), then a virtual environment `.venv` inside this clone holding
+# exactly the locked set (requirements/dev.txt, every file checked against its hash) and Mesure
+# itself (editable), then the snippet's build tools from sdk_snippet/package-lock.json.
+# Run it again at any time: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install --quiet --disable-pip-version-check -e '.[test,parquet,clickhouse]'
-if [ ! -x /usr/bin/chromium ]; then
+
+packages=()
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+command -v npm >/dev/null || packages+=(nodejs npm)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || packages+=(nginx-light)
+command -v caddy >/dev/null || packages+=(caddy)
+command -v age >/dev/null || packages+=(age)
+command -v systemd-analyze >/dev/null || packages+=(systemd)
+if [ ${#packages[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "tests/setup.sh: installing OS packages: ${packages[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  # The tests start nginx and Caddy themselves on loopback ports; the packages' own services
+  # (port 80) are not wanted, so the install is told not to start them.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null && $SUDO chmod 755 "$policy"
+    trap '$SUDO rm -f "$policy"' EXIT
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${packages[@]}" >/dev/null
 fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+pip=(.venv/bin/python -m pip --quiet --disable-pip-version-check)
+"${pip[@]}" install --require-hashes -r requirements/dev.txt
+"${pip[@]}" install --no-deps --no-build-isolation -e .
+# The wheels of the app's locked set, for tests/release/test_wheel.py to install the built wheel
+# the way a production machine does, without an index.
+"${pip[@]}" download --require-hashes -r requirements/app.txt -d .venv/wheelhouse
 (cd sdk_snippet && npm ci --no-audit --no-fund --silent)

@@ -68,6 +68,10 @@ def test_the_two_commands_at_the_top_and_ci() -> None:
     suite, which is exactly what ``.ci/run`` runs."""
     top = README.read_text().split("<!-- section:", 1)[0]
     blocks = re.findall(r"```sh\n(.*?)\n```", top, re.S)
-    assert blocks == ["pip install -e . && mesure serve", "bash tests/setup.sh && python -m pytest"]
+    assert blocks == [
+        "python3 -m venv .venv && .venv/bin/pip install --require-hashes -r requirements/app.txt"
+        " && .venv/bin/python -m collector serve",
+        "bash tests/setup.sh && .venv/bin/python -m pytest",
+    ]
     ci = (README.parent / ".ci" / "run").read_text().strip().splitlines()
     assert ci[-1] == blocks[1]
