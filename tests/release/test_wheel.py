@@ -38,15 +38,16 @@ CLEAN_ENV = {
 }
 
 
-def _tracked_files() -> list[str]:
-    """The work tree as git sees it: tracked and new files, ignored ones left out."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    return sorted({name for name in listed.split("\0") if name and (ROOT / name).is_file()})
+def _source_files() -> list[str]:
+    """The packages' files in the work tree (no git needed: a clone may come as an archive),
+    without caches and the tracker's node_modules."""
+    found = []
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*"):
+            relative = path.relative_to(ROOT).as_posix()
+            if path.is_file() and not {"__pycache__", "node_modules"} & set(path.parts):
+                found.append(relative)
+    return sorted(found)
 
 
 def _shipped(files: list[str]) -> list[str]:
@@ -54,19 +55,17 @@ def _shipped(files: list[str]) -> list[str]:
     return [
         name
         for name in files
-        if name.startswith(tuple(f"{package}/" for package in PACKAGES))
-        and not name.startswith(BUILD_INPUTS)
-        and not name.endswith(".mjs")
+        if not name.startswith(BUILD_INPUTS) and not name.endswith((".mjs", ".pyc"))
     ]
 
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    """(wheel, sdist) built from a copy of the work tree, so that the build writes nothing
-    into the clone."""
+    """(wheel, sdist) built from a copy of the sources, so that the build writes nothing into
+    the clone."""
     work = tmp_path_factory.mktemp("release")
     source = work / "source"
-    for name in _tracked_files():
+    for name in [*_source_files(), "pyproject.toml", "README.md"]:
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, source / name)
     # Without isolation the build uses the locked setuptools of this environment.
@@ -86,7 +85,7 @@ def test_the_sdist_and_the_wheel_hold_every_file_the_collector_needs(
     release: tuple[Path, Path],
 ) -> None:
     wheel, sdist = release
-    files = _tracked_files()
+    files = _source_files()
     with zipfile.ZipFile(wheel) as archive:
         in_wheel = set(archive.namelist())
     missing = [name for name in _shipped(files) if name not in in_wheel]
