@@ -108,7 +108,8 @@ def write_signed(
     visits, one file) and the signed manifest."""
     if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise PrivacyToolError(
-            "parquet exports need pyarrow: pip install 'mesure[parquet]' (or use ndjson or csv)"
+            "parquet exports need pyarrow: pip install --require-hashes -r requirements/parquet.txt "
+            "(the locked set of mesure[parquet]), or use ndjson or csv"
         )
     if out.exists() and any(out.iterdir()):
         raise PrivacyToolError(f"{out} is not empty: exports go to a new directory")

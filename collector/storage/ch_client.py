@@ -145,7 +145,8 @@ def _connect(target: ClickHouseTarget) -> Any:
         import clickhouse_connect
     except ImportError:
         raise ConfigError(
-            "ClickHouse storage needs the clickhouse extra: pip install 'mesure[clickhouse]'",
+            "ClickHouse storage needs the clickhouse extra: pip install --require-hashes "
+            "-r requirements/clickhouse.txt (the locked set of mesure[clickhouse])",
             path="mesure.toml",
             key="storage",
         ) from None

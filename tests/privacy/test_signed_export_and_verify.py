@@ -160,5 +160,5 @@ def test_parquet_without_its_extra_says_how_to_get_it(
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # as on an install without the extra
     out = tmp_path / "pq"
     refused = run(config.data_dir, *APRIL, "--format", "parquet", "--out", str(out), expect=1)
-    assert "pip install 'mesure[parquet]'" in refused
+    assert "pip install --require-hashes -r requirements/parquet.txt" in refused
     assert not out.exists()
