@@ -6,10 +6,11 @@ import asyncio
 import base64
 import contextlib
 import ipaddress
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,8 +55,9 @@ from collector.writer import Writer
 
 # The smallest transparent GIF: 1×1, one palette entry.
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-#: How often expired daily keys are looked for (well within their 48-hour deadline), and whether
-#: the day's retention run is due.
+#: The longest the collector goes without looking at the clock for a new UTC day (expired daily
+#: keys to destroy, the day's retention run to make). It also wakes at each midnight of its clock;
+#: this bound covers a wall clock that was set forward meanwhile.
 KEY_SWEEP_SECONDS = 600
 SIGNAL_HEADERS = ("sec-gpc", "dnt", "sec-purpose", "purpose", "x-purpose", "x-moz")
 _SIGNAL_NAMES = frozenset(name.encode("latin-1") for name in SIGNAL_HEADERS)
@@ -89,12 +91,15 @@ def create_app(
     keys: KeyStore | None = None,
     counters: SharedCounters | None = None,
     runs_retention: bool = True,
+    sweep_seconds: float = KEY_SWEEP_SECONDS,
 ) -> Starlette:
     """The collector for ``config``; ``clock`` and ``keys`` are injectable for tests.
 
     ``counters``: the rate-limit state shared by the worker processes of one collector
     (:mod:`collector.workers`); the process's own when not given. ``runs_retention``: whether
     this process runs the start-up and daily retention (one worker of several does).
+    ``sweep_seconds``: the longest time between two looks at ``clock`` for a new UTC day; a
+    test that sets its clock forward makes it short, so the running collector notices.
     """
 
     @contextlib.asynccontextmanager
@@ -111,11 +116,17 @@ def create_app(
         retention = ServerRetention(config, key_store, clock) if runs_retention else None
         if retention is not None:
             await asyncio.to_thread(retention.run_if_due)  # data that expired while it was down
-        sweeper = asyncio.create_task(_sweep_daily_keys(key_store, retention, clock))
+        stopping = asyncio.Event()
+        sweeper = asyncio.create_task(
+            _sweep_daily(key_store, retention, clock, sweep_seconds, stopping)
+        )
         try:
             yield {"services": Services(config, clock, storage, writer, key_store, pipeline)}
         finally:
-            sweeper.cancel()
+            # Not cancelled: a retention run under way finishes before the database is closed
+            # (in its thread it would go on regardless).
+            stopping.set()
+            await sweeper
             writer.stop()
             storage.close()
             geo.close()
@@ -169,16 +180,39 @@ class Collector(Starlette):
         await super().__call__(scope, receive, send)
 
 
-async def _sweep_daily_keys(
-    keys: KeyStore, retention: ServerRetention | None, clock: Callable[[], datetime]
+async def _sweep_daily(
+    keys: KeyStore,
+    retention: ServerRetention | None,
+    clock: Callable[[], datetime],
+    every: float,
+    stopping: asyncio.Event,
 ) -> None:
     """Rotate daily keys and destroy expired ones even when no hit asks for them; run the
-    day's retention once the UTC day has changed (in the process that runs it)."""
+    day's retention once the UTC day has changed (in the process that runs it). Until
+    ``stopping`` is set."""
     while True:
-        await asyncio.sleep(KEY_SWEEP_SECONDS)
-        keys.daily_keys(clock())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), sweep_delay(clock(), every))
+        if stopping.is_set():
+            return
+        try:
+            # In a thread: destroying a key syncs its file, which the hits must not wait for.
+            await asyncio.to_thread(keys.daily_keys, clock())
+        except Exception:
+            # A key that cannot be written today (a full disk) must not end the sweeps: the
+            # expired keys would then outlive their 48 hours.
+            logging.getLogger("mesure").exception("daily key sweep failed; retrying later")
         if retention is not None:
-            await asyncio.to_thread(retention.run_if_due)
+            await asyncio.to_thread(retention.run_if_due)  # logs and retries its own failures
+
+
+def sweep_delay(now: datetime, every: float) -> float:
+    """Seconds until the next sweep: the next UTC midnight of ``now``'s clock, at most
+    ``every``. The keys of a day that just ended are destroyed on time, not up to ``every``
+    seconds late."""
+    now = now.astimezone(UTC)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    return min(every, (midnight - now).total_seconds())
 
 
 def _open_geo(config: Config) -> GeoLookup:

@@ -132,11 +132,18 @@ def build_config(
 
 
 class LiveServer:
-    """A real collector on 127.0.0.1, in a thread; restartable on the same port and data."""
+    """A real collector on 127.0.0.1, in a thread; restartable on the same port and data.
 
-    def __init__(self, config: Config, clock: Clock | None) -> None:
+    ``sweep_seconds`` goes to ``create_app``: a test that sets ``clock`` forward makes it short
+    for the running collector to notice the new day without a hit.
+    """
+
+    def __init__(
+        self, config: Config, clock: Clock | None, *, sweep_seconds: float | None = None
+    ) -> None:
         self.config = config
         self.clock = clock
+        self.sweep_seconds = sweep_seconds
         self.data_dir = config.data_dir
         self.port = 0
         self._server: uvicorn.Server | None = None
@@ -149,11 +156,12 @@ class LiveServer:
     def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("server already running")
-        app = (
-            create_app(self.config)
-            if self.clock is None
-            else create_app(self.config, clock=self.clock)
-        )
+        options: dict[str, Any] = {}
+        if self.clock is not None:
+            options["clock"] = self.clock
+        if self.sweep_seconds is not None:
+            options["sweep_seconds"] = self.sweep_seconds
+        app = create_app(self.config, **options)
         server = uvicorn.Server(
             # The production settings (``mesure serve``'s), on a free port of 127.0.0.1.
             uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan="on", **UVICORN_SETTINGS)
