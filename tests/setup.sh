@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian 12 / Ubuntu 24.04 machine that has
-# python3 and python3-venv: the OS packages the tests drive (Chromium, nginx, Caddy, age, Node.js
-# for esbuild, systemd-analyze), then a virtual environment `.venv` inside this clone holding
-# exactly the locked set (requirements/dev.txt, every file checked against its hash) and Mesure
-# itself (editable), then the snippet's build tools from sdk_snippet/package-lock.json.
+# python3 and python3-venv: the OS packages the tests drive (Chromium, nginx, Caddy, age,
+# Node.js for esbuild, systemd-analyze, libatomic for Playwright's driver), then a virtual
+# environment `.venv` inside this clone holding exactly the locked set (requirements/dev.txt,
+# every file checked against its hash) and Mesure itself (editable), the wheels of the app's set
+# (.venv/wheelhouse), and the snippet's build tools from sdk_snippet/package-lock.json.
 # Run it again at any time: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,8 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || packages+=(nginx-light)
 command -v caddy >/dev/null || packages+=(caddy)
 command -v age >/dev/null || packages+=(age)
 command -v systemd-analyze >/dev/null || packages+=(systemd)
+# Playwright's own Node.js driver links libatomic, which minimal images do not have.
+dpkg-query -W -f='${Status}' libatomic1 2>/dev/null | grep -q 'ok installed' || packages+=(libatomic1)
 if [ ${#packages[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "tests/setup.sh: installing OS packages: ${packages[*]}"
