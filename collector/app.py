@@ -48,6 +48,7 @@ from collector.keys import KeyStore
 from collector.model import DropCount, Event
 from collector.privacy.retention import ServerRetention
 from collector.ratelimit import SharedCounters
+from collector.serving_lock import hold as hold_serving_lock
 from collector.storage import EventStore, open_events
 from collector.urls import host_allowed
 from collector.wire import MAX_BATCH_BYTES, MAX_HIT_BYTES, HitIn, decode_batch, decode_hit
@@ -105,6 +106,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        # Tells `mesure restore` that this directory is served, until this process ends.
+        serving = hold_serving_lock(config.data_dir)
         audit = AuditLog(config.audit_path, clock)
         key_store = keys or KeyStore.open(config.keys_dir, audit, [s.id for s in config.sites])
         storage = open_events(config, lock_timeout_ms=config.server.write_timeout_ms)
@@ -130,6 +133,7 @@ def create_app(
             writer.stop()
             storage.close()
             geo.close()
+            os.close(serving)
 
     routes: list[BaseRoute] = [
         Route("/api/hit", post_hit, methods=["POST"]),

@@ -1,7 +1,8 @@
 """The ``mesure`` command: ``init``, ``serve``, ``check`` and ``snippet`` here; the accounts
-(``user``, ``token``: :mod:`collector.cli_admin`) and the privacy officer's tools (``export``,
+(``user``, ``token``: :mod:`collector.cli_admin`), the privacy officer's tools (``export``,
 ``dsar``, ``retention``: :mod:`collector.cli_privacy`; ``keys``, ``audit``, ``register``:
-:mod:`collector.cli_keys`) are registered at the end of this module.
+:mod:`collector.cli_keys`) and ``backup``, ``restore`` (:mod:`collector.cli_backup`) are
+registered at the end of this module.
 
 Options also read ``MESURE_*`` environment variables (``MESURE_DATA``, ``MESURE_PORT``, …).
 Configuration errors exit with code 2, naming the key and the file.
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 import click
 
 import consent.cnil as cnil
-from collector import cli_admin, cli_keys, cli_privacy
+from collector import cli_admin, cli_backup, cli_keys, cli_privacy
 from collector.audit import AuditLog
 from collector.cli_common import ConfigProblem, data_option, load
 from collector.config import (
@@ -297,7 +298,12 @@ def _print_embed_tags(config: Config) -> None:
         click.echo(_embed_tag(site, config.server.origin))
 
 
-for _command in [*cli_admin.COMMANDS, *cli_privacy.COMMANDS, *cli_keys.COMMANDS]:
+for _command in [
+    *cli_admin.COMMANDS,
+    *cli_privacy.COMMANDS,
+    *cli_keys.COMMANDS,
+    *cli_backup.COMMANDS,
+]:
     main.add_command(_command)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,14 +12,27 @@ from typing import Any
 
 import pytest
 
-from tests.loopback_guard import install as install_loopback_guard
+from tests import loopback_guard
 from tests.support import Clock, LiveServer, build_config
 
 __all__ = ["Clock", "LiveServer"]
 
 # DESIGN.md §5.6: the suite passes with only loopback reachable. Any other connect or name lookup
-# made by the test process (collectors served in threads included) raises OSError.
-install_loopback_guard(None)
+# raises OSError and is recorded in OUTBOUND_LOG, which must stay empty: in the test process
+# (collectors served in threads included) and, through the environment that every subprocess
+# inherits, in the Python processes the tests start. Set here, at import, so that environments
+# built by test modules from os.environ when they are imported carry it too. A session of its
+# own (a pytest run started by a test) gets a log of its own.
+OUTBOUND_LOG = Path(tempfile.mkdtemp(prefix="mesure-outbound-")) / "refused.log"
+os.environ[loopback_guard.LOG_VARIABLE] = str(OUTBOUND_LOG)
+_paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [
+        loopback_guard.SITE_DIR,
+        *(path for path in _paths if path not in ("", loopback_guard.SITE_DIR)),
+    ]
+)
+loopback_guard.install()
 
 #: A Tuesday noon, far from any daylight-saving change.
 CLOCK_START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -35,9 +50,37 @@ def pytest_report_header() -> str:
     return _clickhouse_note()
 
 
+def _refused() -> list[str]:
+    try:
+        return OUTBOUND_LOG.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A connection attempt fails the run even when every test passed: the program that made
+    it may have swallowed the refusal."""
+    if _refused():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     # Repeated at the end, where it is seen even with -q.
     terminalreporter.write_line(_clickhouse_note())
+    refused = _refused()
+    if refused:
+        terminalreporter.write_line(
+            f"OUTBOUND CONNECTION ATTEMPTS ({len(refused)}), refused by tests/loopback_guard.py;"
+            " the run fails:",
+            red=True,
+            bold=True,
+        )
+        for line in refused:
+            terminalreporter.write_line(f"  {line}", red=True)
+
+
+def pytest_unconfigure() -> None:
+    shutil.rmtree(OUTBOUND_LOG.parent, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,10 +1,14 @@
-"""DESIGN.md §5.6: Mesure opens no outbound connection. ``mesure serve`` and the DPO walkthrough
-run under :mod:`tests.loopback_guard`, which refuses and records any non-loopback connect or name
-lookup; every feature is exercised, and the guard's record must stay empty. A first test shows
-that the guard does catch such a connection."""
+"""DESIGN.md §5.6: Mesure opens no outbound connection. Every Python process of the suite runs
+under :mod:`tests.loopback_guard`, which refuses and records any non-loopback connect or name
+lookup, and a session whose record is not empty fails. Here ``mesure serve`` and the DPO
+walkthrough exercise every feature with a record of their own, which must stay empty. The first
+tests show that the guard catches such a connection wherever it is made: in a subprocess (forked
+ones too), in one whose environment was built from scratch, in the test process itself, and that
+a session with one fails even though its tests pass."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -18,38 +22,90 @@ import pytest
 from click.testing import CliRunner
 
 from collector.cli import main
+from tests import loopback_guard
 from tests.consent.tc_encoder import encode
 from tests.privacy.support import scan
 from tests.support import BROWSER_UA, ROOT, free_port
 
 SITE = "shop.example"
-GUARD = [sys.executable, "-m", "tests.loopback_guard"]
 USER_ID = "guard-user-5k2"
+# TEST-NET addresses (RFC 5737), with a short timeout: without the guard a connect would wait
+# for an answer that never comes, and the test fails on what it printed.
+REACH_OUT = """
+import os, socket, sys
+
+def connect(host):
+    try:
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            sock.connect((host, 80))
+    except OSError as exc:
+        print(exc, flush=True)
+
+connect("192.0.2.1")
+try:
+    socket.getaddrinfo("example.org", 443)
+except OSError as exc:
+    print(exc, flush=True)
+if "--fork" in sys.argv:  # as `mesure serve` forks its workers
+    child = os.fork()
+    if child == 0:
+        connect("192.0.2.2")
+        os._exit(0)
+    os.waitpid(child, 0)
+listener = socket.create_server(("127.0.0.1", 0))
+socket.create_connection(listener.getsockname()).close()
+print("loopback ok")
+"""
 
 
-def test_the_guard_refuses_and_records_a_connection_to_another_host(tmp_path: Path) -> None:
-    script = tmp_path / "reach_out.py"
-    script.write_text(
-        "import socket\n"
-        "for reach in [lambda: socket.socket().connect(('192.0.2.1', 80)),\n"
-        "              lambda: socket.create_connection(('example.org', 443), timeout=1)]:\n"
-        "    try:\n"
-        "        reach()\n"
-        "    except OSError as exc:\n"
-        "        print(exc)\n"
-        "listener = socket.create_server(('127.0.0.1', 0))\n"
-        "socket.create_connection(listener.getsockname()).close()\n"
-        "print('loopback ok')\n"
-    )
-    log = tmp_path / "guard.log"
+def _guarded(log: Path) -> dict[str, str]:
+    """The suite's environment, with a guard record of the test's own (the session's must stay
+    empty)."""
+    return {**os.environ, loopback_guard.LOG_VARIABLE: str(log)}
+
+
+def _refusals(log: Path) -> list[str]:
+    """The recorded attempts, without the process each line names."""
+    return [line.split("\t")[0] for line in log.read_text().splitlines()]
+
+
+def test_a_subprocess_and_its_forked_child_are_refused_and_recorded(tmp_path: Path) -> None:
+    script, log = tmp_path / "reach_out.py", tmp_path / "guard.log"
+    script.write_text(REACH_OUT)
     run = subprocess.run(
-        [*GUARD, str(log), str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, str(script), "--fork"],
+        env=_guarded(log),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert run.returncode == 0, run.stderr
-    assert "loopback guard: socket.connect to ('192.0.2.1', 80) refused" in run.stdout
-    assert "loopback guard: socket.getaddrinfo to 'example.org' refused" in run.stdout
-    assert run.stdout.endswith("loopback ok\n")
-    assert log.read_text().splitlines() == [
+    assert run.stdout.splitlines() == [
+        "loopback guard: socket.connect to ('192.0.2.1', 80) refused",
+        "loopback guard: socket.getaddrinfo to 'example.org' refused",
+        "loopback guard: socket.connect to ('192.0.2.2', 80) refused",
+        "loopback ok",
+    ]
+    assert _refusals(log) == [
+        "socket.connect ('192.0.2.1', 80)",
+        "socket.getaddrinfo 'example.org'",
+        "socket.connect ('192.0.2.2', 80)",
+    ]
+    # Each line says which process made the attempt, and during which test.
+    assert all(str(script) in line for line in log.read_text().splitlines())
+    assert "test_a_subprocess_and_its_forked_child" in log.read_text()
+
+
+def test_an_environment_built_from_scratch_carries_the_guard(tmp_path: Path) -> None:
+    """As tests/release/test_wheel.py builds the environment of the installed ``mesure``."""
+    log = tmp_path / "guard.log"
+    env = {"PATH": os.environ["PATH"], **loopback_guard.environment(log)}
+    run = subprocess.run(
+        [sys.executable, "-c", REACH_OUT], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert _refusals(log) == [
         "socket.connect ('192.0.2.1', 80)",
         "socket.getaddrinfo 'example.org'",
     ]
@@ -57,10 +113,43 @@ def test_the_guard_refuses_and_records_a_connection_to_another_host(tmp_path: Pa
 
 def test_the_test_process_itself_runs_under_the_guard() -> None:
     """tests/conftest.py installs it: the whole suite runs with only loopback reachable."""
-    with socket.socket() as sock, pytest.raises(OSError, match="loopback guard"):
-        sock.connect(("192.0.2.1", 80))
-    with pytest.raises(OSError, match="loopback guard"):
-        socket.getaddrinfo("example.org", 443)
+    with loopback_guard.refusals_expected():
+        with socket.socket() as sock, pytest.raises(OSError, match="loopback guard"):
+            sock.connect(("192.0.2.1", 80))
+        with pytest.raises(OSError, match="loopback guard"):
+            socket.getaddrinfo("example.org", 443)
+
+
+def test_a_session_whose_subprocess_reached_out_fails_though_its_tests_pass(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_swallowed.py").write_text(
+        "import socket, subprocess, sys\n"
+        f"REACH_OUT = {REACH_OUT!r}\n"
+        "def test_reaches_out_and_swallows_the_error():\n"
+        "    subprocess.run([sys.executable, '-c', REACH_OUT], check=True, timeout=60)\n"
+        "    try:\n"
+        "        socket.getaddrinfo('example.net', 443)\n"
+        "    except OSError:\n"
+        "        pass\n"
+    )
+    # Started from the suite's environment: the inner session makes a record of its own.
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-c", "pytest.ini", "-q"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ["PYTHONPATH"]])},
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert "1 passed" in run.stdout, run.stdout + run.stderr
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, run.stdout
+    # Two from the subprocess, one from the test process itself.
+    assert "OUTBOUND CONNECTION ATTEMPTS (3)" in run.stdout
+    assert "socket.connect ('192.0.2.1', 80)" in run.stdout
+    assert "socket.getaddrinfo 'example.net'" in run.stdout
+    assert "test_swallowed.py::test_reaches_out_and_swallows_the_error" in run.stdout
 
 
 def _init(data: Path) -> tuple[str, str]:
@@ -129,10 +218,12 @@ def test_mesure_serve_opens_no_outbound_connection(tmp_path: Path) -> None:
     data, log, port = tmp_path / "data", tmp_path / "guard.log", free_port()
     ingest_token, owner_token = _init(data)
     with (tmp_path / "serve.log").open("wb") as output:
+        # Its default number of workers: forked after the guard was installed, they have it too.
         serve = ["-m", "collector", "serve", "--data", str(data), "--port", str(port)]
         process = subprocess.Popen(
-            [*GUARD, str(log), *serve],
+            [sys.executable, *serve],
             cwd=ROOT,
+            env=_guarded(log),
             stdout=output,
             stderr=output,
         )
@@ -153,8 +244,9 @@ def test_mesure_serve_opens_no_outbound_connection(tmp_path: Path) -> None:
 def test_the_dpo_walkthrough_runs_offline_and_leaves_no_raw_identifier(tmp_path: Path) -> None:
     data, log = tmp_path / "data", tmp_path / "guard.log"
     run = subprocess.run(
-        [*GUARD, str(log), "examples/dpo_walkthrough.py", "--data", str(data)],
+        [sys.executable, "examples/dpo_walkthrough.py", "--data", str(data)],
         cwd=ROOT,
+        env=_guarded(log),
         capture_output=True,
         text=True,
         timeout=300,

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import loopback_guard
 from tests.release.lockfiles import REQUIREMENTS, ROOT
 from tests.support import BROWSER_UA, free_port
 
@@ -30,11 +31,14 @@ PACKAGES = ("collector", "consent", "sdk_snippet")
 #: Inputs of the tracker's build, deliberately not shipped: the wheel carries its output.
 BUILD_INPUTS = ("sdk_snippet/src/", "sdk_snippet/package.json", "sdk_snippet/package-lock.json")
 WHEELHOUSE = ROOT / ".venv" / "wheelhouse"
-#: The environment of the installed commands: nothing that points back at the source tree.
+#: The environment of the installed commands: nothing that points back at the source tree but
+#: the loopback guard (a folder holding only its sitecustomize.py), which every Python process of
+#: the suite runs under, these too.
 CLEAN_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "HOME": os.environ.get("HOME", "/root"),
     "LANG": "C.UTF-8",
+    **loopback_guard.environment(os.environ[loopback_guard.LOG_VARIABLE]),
 }
 
 
