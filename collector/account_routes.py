@@ -23,6 +23,7 @@ from collector.callers import (
     UnauthorizedError,
     check_csrf,
     current_principal,
+    login_address,
     request_now,
     set_session_cookie,
 )
@@ -60,13 +61,15 @@ def routes(config: Config) -> list[BaseRoute]:
             raise BadRequestError("email and password are required", field="email")
         at = request_now(request)
         moment = int(at.timestamp() * 1000)
+        address = login_address(request)
 
         def check() -> str | None:
-            with auth_database(config.database_path) as db:
-                session = auth.login(db, email, password, moment)
-            if session is not None:  # logins are audited (issue 6); failures are throttled
+            with auth.hashing_slot(), auth_database(config.database_path) as db:
+                session = auth.login(db, email, password, moment, address=address)
+                found = None if session is None else db.user_by_email(auth.normalize_email(email))
+            if found is not None:  # logins are audited (issue 6); failures are throttled
                 AuditLog(config.audit_path, lambda: at).append(
-                    "login", user=auth.normalize_email(email)
+                    "login", concerns=found.sites or None, user=found.name
                 )
             return session
 
@@ -118,10 +121,13 @@ def routes(config: Config) -> list[BaseRoute]:
                 field="new_password",
             )
         moment = int(request_now(request).timestamp() * 1000)
+        address = login_address(request)
 
         def change() -> str | None:
-            with auth_database(config.database_path) as db:
-                return auth.change_password(db, principal.name, current, new, moment)
+            with auth.hashing_slot(), auth_database(config.database_path) as db:
+                return auth.change_password(
+                    db, principal.name, current, new, moment, address=address
+                )
 
         try:
             session = await run_in_threadpool(change)

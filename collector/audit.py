@@ -2,6 +2,10 @@
 
 Any edit, insertion or deletion of an earlier line breaks the chain at that point, which
 :func:`verify` reports. Appends take an exclusive ``flock`` so worker processes do not interleave.
+
+An entry may say which sites it concerns (``sites``), so that the privacy API shows a privacy
+officer granted some sites only the entries about those; an entry without it (every entry
+written before it existed, and those about the whole instance) concerns every site.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -20,12 +24,21 @@ from collector.errors import AuditLogError
 GENESIS = "0" * 64
 
 
-class AuditEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class AuditEntry(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     seq: int
     at: str  # ISO 8601, UTC
     action: str
     detail: dict[str, str]
     prev: str  # SHA-256 (hex) of the previous line, without its newline
+    #: The sites the entry concerns; ``None`` (left out of the line): every site.
+    sites: tuple[str, ...] | None = None
+
+    def concerns_only(self, visible: Collection[str]) -> bool:
+        """Whether the sites this entry concerns are all in ``visible``: never for an entry about
+        every site, which only a caller who sees every site may read."""
+        return self.sites is not None and all(site in visible for site in self.sites)
 
 
 class AuditLog:
@@ -35,7 +48,11 @@ class AuditLog:
         self.path = path
         self._clock = clock
 
-    def append(self, action: str, **detail: str) -> AuditEntry:
+    def append(
+        self, action: str, /, *, concerns: Sequence[str] | None = None, **detail: str
+    ) -> AuditEntry:
+        """Append ``action`` with ``detail``; ``concerns``: the sites it is about (``None``:
+        every site, or none in particular)."""
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:
@@ -51,6 +68,7 @@ class AuditLog:
                 action=action,
                 detail=detail,
                 prev=hashlib.sha256(last).hexdigest() if last is not None else GENESIS,
+                sites=None if concerns is None else tuple(sorted(set(concerns))),
             )
             file.write(msgspec.json.encode(entry) + b"\n")
             file.flush()

@@ -3,7 +3,13 @@
 Roles: ``owner`` may do everything; ``analyst`` reads reports; ``dpo`` reads reports and uses
 the privacy tools. A user or token with no site grant sees every site; with grants, only those.
 API tokens and session tokens are random, shown once, and stored only as SHA-256 digests.
-Failed logins are limited per account (:data:`MAX_FAILURES` in :data:`FAILURE_WINDOW_MS`).
+
+Failed logins are throttled per account and address, per address and per account
+(:data:`THROTTLES`): past a number of free failures, each attempt waits after the last failure,
+1 s doubling up to 15 minutes. An attempt is reserved (counted as a failure) in the database
+before its password is hashed and taken back if it succeeds, so concurrent attempts, in any
+worker process, cannot pass the limit. At most :data:`MAX_CONCURRENT_HASHES` scrypt
+computations run at once in a process (:func:`hashing_slot`): each holds 32 MiB.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import functools
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
 import msgspec
@@ -32,11 +40,41 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
 TOKEN_PREFIX = "msr_"
 SESSION_COOKIE = "mesure_session"
 SESSION_LIFETIME_MS = 14 * 24 * 3600 * 1000
-MAX_FAILURES = 5
-FAILURE_WINDOW_MS = 15 * 60 * 1000
 MIN_PASSWORD_LENGTH = 10
 # scrypt cost: n = 2**15, r = 8 (32 MiB, tens of milliseconds); stored with the hash so it can grow.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+#: scrypt computations at once per process (32 MiB each): twenty anonymous logins at once grew
+#: a worker from 49 to 584 MB without this bound, to 116 MB with it. Beyond it a login is
+#: refused at once (429, ``Retry-After: 1``).
+MAX_CONCURRENT_HASHES = 2
+BACKOFF_FIRST_MS = 1000
+BACKOFF_MAX_MS = 15 * 60 * 1000
+HOUR_MS = 3600 * 1000
+
+
+class Throttle(msgspec.Struct, frozen=True, kw_only=True):
+    """One way of counting failed logins: ``free`` failures within ``memory_ms`` cost nothing;
+    after that, each attempt waits for the back-off after the last failure."""
+
+    kind: Literal["account-address", "address", "account"]
+    free: int
+    memory_ms: int
+    #: A successful login forgets these failures. Not an address's: an attacker could reset
+    #: their address by logging in to an account of their own.
+    forgotten_at_login: bool
+
+
+THROTTLES: tuple[Throttle, ...] = (
+    # What a user mistyping their password meets; an attacker elsewhere does not touch it.
+    Throttle(kind="account-address", free=5, memory_ms=24 * HOUR_MS, forgotten_at_login=True),
+    # One address trying many e-mail addresses (an office behind one NAT shares it: generous).
+    Throttle(kind="address", free=20, memory_ms=HOUR_MS, forgotten_at_login=False),
+    # Many addresses trying one account: bounds guesses per account, whatever their number.
+    Throttle(kind="account", free=50, memory_ms=24 * HOUR_MS, forgotten_at_login=True),
+)
+MAX_FAILURES = THROTTLES[0].free
+FAILURE_MEMORY_MS = max(throttle.memory_ms for throttle in THROTTLES)
+_hashing = threading.BoundedSemaphore(MAX_CONCURRENT_HASHES)
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,11 +100,32 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LoginThrottledError(Exception):
-    """Too many failed logins for this account; retry after ``retry_after`` seconds."""
+    """Too many failed logins (or too many logins at once); retry after ``retry_after`` s."""
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many failed logins, retry in {retry_after} s")
+    def __init__(self, retry_after: int, message: str = "too many failed logins") -> None:
+        super().__init__(f"{message}, retry in {retry_after} s")
         self.retry_after = retry_after
+
+
+def backoff_ms(failures: int, free: int) -> int:
+    """The wait after the last of ``failures``: none below ``free``, then 1 s doubling per
+    failure up to 15 minutes."""
+    if failures < free:
+        return 0
+    return min(BACKOFF_FIRST_MS << min(failures - free, 30), BACKOFF_MAX_MS)
+
+
+@contextmanager
+def hashing_slot() -> Iterator[None]:
+    """One of the process's :data:`MAX_CONCURRENT_HASHES` slots for password hashing, held by
+    the thread that hashes; :class:`LoginThrottledError` at once when none is free (waiting
+    would hold the request, and queueing them is how memory grew)."""
+    if not _hashing.acquire(blocking=False):
+        raise LoginThrottledError(1, "too many logins at once")
+    try:
+        yield
+    finally:
+        _hashing.release()
 
 
 def check_role(role: str) -> Role:
@@ -157,33 +216,88 @@ def _principal(row: AccountRow, kind: Literal["user", "token"], session: str | N
     )
 
 
-def login(db: AuthDatabase, email: str, password: str, now_ms: int) -> str | None:
-    """A new session token for valid credentials, ``None`` otherwise.
+def _subjects(email: str, address: str) -> list[tuple[Throttle, str]]:
+    """Each throttle's subject for a login of ``email`` from ``address``, as digests."""
+    keys = {
+        "account-address": f"login-pair:{len(email)}:{email}:{address}",
+        "address": f"login-address:{address}",
+        "account": f"login:{email}",
+    }
+    return [(throttle, sha256_hex(keys[throttle.kind])) for throttle in THROTTLES]
 
-    Raises :class:`LoginThrottledError` after too many recent failures for this account,
-    before the password is even checked.
-    """
-    subject = sha256_hex("login:" + email.strip().lower())
-    failures = db.failures_since(subject, now_ms - FAILURE_WINDOW_MS)
-    if len(failures) >= MAX_FAILURES:
-        retry_ms = failures[-MAX_FAILURES] + FAILURE_WINDOW_MS - now_ms
-        raise LoginThrottledError(max(1, -(-retry_ms // 1000)))
-    found = db.password_hash(email.strip().lower())
+
+class _Attempt(msgspec.Struct, frozen=True):
+    """A reserved login attempt: the failure rows it added, and the subjects a success
+    forgets."""
+
+    rows: list[int]
+    forgotten_at_login: list[str]
+
+
+def _reserve(db: AuthDatabase, email: str, address: str, now_ms: int) -> _Attempt:
+    """Count this attempt as a failure before the password is checked, unless a throttle says
+    to wait (:class:`LoginThrottledError`). Reading the counts and adding the attempt happen
+    in one write transaction, so concurrent attempts (in any process) see each other."""
+    subjects = _subjects(email, address)
+    with db.write_turn():
+        db.forget_failures(now_ms - FAILURE_MEMORY_MS)
+        wait_ms = 0
+        for throttle, subject in subjects:
+            times = db.failure_times(subject, now_ms - throttle.memory_ms)
+            if times:
+                wait_ms = max(wait_ms, times[-1] + backoff_ms(len(times), throttle.free) - now_ms)
+        if wait_ms > 0:
+            raise LoginThrottledError(-(-wait_ms // 1000))
+        rows = db.add_failures([subject for _throttle, subject in subjects], now_ms)
+    forgotten = [subject for throttle, subject in subjects if throttle.forgotten_at_login]
+    return _Attempt(rows, forgotten)
+
+
+def _check_password(
+    db: AuthDatabase, email: str, password: str, now_ms: int, address: str
+) -> tuple[int, _Attempt] | None:
+    """The user id for a right password of an enabled account (its attempt still reserved),
+    ``None`` otherwise (the attempt stays a failure)."""
+    name = email.strip().lower()
+    attempt = _reserve(db, name, address, now_ms)
+    found = db.password_hash(name)
     if found is None:
         # Spend the same scrypt time as for a real account: the answer's delay must not tell
         # which e-mail addresses have an account.
         verify_password(password, _unknown_account_hash())
     if found is None or not verify_password(password, found[1]):
-        db.record_failure(subject, now_ms, now_ms - FAILURE_WINDOW_MS)
         return None
-    db.clear_failures(subject)
+    return found[0], attempt
+
+
+def login(
+    db: AuthDatabase, email: str, password: str, now_ms: int, *, address: str = ""
+) -> str | None:
+    """A new session token for valid credentials, ``None`` otherwise.
+
+    ``address`` keys the per-address throttles: an opaque key of the client's address (the
+    routes pass a keyed hash, never the address). Raises :class:`LoginThrottledError` when a
+    throttle says to wait, before the password is even checked.
+    """
+    checked = _check_password(db, email, password, now_ms, address)
+    if checked is None:
+        return None
+    user_id, attempt = checked
+    db.take_back_failures(attempt.rows, attempt.forgotten_at_login)
     session = secrets.token_urlsafe(32)
-    db.create_session(sha256_hex(session), found[0], now_ms, now_ms + SESSION_LIFETIME_MS)
+    db.create_session(sha256_hex(session), user_id, now_ms, now_ms + SESSION_LIFETIME_MS)
     return session
 
 
 def change_password(
-    db: AuthDatabase, email: str, current: str, new: str, now_ms: int, *, n: int = SCRYPT_N
+    db: AuthDatabase,
+    email: str,
+    current: str,
+    new: str,
+    now_ms: int,
+    *,
+    n: int = SCRYPT_N,
+    address: str = "",
 ) -> str | None:
     """Replace ``email``'s password when ``current`` is right: every session of the account
     ends (a stolen cookie dies with the old password) and a new session token is returned.
@@ -192,14 +306,16 @@ def change_password(
     be used to guess passwords faster); :class:`LoginThrottledError` as for :func:`login`;
     ``ValueError`` for a new password that is too short.
     """
-    replacement = hash_password(new, n=n)
-    if login(db, email, current, now_ms) is None:
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
+    checked = _check_password(db, email, current, now_ms, address)
+    if checked is None:
         return None
-    db.set_password(email.strip().lower(), replacement)
+    user_id, attempt = checked
+    db.set_password(email.strip().lower(), hash_password(new, n=n))
+    db.take_back_failures(attempt.rows, attempt.forgotten_at_login)
     session = secrets.token_urlsafe(32)
-    found = db.password_hash(email.strip().lower())
-    assert found is not None  # the login above found the account
-    db.create_session(sha256_hex(session), found[0], now_ms, now_ms + SESSION_LIFETIME_MS)
+    db.create_session(sha256_hex(session), user_id, now_ms, now_ms + SESSION_LIFETIME_MS)
     return session
 
 

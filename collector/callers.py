@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from collector import auth
+from collector import auth, hashing
 from collector.config import Config
 from collector.errors import ForbiddenError, HTTPError
 from collector.storage.auth_sqlite import auth_database
@@ -61,6 +61,18 @@ async def authorize(
     if not principal.may(permission):
         raise ForbiddenError(f"this role ({principal.role}) may not do this")
     return principal
+
+
+def login_address(request: Request) -> str:
+    """What the login throttles count the caller's address under: a keyed hash of the client
+    address as the collector sees it (``client-ip-header`` included) under the day's random
+    cookieless key, so the database never holds an address, and what it holds cannot be linked
+    to one once that key is destroyed (within 48 hours)."""
+    # Imported here: collector.app imports the route modules that import this one.
+    from collector.app import _client
+
+    keys = request.state.services.keys.daily_keys(request_now(request))
+    return hashing.keyed_hash(keys.current.key, b"login-address", _client(request).ip).hex()
 
 
 def check_csrf(principal: auth.Principal, candidate: str | None) -> None:

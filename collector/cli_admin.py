@@ -1,14 +1,17 @@
 """``mesure user …`` and ``mesure token …``: accounts and API tokens for the reports API.
 
 Passwords are prompted for (never taken from the command line); an API token is printed once
-and stored only as its SHA-256 digest. Every change is appended to the audit log.
+and stored only as its SHA-256 digest. Every change is appended to the audit log, with the sites
+it concerns (the account's grants before and after; none: every site), so that the privacy API
+shows it only to those who see them. Disabling an account, changing its grants and removing it
+end its sessions at once.
 """
 
 from __future__ import annotations
 
 import getpass
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +23,12 @@ from collector.audit import AuditLog
 from collector.cli_common import data_option, load
 from collector.config import Config
 from collector.storage import open_storage
-from collector.storage.auth_sqlite import AuthDatabase, DuplicateUserError, auth_database
+from collector.storage.auth_sqlite import (
+    AccountRow,
+    AuthDatabase,
+    DuplicateUserError,
+    auth_database,
+)
 
 role_option = click.option(
     "--role", type=click.Choice(auth.ROLES), required=True, help="owner, analyst or dpo."
@@ -34,10 +42,12 @@ def _now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
 
 
-def _audit(config: Config, action: str, **detail: str) -> None:
-    """Record an account or token change (who ran the command: the OS user)."""
+def _audit(config: Config, action: str, *grants: Sequence[str], **detail: str) -> None:
+    """Record an account or token change (who ran the command: the OS user). ``grants``: the
+    site grants involved (before and after a change); an empty one means every site."""
+    concerns = None if not grants or not all(grants) else sorted({s for g in grants for s in g})
     log = AuditLog(config.audit_path, lambda: datetime.now(UTC))
-    log.append(action, by=f"{getpass.getuser()} (cli)", **detail)
+    log.append(action, concerns=concerns, by=f"{getpass.getuser()} (cli)", **detail)
 
 
 def _config(data_dir: Path) -> Config:
@@ -86,7 +96,7 @@ def add_demo_owner(config: Config) -> str:
     password = secrets.token_urlsafe(12)
     with _opened(config) as db:
         auth.add_user(db, DEMO_OWNER, password, "owner", [], _now_ms())
-    _audit(config, "user.add", user=DEMO_OWNER, role="owner", sites=_grants(()))
+    _audit(config, "user.add", (), user=DEMO_OWNER, role="owner", sites=_grants(()))
     return password
 
 
@@ -113,7 +123,7 @@ def user_add(data_dir: Path, email: str, role: str, sites: tuple[str, ...]) -> N
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     name = auth.normalize_email(email)
-    _audit(config, "user.add", user=name, role=role, sites=_grants(tuple(granted)))
+    _audit(config, "user.add", granted, user=name, role=role, sites=_grants(tuple(granted)))
     click.echo(f"added {name} ({role}; {_grants(tuple(granted))})")
 
 
@@ -123,7 +133,8 @@ def user_list(data_dir: Path) -> None:
     """Every account with its role and site grants."""
     with _opened(_config(data_dir)) as db:
         for row in db.users():
-            click.echo(f"{row.name}\t{row.role}\t{_grants(row.sites)}")
+            state = "" if row.disabled_ts is None else "\tdisabled"
+            click.echo(f"{row.name}\t{row.role}\t{_grants(row.sites)}{state}")
 
 
 @user.command("passwd")
@@ -134,14 +145,79 @@ def user_passwd(data_dir: Path, email: str) -> None:
     password = _prompt_password()
     config = _config(data_dir)
     with _opened(config) as db:
+        found = _account(db, email)
         try:
-            changed = db.set_password(auth.normalize_email(email), auth.hash_password(password))
+            db.set_password(found.name, auth.hash_password(password))
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-    if not changed:
+    _audit(config, "user.passwd", found.sites, user=found.name)
+    click.echo(f"password changed for {found.name}")
+
+
+def _account(db: AuthDatabase, email: str) -> AccountRow:
+    try:
+        found = db.user_by_email(auth.normalize_email(email))
+    except ValueError:
+        found = None
+    if found is None:
         raise click.ClickException(f"no account {email}")
-    _audit(config, "user.passwd", user=auth.normalize_email(email))
-    click.echo(f"password changed for {auth.normalize_email(email)}")
+    return found
+
+
+@user.command("disable")
+@data_option
+@click.argument("email")
+def user_disable(data_dir: Path, email: str) -> None:
+    """Disable EMAIL: its sessions end now and it cannot log in until enabled again."""
+    config = _config(data_dir)
+    with _opened(config) as db:
+        found = _account(db, email)
+        db.set_disabled(found.name, _now_ms())
+    _audit(config, "user.disable", found.sites, user=found.name)
+    click.echo(f"disabled {found.name}; its sessions have ended")
+
+
+@user.command("enable")
+@data_option
+@click.argument("email")
+def user_enable(data_dir: Path, email: str) -> None:
+    """Let a disabled EMAIL log in again (with its role, grants and password unchanged)."""
+    config = _config(data_dir)
+    with _opened(config) as db:
+        found = _account(db, email)
+        db.set_disabled(found.name, None)
+    _audit(config, "user.enable", found.sites, user=found.name)
+    click.echo(f"enabled {found.name}")
+
+
+@user.command("grant")
+@data_option
+@click.argument("email")
+@role_option
+@site_option
+def user_grant(data_dir: Path, email: str, role: str, sites: tuple[str, ...]) -> None:
+    """Replace the role and site grants of EMAIL; its sessions end (they held the old ones)."""
+    config = _config(data_dir)
+    granted = _sites(config, sites)
+    with _opened(config) as db:
+        found = _account(db, email)
+        db.set_grants(found.name, role, granted)
+    now = _grants(tuple(granted))
+    _audit(config, "user.grant", found.sites, granted, user=found.name, role=role, sites=now)
+    click.echo(f"{found.name} ({role}; {now}); its sessions have ended")
+
+
+@user.command("remove")
+@data_option
+@click.argument("email")
+def user_remove(data_dir: Path, email: str) -> None:
+    """Delete EMAIL with its grants; its sessions end now."""
+    config = _config(data_dir)
+    with _opened(config) as db:
+        found = _account(db, email)
+        db.remove_user(found.name)
+    _audit(config, "user.remove", found.sites, user=found.name)
+    click.echo(f"removed {found.name}")
 
 
 @click.group()
@@ -163,6 +239,7 @@ def token_create(data_dir: Path, role: str, sites: tuple[str, ...], name: str) -
     _audit(
         config,
         "token.create",
+        granted,
         token=str(token_id),
         name=name,
         role=role,
@@ -189,9 +266,10 @@ def token_revoke(data_dir: Path, token_id: int) -> None:
     """Revoke token TOKEN_ID (see ``mesure token list``)."""
     config = _config(data_dir)
     with _opened(config) as db:
+        found = [row for row in db.tokens() if row.id == token_id]
         if not db.revoke_token(token_id, _now_ms()):
             raise click.ClickException(f"no active token {token_id}")
-    _audit(config, "token.revoke", token=str(token_id))
+    _audit(config, "token.revoke", found[0].sites, token=str(token_id))
     click.echo(f"token {token_id} revoked")
 
 

@@ -146,7 +146,9 @@ class KeyStore:
                 key=new, source=source, checked=time.monotonic()
             )
         who = {} if by is None else {"by": by}
-        self._audit.append("key.rotate", site=site, kind=kind, epoch=str(new.epoch), **who)
+        self._audit.append(
+            "key.rotate", concerns=[site], site=site, kind=kind, epoch=str(new.epoch), **who
+        )
         return new
 
     def daily_keys(self, now: datetime) -> DailyKeys:
@@ -170,7 +172,7 @@ class KeyStore:
         if not path.exists():
             fresh = SiteKey(epoch=1, key=secrets.token_bytes(KEY_BYTES))
             if _write_private(path, _encode_site_key(fresh), replace=False):
-                self._audit.append("key.create", site=site, kind=kind, epoch="1")
+                self._audit.append("key.create", concerns=[site], site=site, kind=kind, epoch="1")
         try:
             data = msgspec.json.decode(path.read_bytes(), type=_KeyFile)
             return SiteKey(epoch=data.epoch, key=bytes.fromhex(data.key))

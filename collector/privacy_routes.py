@@ -7,6 +7,11 @@
 Exports are written under ``DATA/exports/`` and their manifest returned. Anonymous → 401,
 another role or an ungranted site → 403, a bad body → 400 naming the field.
 Cookie-authenticated POSTs need ``X-CSRF-Token``.
+
+Every route is scoped to the caller's sites: a caller granted some sites gets the register, key
+epochs and retention of those, verifies only exports whose signed manifest names only those,
+and reads only the audit entries about those (an entry about other sites, or about every site,
+is withheld and counted). Answers carry the dashboard's security headers.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,18 +34,22 @@ from collector import auth
 from collector.audit import AuditLog
 from collector.callers import check_csrf, current_principal
 from collector.config import Config
+from collector.dashboard.routes import SECURITY_HEADERS
 from collector.errors import BadRequestError, ForbiddenError, MesureError
 from collector.http import read_small_body
 from collector.keys import KeyStore, SiteKeyKind
 from collector.privacy import audit_check, dsar, keyring, register
 from collector.privacy.export import export_events
 from collector.privacy.instance import Instance
-from collector.privacy.manifest import Format
+from collector.privacy.manifest import MANIFEST_FILE, SIGNATURE_FILE, Format, manifest_decoder
 from collector.privacy.retention import run_retention
 from collector.privacy.verify import verify_export
+from collector.reports.params import FIRST_DATE, LAST_DATE
 from collector.storage import privacy_for
 
 EXPORTS_DIR = "exports"
+#: On every answer: the register's HTML is a page like the dashboard's; nothing is cached.
+HEADERS = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
 Day = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
 
 
@@ -126,10 +137,17 @@ def routes(config: Config) -> list[BaseRoute]:
         return config.data_dir / EXPORTS_DIR / f"{stamp}-{secrets.token_hex(4)}"
 
     def json_response(value: Any) -> Response:
-        return Response(msgspec.json.encode(value), media_type="application/json")
+        return Response(msgspec.json.encode(value), media_type="application/json", headers=HEADERS)
+
+    def sees_every_site(principal: auth.Principal) -> bool:
+        return len(principal.visible_sites(config)) == len(config.sites)
+
+    def scope_of(principal: auth.Principal) -> list[str] | None:
+        """The sites a route works on for ``principal``; ``None``: every site."""
+        return None if sees_every_site(principal) else principal.visible_sites(config)
 
     async def get_audit(request: Request) -> Response:
-        await caller(request, None)
+        principal = await caller(request, None)
         since_text = request.query_params.get("since")
         try:
             since = None if since_text is None else datetime.fromisoformat(since_text)
@@ -137,21 +155,33 @@ def routes(config: Config) -> list[BaseRoute]:
             raise BadRequestError("not an ISO 8601 time", field="since") from None
         if since is not None and since.tzinfo is None:
             raise BadRequestError("give a time zone (e.g. +00:00)", field="since")
+        # The chain check covers the whole log, whoever asks: it shows entries were removed,
+        # not what they said.
         result = audit_check.check(config.audit_path)
         entries = audit_check.entries_since(config.audit_path, since)
-        return json_response({"check": result, "entries": entries})
+        visible = scope_of(principal)
+        shown = [e for e in entries if visible is None or e.concerns_only(visible)]
+        withheld = len(entries) - len(shown)
+        return json_response({"check": result, "entries": shown, "withheld": withheld})
 
     async def get_register(request: Request) -> Response:
-        await caller(request, None)
+        principal = await caller(request, None)
         fmt = request.query_params.get("format", "json")
         if fmt not in register.REGISTER_FORMATS:
             raise BadRequestError("format is md, html or json", field="format")
-        text = register.render(register.build_register(config), fmt)  # type: ignore[arg-type]
+        record = register.build_register(config)
+        visible = scope_of(principal)
+        if visible is not None:
+            record = msgspec.structs.replace(
+                record, sites=[site for site in record.sites if site.site in visible]
+            )
+        text = register.render(record, fmt)  # type: ignore[arg-type]
         media = {"json": "application/json", "md": "text/markdown", "html": "text/html"}[fmt]
-        return Response(text, media_type=f"{media}; charset=utf-8")
+        return Response(text, media_type=f"{media}; charset=utf-8", headers=HEADERS)
 
     async def post_export(request: Request) -> Response:
         wanted: ExportIn = await body(request, ExportIn)
+        first_day, last_day = _period(wanted)
         principal = await caller(request, wanted.site)
         inst = instance(request)
 
@@ -162,8 +192,8 @@ def routes(config: Config) -> list[BaseRoute]:
                     inst,
                     db,
                     sites=[wanted.site],
-                    first_day=date.fromisoformat(wanted.first_day),
-                    last_day=date.fromisoformat(wanted.last_day),
+                    first_day=first_day,
+                    last_day=last_day,
                     fmt=wanted.format,
                     out=out,
                     actor=actor(principal),
@@ -210,14 +240,23 @@ def routes(config: Config) -> list[BaseRoute]:
 
     async def post_verify(request: Request) -> Response:
         wanted: VerifyIn = await body(request, VerifyIn)
-        await caller(request, None)
+        principal = await caller(request, None)
         inst = instance(request)
         folder = config.data_dir / EXPORTS_DIR / wanted.dir
         if not folder.is_dir():
             raise BadRequestError(f"no export {wanted.dir!r} in {EXPORTS_DIR}/", field="$.dir")
+        visible = scope_of(principal)
 
         def work() -> Any:
             public = keyring.export_key(inst.keys.keys_dir, inst.audit).public_key()
+            if visible is not None:
+                sites = _signed_sites(folder, public)
+                if sites is None or not set(sites) <= set(visible):
+                    # Same answer whether the export is another site's or unreadable: which
+                    # sites a foreign export holds is not this caller's business either.
+                    raise ForbiddenError(
+                        f"export {wanted.dir!r} is not of your sites only", field="$.dir"
+                    )
             return verify_export(folder, public)
 
         return json_response(await _run(work))
@@ -226,6 +265,7 @@ def routes(config: Config) -> list[BaseRoute]:
         wanted: RetentionIn = await body(request, RetentionIn)
         principal = await caller(request, None)
         inst = instance(request)
+        visible = scope_of(principal)
 
         def work() -> Any:
             with privacy_for(config) as db:
@@ -237,16 +277,18 @@ def routes(config: Config) -> list[BaseRoute]:
                     dry_run=wanted.dry_run,
                     actor=actor(principal),
                     vacuum=False,
+                    sites=visible,
                 )
 
         return json_response(await _run(work))
 
     async def get_keys(request: Request) -> Response:
-        await caller(request, None)
+        principal = await caller(request, None)
         inst = instance(request)
 
         def work() -> Any:
-            found = keyring.inventory(inst.keys, [site.id for site in config.sites])
+            # The daily keys' days and the export public key are the instance's, not a site's.
+            found = keyring.inventory(inst.keys, principal.visible_sites(config))
             public = keyring.public_key_hex(keyring.export_key(inst.keys.keys_dir, inst.audit))
             return {"keys": found, "export_public_key": public}
 
@@ -295,6 +337,34 @@ def routes(config: Config) -> list[BaseRoute]:
         Route(f"{prefix}/keys/rotate", post_rotate, methods=["POST"]),
         Route(f"{prefix}/keys/destroy", post_destroy, methods=["POST"]),
     ]
+
+
+def _period(wanted: ExportIn) -> tuple[date, date]:
+    """The export's days, each a real date within the reports' bounds (the day after the last
+    must exist), the first not after the last; 400 naming the field otherwise."""
+    days = []
+    for name, text in (("first_day", wanted.first_day), ("last_day", wanted.last_day)):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise BadRequestError("not a date YYYY-MM-DD", field=f"$.{name}") from None
+        if not FIRST_DATE <= day <= LAST_DATE:
+            raise BadRequestError(f"a date from {FIRST_DATE} to {LAST_DATE}", field=f"$.{name}")
+        days.append(day)
+    if days[1] < days[0]:
+        raise BadRequestError("last_day is before first_day", field="$.last_day")
+    return days[0], days[1]
+
+
+def _signed_sites(folder: Path, public: Ed25519PublicKey) -> list[str] | None:
+    """The sites an export's manifest names, if its signature holds (an unsigned claim could
+    name any site); ``None`` when the manifest is unreadable or its signature fails."""
+    try:
+        manifest = (folder / MANIFEST_FILE).read_bytes()
+        public.verify(bytes.fromhex((folder / SIGNATURE_FILE).read_text().strip()), manifest)
+        return list(manifest_decoder.decode(manifest).sites)
+    except (OSError, ValueError, InvalidSignature, msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 async def _run(work: Callable[[], Any]) -> Any:

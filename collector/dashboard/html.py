@@ -276,7 +276,8 @@ def bare_page(title: str, body: str) -> str:
 def login_page(*, next_path: str, error: str | None, retry: str | None, out: bool) -> str:
     messages = {
         "invalid": "Wrong e-mail address or password.",
-        "throttled": "Too many failed attempts for this account. "
+        # Failures of this account or address, or more logins at once than the server hashes.
+        "throttled": "Too many failed attempts, or logins at once. "
         f"Try again in {escape(retry or 'a few')} seconds.",
     }
     notice = ""

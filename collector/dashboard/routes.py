@@ -22,6 +22,7 @@ from collector import auth
 from collector.callers import (
     UnauthorizedError,
     current_principal,
+    login_address,
     set_session_cookie,
 )
 from collector.callers import request_now as now_of
@@ -170,11 +171,12 @@ def routes(config: Config) -> list[BaseRoute]:
         if len(new) < auth.MIN_PASSWORD_LENGTH:
             return _back("short")
         moment = int(now_of(request).timestamp() * 1000)
+        address = login_address(request)
 
         def change() -> str | None:
-            with auth_database(config.database_path) as db:
+            with auth.hashing_slot(), auth_database(config.database_path) as db:
                 return auth.change_password(
-                    db, principal.name, fields.get("current", ""), new, moment
+                    db, principal.name, fields.get("current", ""), new, moment, address=address
                 )
 
         try:

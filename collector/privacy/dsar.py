@@ -109,6 +109,7 @@ def access(
     )
     inst.audit.append(
         "dsar.access",
+        concerns=[subject.site],
         by=actor,
         site=subject.site,
         identifier=subject.identifier,
@@ -140,6 +141,7 @@ def erase(inst: Instance, db: PrivacyDatabase, subject: Subject, *, actor: str) 
     epochs = [h.epoch for h in hashes]
     inst.audit.append(
         "dsar.erase",
+        concerns=[subject.site],
         by=actor,
         site=subject.site,
         identifier=subject.identifier,

@@ -80,6 +80,7 @@ def export_events(
     )
     inst.audit.append(
         "export",
+        concerns=sites,
         by=actor,
         sites=",".join(sites),
         period=f"{first_day}..{last_day}",

@@ -118,7 +118,7 @@ def destroy_epoch(
             f"epoch {epoch} of {site}'s {kind} key is not kept (never existed or destroyed)"
         ) from None
     who = {} if by is None else {"by": by}
-    audit.append("key.destroy", site=site, kind=kind, epoch=str(epoch), **who)
+    audit.append("key.destroy", concerns=[site], site=site, kind=kind, epoch=str(epoch), **who)
 
 
 def inventory(store: KeyStore, sites: list[str]) -> KeyInventory:

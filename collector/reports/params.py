@@ -16,6 +16,9 @@ COMMON_PARAMS = frozenset({"site", "period", "from", "to", "filter", "compare"})
 PERIODS = ("today", "7d", "30d", "month", "year", "custom")
 OPERATORS = ("is", "is_not", "contains")
 _WITHIN = re.compile(r"^([0-9]{1,3})d$")
+#: Dates a report may name. Beyond them the period's arithmetic (the day after the last, the
+#: period before for `compare`) overflowed Python's dates (500); before 1970 nothing was stored.
+FIRST_DATE, LAST_DATE = date(1970, 1, 1), date(2999, 12, 31)
 
 
 def check_known(params: QueryParams, extra: Collection[str]) -> None:
@@ -59,9 +62,12 @@ def _date(params: QueryParams, name: str) -> date | None:
     if text is None:
         return None
     try:
-        return date.fromisoformat(text)
+        found = date.fromisoformat(text)
     except ValueError:
         raise BadRequestError("expected a date YYYY-MM-DD", field=name) from None
+    if not FIRST_DATE <= found <= LAST_DATE:
+        raise BadRequestError(f"a date from {FIRST_DATE} to {LAST_DATE}", field=name)
+    return found
 
 
 def _filter(text: str) -> Filter:

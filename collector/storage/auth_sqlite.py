@@ -1,7 +1,8 @@
 """Users, login sessions, API tokens, per-site grants and login failures, in SQLite.
 
 Secrets never reach this module in clear: passwords arrive as scrypt hashes, session and API
-tokens as SHA-256 hex digests, login subjects as digests too.
+tokens as SHA-256 hex digests, login subjects as digests too. A disabled user keeps its row and
+grants but has no session and cannot log in.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ class AccountRow(msgspec.Struct, frozen=True, kw_only=True):
     sites: tuple[str, ...]
     created_ts: int
     revoked_ts: int | None = None
+    #: Users only: when ``mesure user disable`` disabled the account.
+    disabled_ts: int | None = None
 
 
 class DuplicateUserError(Exception):
@@ -65,24 +68,23 @@ class AuthDatabase:
             cursor = self._conn.execute(
                 "UPDATE users SET password_hash = ? WHERE email = ?", (password_hash, email)
             )
-            self._conn.execute(
-                "DELETE FROM login_sessions WHERE user_id IN "
-                "(SELECT id FROM users WHERE email = ?)",
-                (email,),
-            )
+            self._end_sessions(email)
         return cursor.rowcount > 0
 
     def password_hash(self, email: str) -> tuple[int, str] | None:
+        """The id and hash of the user ``email``; ``None`` when there is none or it is
+        disabled (a login then fails like a wrong password)."""
         row = self._conn.execute(
-            "SELECT id, password_hash FROM users WHERE email = ?", (email,)
+            "SELECT id, password_hash FROM users WHERE email = ? AND disabled_ts IS NULL",
+            (email,),
         ).fetchone()
         return None if row is None else (int(row[0]), str(row[1]))
 
     def users(self, user_id: int | None = None) -> list[AccountRow]:
         """Every user by e-mail address, or only ``user_id``."""
         rows = self._conn.execute(
-            "SELECT id, email, role, created_ts FROM users WHERE ? IS NULL OR id = ? "
-            "ORDER BY email",
+            "SELECT id, email, role, created_ts, disabled_ts FROM users "
+            "WHERE ? IS NULL OR id = ? ORDER BY email",
             (user_id, user_id),
         ).fetchall()
         return [
@@ -92,9 +94,54 @@ class AuthDatabase:
                 role=row[2],
                 sites=self._sites("user_sites", "user_id", row[0]),
                 created_ts=row[3],
+                disabled_ts=row[4],
             )
             for row in rows
         ]
+
+    def user_by_email(self, email: str) -> AccountRow | None:
+        row = self._conn.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()
+        return None if row is None else self.user(int(row[0]))
+
+    def set_disabled(self, email: str, disabled_ts: int | None) -> bool:
+        """Disable (``disabled_ts``) or enable (``None``) the user ``email``; a disabled user's
+        sessions end in the same transaction. ``False`` if there is no such user."""
+        with self._conn:
+            cursor = self._conn.execute(
+                "UPDATE users SET disabled_ts = ? WHERE email = ?", (disabled_ts, email)
+            )
+            if disabled_ts is not None:
+                self._end_sessions(email)
+        return cursor.rowcount > 0
+
+    def set_grants(self, email: str, role: str, sites: Sequence[str]) -> bool:
+        """Replace the role and site grants of ``email`` and end its sessions (a session must
+        not keep rights its account lost). ``False`` if there is no such user."""
+        with self._conn:
+            cursor = self._conn.execute("UPDATE users SET role = ? WHERE email = ?", (role, email))
+            self._conn.execute(
+                "DELETE FROM user_sites WHERE user_id IN (SELECT id FROM users WHERE email = ?)",
+                (email,),
+            )
+            self._conn.executemany(
+                "INSERT INTO user_sites (user_id, site) SELECT id, ? FROM users WHERE email = ?",
+                [(site, email) for site in sites],
+            )
+            self._end_sessions(email)
+        return cursor.rowcount > 0
+
+    def remove_user(self, email: str) -> bool:
+        """Delete the user ``email`` with its grants and sessions (``ON DELETE CASCADE``)."""
+        with self._conn:
+            self._end_sessions(email)
+            cursor = self._conn.execute("DELETE FROM users WHERE email = ?", (email,))
+        return cursor.rowcount > 0
+
+    def _end_sessions(self, email: str) -> None:
+        self._conn.execute(
+            "DELETE FROM login_sessions WHERE user_id IN (SELECT id FROM users WHERE email = ?)",
+            (email,),
+        )
 
     def user(self, user_id: int) -> AccountRow | None:
         found = self.users(user_id)
@@ -110,8 +157,10 @@ class AuthDatabase:
             )
 
     def session_user(self, token_sha256: str, now_ms: int) -> AccountRow | None:
+        # Disabling ends the sessions already; the join also refuses any a race let through.
         row = self._conn.execute(
-            "SELECT user_id FROM login_sessions WHERE token_sha256 = ? AND expires_ts > ?",
+            "SELECT user_id FROM login_sessions JOIN users ON users.id = user_id "
+            "WHERE token_sha256 = ? AND expires_ts > ? AND disabled_ts IS NULL",
             (token_sha256, now_ms),
         ).fetchone()
         return None if row is None else self.user(int(row[0]))
@@ -166,23 +215,51 @@ class AuthDatabase:
             )
         return cursor.rowcount > 0
 
-    def record_failure(self, subject: str, now_ms: int, keep_after_ms: int) -> None:
-        with self._conn:
-            self._conn.execute("DELETE FROM login_failures WHERE ts < ?", (keep_after_ms,))
-            self._conn.execute(
-                "INSERT INTO login_failures (subject, ts) VALUES (?, ?)", (subject, now_ms)
-            )
+    @contextmanager
+    def write_turn(self) -> Iterator[None]:
+        """One transaction that takes SQLite's write lock at once (``BEGIN IMMEDIATE``): what
+        is read inside cannot change before it commits, in this process or another (the worker
+        processes of ``mesure serve`` share this database)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.rollback()
+            raise
+        self._conn.commit()
 
-    def failures_since(self, subject: str, since_ms: int) -> list[int]:
+    def failure_times(self, subject: str, since_ms: int) -> list[int]:
+        """Times of ``subject``'s failed (or still running) login attempts since ``since_ms``."""
         rows = self._conn.execute(
             "SELECT ts FROM login_failures WHERE subject = ? AND ts >= ? ORDER BY ts",
             (subject, since_ms),
         ).fetchall()
         return [int(row[0]) for row in rows]
 
-    def clear_failures(self, subject: str) -> None:
+    def add_failures(self, subjects: Sequence[str], now_ms: int) -> list[int]:
+        """One failure per subject at ``now_ms``; their row ids (to take back on success)."""
+        return [
+            int(
+                self._conn.execute(
+                    "INSERT INTO login_failures (subject, ts) VALUES (?, ?)", (subject, now_ms)
+                ).lastrowid
+                or 0
+            )
+            for subject in subjects
+        ]
+
+    def forget_failures(self, before_ms: int) -> None:
+        self._conn.execute("DELETE FROM login_failures WHERE ts < ?", (before_ms,))
+
+    def take_back_failures(self, row_ids: Sequence[int], subjects: Sequence[str]) -> None:
+        """Delete the rows ``row_ids`` and every failure of ``subjects``, in one transaction."""
         with self._conn:
-            self._conn.execute("DELETE FROM login_failures WHERE subject = ?", (subject,))
+            self._conn.executemany(
+                "DELETE FROM login_failures WHERE rowid = ?", [(row,) for row in row_ids]
+            )
+            self._conn.executemany(
+                "DELETE FROM login_failures WHERE subject = ?", [(s,) for s in subjects]
+            )
 
 
 @contextmanager

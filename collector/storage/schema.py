@@ -182,3 +182,15 @@ def add_rollup_days(db: Database) -> None:
     rollups_sqlite.rebuild_all(db.conn)
     db.execute("DELETE FROM rollup_pending")
     db.execute("DELETE FROM rollup_pending_hours")
+
+
+@migrations()
+def add_account_states(db: Database) -> None:
+    """Accounts can be disabled (``mesure user disable``) without losing their grants; login
+    failures are pruned by age at every attempt, which wants an index on their time."""
+    db.executescript(
+        """
+        ALTER TABLE users ADD COLUMN disabled_ts INTEGER;
+        CREATE INDEX login_failures_by_ts ON login_failures (ts);
+        """
+    )

@@ -145,3 +145,23 @@ def test_retention_and_keys_over_the_api(api: tuple[Config, httpx.Client]) -> No
         ("key.destroy", "token:owner-token (owner, api)"),
         ("dsar.erase", "token:owner-token (owner, api)"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("first_day", "last_day", "field"),
+    [
+        ("2026-13-45", "2026-03-31", "$.first_day"),  # the pattern's shape, not a date
+        ("2026-03-01", "9999-12-31", "$.last_day"),  # the day after overflows
+        ("0001-01-01", "2026-03-31", "$.first_day"),
+        ("2026-03-31", "2026-03-01", "$.last_day"),
+    ],
+)
+def test_export_days_outside_the_calendar_are_refused(
+    api: tuple[Config, httpx.Client], first_day: str, last_day: str, field: str
+) -> None:
+    # Issue 13, finding 8: such days answered 500 (ValueError, OverflowError).
+    config, client = api
+    client.headers["authorization"] = f"Bearer {_token(config, 'dpo')}"
+    period = {"first_day": first_day, "last_day": last_day}
+    answer = client.post("/api/v1/privacy/export", json={"site": SITE, **period})
+    assert (answer.status_code, answer.json()["field"]) == (400, field), answer.text

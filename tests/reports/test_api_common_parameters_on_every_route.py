@@ -72,3 +72,24 @@ def test_several_sites_and_the_group_view(accounts: Accounts, route: str, site: 
         response = client.get(httpx.URL(ROUTES[route]).copy_merge_params(extra))
     assert response.status_code == 200, response.text
     assert response.json()["sites"] == ["example", "other"]
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+@pytest.mark.parametrize(
+    ("first", "last", "field"),
+    [
+        ("9999-12-30", "9999-12-31", "from"),  # one day later overflows the date type
+        ("0001-01-01", "0001-01-02", "from"),  # the period before overflows it
+        ("1969-12-31", "1970-01-01", "from"),
+        ("2999-12-31", "3000-01-01", "to"),
+    ],
+)
+def test_dates_outside_the_supported_range_are_refused(
+    accounts: Accounts, route: str, first: str, last: str, field: str
+) -> None:
+    # Issue 13, finding 8: `from=9999-12-30` answered 500 (OverflowError).
+    params = {"period": "custom", "from": first, "to": last, "compare": "previous_period"}
+    with accounts.bearer("owner-token") as client:
+        response = client.get(httpx.URL(ROUTES[route]).copy_merge_params(params))
+    assert (response.status_code, response.json()["field"]) == (400, field), response.text
+    assert "1970-01-01" in response.json()["error"]
