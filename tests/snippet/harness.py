@@ -7,10 +7,12 @@ different origin from the collector at ``http://stats.example.com:PORT``, so COR
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import ConsoleMessage, Page, Request
@@ -19,8 +21,23 @@ from tests.support import LiveServer
 
 SITE_HOST = "example.com"
 COLLECTOR_HOST = "stats.example.com"
-#: How long a test waits to be sure that a hit was *not* sent (bounded; never an assertion on time).
-QUIET_MS = 400
+
+
+def _consent_wait_ms() -> float:
+    source = Path(__file__).resolve().parents[2] / "sdk_snippet" / "src" / "m.js"
+    found = re.search(r"data\.consentWait \|\| ([0-9][0-9.e]*)", source.read_text())
+    assert found, f"{source}: the default of data-consent-wait is no longer where it was"
+    return float(found[1])
+
+
+#: The snippet's own consent wait (the default of data-consent-wait): the longest it holds the
+#: first pageview back while a CMP has not answered. Read from the source, so the checks below
+#: follow it.
+CONSENT_WAIT_MS = _consent_wait_ms()
+#: How long a test lets the page run before it asserts that a hit was *not* sent: past the
+#: consent wait, or a hit that it held back would be sent after the check. Bounded; never an
+#: assertion on time.
+QUIET_MS = CONSENT_WAIT_MS + 250
 #: Upper bound for a hit that must arrive.
 ARRIVAL_MS = 5000
 
@@ -127,29 +144,43 @@ class Recorder:
         return self.hits
 
     def quiet(self) -> None:
-        """Let the page run for a bounded time, so that hits that must not be sent would be."""
+        """Let the page run for QUIET_MS after the test's last action, so that hits that must
+        not be sent would have been, and a count of what was sent is complete."""
         self.page.wait_for_timeout(QUIET_MS)
+
+    def nothing_sent_or_stored(self, server: LiveServer, *paths: str) -> None:
+        """Assert, once the page ran for QUIET_MS, that it sent no hit and that ``server``
+        stored none at ``paths`` (exactly these: the collector is shared by the tests)."""
+        self.quiet()
+        assert self.hits == [], f"sent: {self.hits}"
+        stored = stored_rows(server, paths)
+        assert stored == [], f"stored: {stored}"
+
+
+def stored_rows(
+    server: LiveServer, paths: str | tuple[str, ...], name: str | None = None
+) -> list[dict[str, Any]]:
+    """The rows stored at exactly ``paths`` (named ``name`` if given). Never a prefix: the
+    browser tests share one collector, and a prefix of one test's path may begin another's."""
+    wanted = {paths} if isinstance(paths, str) else set(paths)
+    return [row for row in server.events() if row["path"] in wanted and name in (None, row["name"])]
 
 
 def wait_rows(
     server: LiveServer,
-    path_prefix: str,
+    paths: str | tuple[str, ...],
     count: int,
     name: str | None = None,
     sent: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The stored rows whose path starts with ``path_prefix`` (and named ``name`` if given),
-    once there are ``count`` of them; in the order the page ``sent`` them when given.
+    """:func:`stored_rows` once there are ``count`` of them; in the order the page ``sent``
+    them when given.
 
     A 202 means committed, but the test may look before the response arrived: wait, bounded.
     """
     deadline = time.monotonic() + ARRIVAL_MS / 1000
     while True:
-        rows = [
-            row
-            for row in server.events()
-            if row["path"].startswith(path_prefix) and name in (None, row["name"])
-        ]
+        rows = stored_rows(server, paths, name)
         if len(rows) >= count or time.monotonic() > deadline:
             return rows if sent is None else in_sent_order(rows, sent)
         time.sleep(0.02)

@@ -14,13 +14,24 @@ from playwright.sync_api import Page, expect
 
 from consent import tcf
 from tests.snippet.harness import COLLECTOR_HOST, SITE_HOST, Recorder, wait_rows
-from tests.support import LiveServer
+from tests.support import LiveServer, build_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # The download link is kept on the page: the test looks at what was sent.
 KEEP_DOWNLOADS = """document.addEventListener('click', (event) => {
   if (event.target.closest('#price-list, #partner')) event.preventDefault();
 });"""
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[LiveServer]:
+    """A collector of the test's own, in place of the one the browser tests share: the examples'
+    pages have fixed paths that several of these tests visit (/pricing.html), so rows at one
+    could be another test's."""
+    server = LiveServer(build_config(tmp_path / "collector"), None)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

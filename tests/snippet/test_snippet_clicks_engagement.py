@@ -102,7 +102,8 @@ def test_engagement_is_the_visible_time_sent_when_the_page_is_left(
     recorder.wait_for(lambda hits: hits[-1]["url"] == second, "pageview of the second page")
 
     # The request of a page being left is seen by the collector only: check the stored rows.
-    rows = wait_rows(collector, "/engagement/", 5, sent=recorder.hits)
+    paths = ("/engagement/first", "/engagement/first/next", "/engagement/second")
+    rows = wait_rows(collector, paths, 5, sent=recorder.hits)
     engagements = [(row["path"], row["engaged_ms"]) for row in rows if row["name"] == "engagement"]
     assert engagements == [("/engagement/first", 7000), ("/engagement/first/next", 4000)]
     pageviews = [row["path"] for row in rows if row["name"] == "pageview"]

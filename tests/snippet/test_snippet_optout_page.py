@@ -56,7 +56,7 @@ def test_linked_optout_page_sets_the_flag_on_the_site_and_can_be_undone(
     recorder.wait_for_count(sent + 1)
     assert recorder.names()[sent:] == ["pageview"]
     assert "mesure_optout" not in page.evaluate(STORED)["storage"]
-    rows = wait_rows(collector, "/linked/", 2, name="pageview", sent=recorder.hits)
+    rows = wait_rows(collector, "/linked/privacy", 2, name="pageview", sent=recorder.hits)
     assert [row["mode"] for row in rows] == ["exempt", "exempt"]
 
 

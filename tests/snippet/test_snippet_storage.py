@@ -42,7 +42,7 @@ def test_the_id_lives_13_months_from_creation_and_visits_do_not_extend_it(
         assert stored == {"mesure_id": f"{ids[-1]}.{ms(created)}"}, f"visit {visit}"
     assert ids[0] == ids[1] == ids[2]
     assert ids[3] != ids[0]
-    rows = wait_rows(collector, "/lifetime/", 4, sent=recorder.hits)
+    rows = wait_rows(collector, "/lifetime/page", 4, sent=recorder.hits)
     assert len({row["visitor"] for row in rows[:3]}) == 1
     assert rows[3]["visitor"] not in {rows[0]["visitor"], None}
 
@@ -67,7 +67,7 @@ def test_denied_stores_nothing_and_sends_no_id(
         assert hit["mode"] == "denied"
         assert set(hit) <= {"site", "name", "url", "mode"}
     assert page.evaluate(STORED) == {"storage": {}, "cookies": ""}
-    rows = wait_rows(collector, "/denied/", 3, sent=recorder.hits)
+    rows = wait_rows(collector, "/denied/page", 3, sent=recorder.hits)
     assert [(row["mode"], row["visitor"]) for row in rows] == [("denied", None)] * 3
 
 
