@@ -14,11 +14,13 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -108,14 +110,22 @@ def _login(url: str, email: str, password: str, address: str) -> httpx.Response:
         return client.post("/login", json={"email": email, "password": password})
 
 
+def _extra_tries(seconds: float) -> int:
+    """Failures the back-off allows beyond the free ones within ``seconds`` (1 s, then 2 s, …
+    after each): a slow machine may take long enough for one."""
+    return int(math.log2(seconds + 1))
+
+
 def test_concurrent_wrong_passwords_get_no_more_tries_than_the_limit(
     served: tuple[subprocess.Popen[bytes], str],
 ) -> None:
     _process, url = served
+    started = time.monotonic()
     answers = _at_once(20, lambda _i: _login(url, VICTIM, "not the password", "192.0.2.1"))
+    took = time.monotonic() - started
     statuses = [answer.status_code for answer in answers]
     # Today's code counted failures before hashing and recorded them after: 20 × 401.
-    assert statuses.count(401) <= PAIR_FREE, statuses
+    assert statuses.count(401) <= PAIR_FREE + _extra_tries(took), (statuses, took)
     assert set(statuses) == {401, 429}, statuses
     assert all(int(a.headers["retry-after"]) >= 1 for a in answers if a.status_code == 429)
 
@@ -125,14 +135,14 @@ def test_waves_within_the_hashing_bound_still_get_only_the_free_tries(
 ) -> None:
     # Two at a time stays within the hashing bound of either worker, so only the attempt
     # reservation can refuse them: without it, both attempts of the third wave saw four
-    # recorded failures and went on to hash (6 × 401).
+    # recorded failures and went on to hash (6 × 401). (Later waves could pass once the
+    # back-off's first second is over, on a slow machine: three waves are the test.)
     _process, url = served
     statuses: list[int] = []
-    for _wave in range(6):
+    for _wave in range(3):
         answers = _at_once(2, lambda _i: _login(url, VICTIM, "not the password", "192.0.2.1"))
         statuses += [answer.status_code for answer in answers]
-    assert statuses.count(401) == PAIR_FREE, statuses
-    assert statuses.count(429) == len(statuses) - PAIR_FREE, statuses
+    assert sorted(statuses) == [401] * PAIR_FREE + [429], statuses
 
 
 def _children(pid: int) -> list[int]:
