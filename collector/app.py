@@ -8,6 +8,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,6 +63,7 @@ PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAA
 KEY_SWEEP_SECONDS = 600
 SIGNAL_HEADERS = ("sec-gpc", "dnt", "sec-purpose", "purpose", "x-purpose", "x-moz")
 _SIGNAL_NAMES = frozenset(name.encode("latin-1") for name in SIGNAL_HEADERS)
+_IPV4_MAPPED = bytes(10) + b"\xff\xff"
 
 
 def utc_now() -> datetime:
@@ -404,18 +406,48 @@ def _read_head(scope: Scope, proxy_header: str | None) -> _Head:
             if origin is None:
                 origin = raw_value.decode("latin-1")
         elif name == proxy_name:
-            if forwarded is None:
-                forwarded = raw_value.decode("latin-1")
+            # The last line: a proxy that adds its own line (HAProxy's `option forwardfor`)
+            # leaves the client's lines before it.
+            forwarded = raw_value.decode("latin-1")
         elif name in _SIGNAL_NAMES:
             key = name.decode("latin-1")
             signals[key] = (*signals.get(key, ()), raw_value.decode("latin-1"))
-    if forwarded:  # behind a proxy: the last address, the one the proxy appended
-        ip = forwarded.split(",")[-1].strip()
-    else:
+    ip = None if forwarded is None else forwarded_address(forwarded)
+    if ip is None:
         peer = scope.get("client")
         ip = peer[0] if peer else ""
     client = Client(ip=ip, user_agent=user_agent or "", origin=origin, headers=signals)
     return _Head(client, content_length, content_type)
+
+
+def forwarded_address(value: str) -> str | None:
+    """The client address in a ``client-ip-header`` value: its last entry, the one the nearest
+    proxy appended (what comes before may be anything the client sent). It is spelled one way
+    per address, or the rate limit and the cookieless hash would count one client as several:
+    without the port some proxies add (``192.0.2.1:4711``, ``[2001:db8::1]:443``), IPv6
+    compressed and lower case, an IPv4-mapped IPv6 address as IPv4. ``None`` when the entry is
+    not an address (``unknown``, empty): the caller then keys on the proxy's own address, so a
+    broken proxy makes limits apply sooner, never later."""
+    entry = value.rpartition(",")[2].strip()
+    if entry.startswith("["):
+        host, closed, port = entry[1:].partition("]")
+        if not closed or (port and not (port[0] == ":" and port[1:].isdigit())):
+            return None
+        entry = host
+    elif entry.count(":") == 1:
+        host, _, port = entry.partition(":")
+        if not port.isdigit():
+            return None
+        entry = host
+    # inet_pton/inet_ntop rather than ipaddress: this runs for every hit (0.7 µs against 3).
+    family = socket.AF_INET6 if ":" in entry else socket.AF_INET
+    try:
+        packed = socket.inet_pton(family, entry)
+    except (OSError, ValueError):  # ValueError: a NUL character
+        return None
+    if family == socket.AF_INET6 and packed.startswith(_IPV4_MAPPED):
+        return socket.inet_ntop(socket.AF_INET, packed[12:])
+    return socket.inet_ntop(family, packed)
 
 
 def _body_timeout(svc: Services) -> float:
