@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian 12 / Ubuntu 24.04 machine that has
 # python3 and python3-venv: the OS packages the tests drive (Chromium, nginx, Caddy, age,
-# Node.js for esbuild, systemd-analyze, libatomic for Playwright's driver), then a virtual
+# Node.js for esbuild, systemd-analyze, strace, libatomic for Playwright's driver), then a virtual
 # environment `.venv` inside this clone holding exactly the locked set (requirements/dev.txt,
 # every file checked against its hash) and Mesure itself (editable), the wheels of the app's set
 # (.venv/wheelhouse), and the snippet's build tools from sdk_snippet/package-lock.json.
@@ -16,8 +16,11 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || packages+=(nginx-light)
 command -v caddy >/dev/null || packages+=(caddy)
 command -v age >/dev/null || packages+=(age)
 command -v systemd-analyze >/dev/null || packages+=(systemd)
+# The deployment tests trace the proxies and the collector (nothing but loopback, nothing logged).
+command -v strace >/dev/null || packages+=(strace)
 # Playwright's own Node.js driver links libatomic, which minimal images do not have.
-dpkg-query -W -f='${Status}' libatomic1 2>/dev/null | grep -q 'ok installed' || packages+=(libatomic1)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+installed libatomic1 || packages+=(libatomic1)
 if [ ${#packages[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "tests/setup.sh: installing OS packages: ${packages[*]}"
