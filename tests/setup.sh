@@ -10,7 +10,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=()
-[ -x /usr/bin/chromium ] || packages+=(chromium)
+if [ ! -x /usr/bin/chromium ]; then
+  # Ubuntu ships Chromium only as a snap, which the browser tests cannot drive; Debian's package
+  # installs the /usr/bin/chromium they launch.
+  if grep -qx 'ID=ubuntu' /etc/os-release 2>/dev/null; then
+    echo "tests/setup.sh: the browser tests need a Chromium at /usr/bin/chromium; Ubuntu has" \
+      "Chromium only as a snap. Install a Chromium there, then run this again." >&2
+    exit 1
+  fi
+  packages+=(chromium)
+fi
 command -v npm >/dev/null || packages+=(nodejs npm)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || packages+=(nginx-light)
 command -v caddy >/dev/null || packages+=(caddy)
