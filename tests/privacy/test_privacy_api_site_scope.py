@@ -76,17 +76,19 @@ def scoped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scoped]:
     running = Scoped(config, server, owner, shop_dpo)
     try:
         with running.client(owner) as client:
-            for site in ("shop", "blog"):
+            for site, cid in (("shop", "shop-c"), ("blog", "blog-c"), ("blog", "blog-gone")):
                 hit = {"site": site, "url": f"https://{site}.example/", "mode": "granted"}
-                assert client.post("/api/hit", json={**hit, "cid": f"{site}-c"}).status_code == 202
+                assert client.post("/api/hit", json={**hit, "cid": cid}).status_code == 202
+            # Erased before the exports: an export holding an erased subject's rows goes too.
+            erased = client.post(
+                "/api/v1/privacy/dsar/erase", json={"site": "blog", "client_id": "blog-gone"}
+            )
+            assert erased.status_code == 200, erased.text
+            for site in ("shop", "blog"):
                 period = {"first_day": "2026-03-01", "last_day": "2026-03-31"}
                 exported = client.post("/api/v1/privacy/export", json={"site": site, **period})
                 assert exported.status_code == 200, exported.text
                 running.exports[site] = Path(exported.json()["dir"]).name
-            erased = client.post(
-                "/api/v1/privacy/dsar/erase", json={"site": "blog", "client_id": "blog-c"}
-            )
-            assert erased.status_code == 200, erased.text
             rotated = client.post("/api/v1/privacy/keys/rotate", json={"site": "blog"})
             assert rotated.status_code == 200, rotated.text
         yield running
