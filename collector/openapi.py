@@ -38,6 +38,7 @@ from collector.reports.results import (
 )
 from collector.reports.retention import RetentionReport
 from collector.reports.rfm import RFMReport
+from collector.snippet_routes import ChoiceIn
 
 OPENAPI_PATH = "/api/openapi.json"
 
@@ -164,16 +165,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ok_type="text/html",
         errors=(404,),
     ),
-    ("/optout/choose", "get"): Operation(
-        summary="Record an opt-out/opt-in choice and go back to the site (303).",
+    ("/optout/choose", "post"): Operation(
+        summary="The opt-out page's choice: back to the site (303) with the snippet's marker.",
         tag="snippet",
-        query=(
-            ("site", "Site id."),
-            ("choice", "optout or optin."),
-            ("return", "Where to go back."),
-        ),
+        body=ChoiceIn,
+        body_types=("application/x-www-form-urlencoded", "application/json"),
         ok_status=303,
-        errors=(404,),
+        errors=(400, 403, 404),
     ),
     ("/optout.js", "get"): Operation(
         summary="The opt-out page's script.",

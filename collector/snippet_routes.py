@@ -4,17 +4,21 @@ The opt-out page lives on the collector's origin, so it cannot touch the site's 
 It hands the visitor's choice to the snippet running on the site, which keeps the flag:
 
 - framed by the site (``<iframe src="https://stats.example.eu/optout?site=example">``), its
-  script posts ``{"mesure": "optout"|"optin"}`` to the parent window; the snippet accepts it only
-  from the collector's origin and answers ``{"mesure": true|false, "id": …}``: whether the flag is
-  stored, and the client id it keeps, which the page shows so that the visitor can ask for access
-  or erasure (``{"mesureId": 1}`` asks for both without changing anything, as the page does when
-  it loads);
-- linked, its buttons go to ``/optout/choose``, which redirects back to the site (the ``return``
-  URL when its hostname belongs to the site, else the referring page of the site, else the site's
-  first hostname) with ``#mesure-optout`` or ``#mesure-optin``; the snippet consumes the marker.
+  script posts ``{"mesure": "optout"|"optin"}`` to the parent window after the visitor's own
+  click (``isTrusted``); the snippet accepts it only from the collector's origin and answers
+  ``{"mesure": true|false, "id": …}``: whether the flag is stored, and the client id it keeps,
+  which the page shows so that the visitor can ask for access or erasure (``{"mesureId": 1}``
+  asks for both without changing anything, as the page does when it loads);
+- linked, its form posts to ``/optout/choose``, which redirects back to the site (the ``return``
+  URL when its hostname belongs to the site, else the site's first hostname) with
+  ``#mesure-optout``, or with ``#mesure-SECRET`` to opt back in. The secret is the snippet's flag
+  itself, random: the snippet put it in the fragment of the site's link to this page, the page's
+  script copies it into the form, and the snippet lifts the flag only for that exact value. So
+  only a visitor who came from the site, in the browser that opted out, and clicked here opts
+  back in; a link that anyone else crafts (``#mesure-optin``, a forged form) can only opt out.
 
 The page runs no inline script (its script is ``/optout.js``) under a strict Content Security
-Policy whose ``frame-ancestors`` lists the site's hostnames.
+Policy whose ``frame-ancestors`` and ``form-action`` list the site's hostnames.
 """
 
 from __future__ import annotations
@@ -22,39 +26,70 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-from urllib.parse import urlencode, urlsplit
+import re
+from urllib.parse import urlsplit
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 import sdk_snippet
 from collector.config import Config, SiteConfig
+from collector.errors import ForbiddenError
+from collector.http import read_fields
 
 #: Browsers keep the tracker a week, then revalidate it cheaply with its ETag.
 SCRIPT_CACHE_CONTROL = "public, max-age=604800, stale-while-revalidate=86400"
-CHOICES = {"optout": "#mesure-optout", "optin": "#mesure-optin"}
+CHOICES = ("optout", "optin")
+#: The snippet's opt-out secret: 4 random 32-bit numbers joined by ``-``. Only such a value is
+#: sent back: digits keep it apart from the flags a link could name (``api``, the older ``page``).
+SECRET = re.compile(r"[0-9]{1,10}(?:-[0-9]{1,10}){3}")
+
+
+class ChoiceIn(msgspec.Struct, kw_only=True):
+    """The opt-out page's form: its site, the choice, where to go back, the snippet's secret."""
+
+    site: str = ""
+    choice: str = ""
+    back: str = ""
+    secret: str = ""
+
+
+_choice_decoder = msgspec.json.Decoder(ChoiceIn)
 
 _STYLE = (
     "body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:1em auto;padding:0 1em;"
-    "color:#222}a.button{display:inline-block;margin:.3em .5em .3em 0;padding:.4em .9em;"
-    "border:1px solid #555;border-radius:4px;color:inherit;text-decoration:none}"
+    "color:#222}button{font:inherit;margin:.3em .5em .3em 0;padding:.4em .9em;"
+    "border:1px solid #555;border-radius:4px;color:inherit;background:none;cursor:pointer}"
     "#status:empty{display:none}#status{font-weight:bold}"
 )
 _STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
 
-# Framed: send the choice to the embedding snippet instead of leaving the frame, and show the
-# state it answers with. Only the parent's answer counts.
+# Linked: the form carries the snippet's secret, from the fragment (which no server sees) of the
+# site's link. Framed: send the choice to the embedding snippet instead of posting the form, and
+# show the state it answers with. Only the parent's answer counts.
 OPTOUT_SCRIPT = """\
 (() => {
   const status = document.getElementById('status');
-  if (window.parent === window) return;
+  const secret = document.getElementById('secret');
+  const optin = document.getElementById('optin');
+  if (window.parent === window) {
+    const hash = location.hash.slice(1);
+    secret.value = /^[0-9-]+$/.test(hash) ? hash : '';
+    // Without the secret the site's snippet would not lift its flag: no button that does nothing.
+    optin.hidden = !secret.value;
+    return;
+  }
+  optin.hidden = false;
   let chosen = false;
-  for (const link of document.querySelectorAll('a[data-choice]')) {
-    link.addEventListener('click', (event) => {
+  for (const button of document.querySelectorAll('button[name=choice]')) {
+    button.addEventListener('click', (event) => {
       event.preventDefault();
+      // Only the visitor's own click counts, not a script's click().
+      if (!event.isTrusted) return;
       chosen = true;
-      window.parent.postMessage({ mesure: link.dataset.choice }, '*');
+      window.parent.postMessage({ mesure: button.value }, '*');
     });
   }
   const id = document.getElementById('client-id');
@@ -78,6 +113,10 @@ OPTOUT_SCRIPT = """\
   const timer = setInterval(() => (answered || ++tries > 10 ? clearInterval(timer) : ask()), 300);
 })();
 """
+
+
+# The page is never cached but its script is, for an hour: a new page must not run an older script.
+_SCRIPT_SRC = "/optout.js?v=" + hashlib.sha256(OPTOUT_SCRIPT.encode()).hexdigest()[:12]
 
 
 def routes(config: Config) -> list[Route]:
@@ -104,25 +143,48 @@ def routes(config: Config) -> list[Route]:
             headers={
                 "Content-Security-Policy": optout_csp(site),
                 "Cache-Control": "no-store",
-                "Referrer-Policy": "no-referrer",
+                # Not no-referrer: that would make the form's own post carry `Origin: null`.
+                "Referrer-Policy": "same-origin",
                 "X-Content-Type-Options": "nosniff",
             },
         )
 
     async def choose(request: Request) -> Response:
-        site = config.site(request.query_params.get("site", ""))
-        marker = CHOICES.get(request.query_params.get("choice", ""))
-        if site is None or marker is None:
+        _check_own_page(request)
+        fields = await read_fields(request, _choice_decoder, "{site, choice, back, secret}")
+        site = config.site(fields.get("site", ""))
+        choice = fields.get("choice", "")
+        if site is None or choice not in CHOICES:
             return PlainTextResponse("unknown site or choice", status_code=404)
-        back = return_url(site, request.query_params.get("return"), request.headers.get("referer"))
-        return RedirectResponse(back.split("#")[0] + marker, status_code=303)
+        back = return_url(site, fields.get("back"), None).split("#")[0]
+        secret = fields.get("secret", "")
+        if choice == "optout":
+            back += "#mesure-optout"
+        elif SECRET.fullmatch(secret):
+            back += "#mesure-" + secret
+        return RedirectResponse(back, status_code=303)
 
     return [
         Route("/m.js", script, methods=["GET", "HEAD"]),
         Route("/optout", optout_page, methods=["GET"]),
-        Route("/optout/choose", choose, methods=["GET"]),
+        Route("/optout/choose", choose, methods=["POST"]),
         Route("/optout.js", optout_script, methods=["GET"]),
     ]
+
+
+def _check_own_page(request: Request) -> None:
+    """Only the opt-out page's own form may post a choice: a browser says where a post comes
+    from (``Sec-Fetch-Site``, else ``Origin``). A client that sends neither is no browser, so
+    no visitor's choice that it could forge; it only gets the redirect it could write itself."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    host = request.headers.get("host", "").lower()
+    if fetch_site is not None:
+        allowed = fetch_site == "same-origin"
+    else:
+        allowed = origin is None or urlsplit(origin).netloc.lower() == host
+    if not allowed:
+        raise ForbiddenError("a choice is posted from the opt-out page only", field="origin")
 
 
 def script_response(if_none_match: str | None) -> Response:
@@ -172,23 +234,21 @@ def return_url(site: SiteConfig, requested: str | None, referer: str | None) -> 
 
 
 def optout_csp(site: SiteConfig) -> str:
-    """No inline script, nothing loaded from elsewhere; only the site may frame the page."""
-    ancestors = " ".join(f"{name}:*" for name in site.hostnames)
+    """No inline script, nothing loaded from elsewhere; only the site may frame the page, and
+    its form goes nowhere but here and (by the redirect) back to the site."""
+    hosts = " ".join(f"{name}:*" for name in site.hostnames)
     return (
         "default-src 'none'; script-src 'self'; "
-        f"style-src '{_STYLE_HASH}'; form-action 'none'; base-uri 'none'; "
-        f"frame-ancestors 'self' {ancestors}"
+        f"style-src '{_STYLE_HASH}'; form-action 'self' {hosts}; base-uri 'none'; "
+        f"frame-ancestors 'self' {hosts}"
     )
 
 
 def render_optout_page(site: SiteConfig, back: str) -> str:
-    """The opt-out page of ``site``: two choices, as links that work framed and linked."""
-
-    def choose_href(choice: str) -> str:
-        query = urlencode({"site": site.id, "choice": choice, "return": back})
-        return html.escape(f"/optout/choose?{query}", quote=True)
-
+    """The opt-out page of ``site``: two choices, as one form that works framed and linked."""
     name = html.escape(site.id)
+    site_value = html.escape(site.id, quote=True)
+    back_value = html.escape(back, quote=True)
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -208,10 +268,14 @@ to the site's statistics. Clearing this site's data in your browser removes the 
 <p id="client-id" hidden>This browser's id for this site is <code></code>. To see or erase
 what was measured under it, send it to the site with your request. Note it before you opt out:
 opting out deletes it.</p>
-<p><a class="button" id="optout" data-choice="optout" href="{choose_href("optout")}">Opt out</a>
-<a class="button" id="optin" data-choice="optin" href="{choose_href("optin")}">Measure me
-again</a></p>
-<script src="/optout.js"></script>
+<form method="post" action="/optout/choose">
+<input type="hidden" name="site" value="{site_value}">
+<input type="hidden" name="back" value="{back_value}">
+<input type="hidden" name="secret" id="secret" value="">
+<button id="optout" name="choice" value="optout">Opt out</button>
+<button id="optin" name="choice" value="optin" hidden>Measure me again</button>
+</form>
+<script src="{_SCRIPT_SRC}"></script>
 </body>
 </html>
 """

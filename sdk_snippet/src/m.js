@@ -129,15 +129,17 @@
         explicit = r;
         // The API's own opt-out flag is lifted by a later choice; the opt-out page's is not.
         const flag = store(OPTOUT);
-        store(OPTOUT, r ? flag == 'page' && flag : flag || 'api');
+        store(OPTOUT, r ? flag != 'api' && flag : flag || 'api');
         rank();
       },
     };
 
     // The opt-out page (/optout on the collector): framed by the site, it posts its choice here;
-    // linked, it sends the visitor back to the site with #mesure-optout (or #mesure-optin).
+    // linked, it sends the visitor back to the site with #mesure-optout, or with #mesure-SECRET
+    // to lift the flag. The page's flag is that secret, random and new at each opt-out: no link
+    // that someone else crafts can hold it.
     const optOut = (choice) => {
-      store(OPTOUT, choice == 'optout' && 'page');
+      store(OPTOUT, choice == 'optout' && crypto.getRandomValues(new Uint32Array(4)).join('-'));
       rank();
     };
 
@@ -166,9 +168,12 @@
       rank();
     });
 
+    // Any link may opt out: that only lessens measurement, and its author cannot know the new
+    // secret. Only the secret lifts the flag; being digits, below 'a', it is never the API's
+    // 'api' or the 'page' that older trackers stored, which a link could name.
     const back = loc.hash.split('#mesure-')[1];
     if (back) {
-      optOut(back);
+      if (back == 'optout' || (back < 'a' && back == store(OPTOUT))) optOut(back);
       hist.replaceState(hist.state, '', loc.href.split('#')[0]);
     }
     on(w, 'message', (e) => {
@@ -178,9 +183,10 @@
       // an object as the call is one. Any answer of it that is TC data is its current state,
       // whoever asked for it.
       if (ret && e.source === cmpFrame) onTcData(ret.returnValue, ret.success);
-      // {mesure: choice} applies the choice; {mesureId: 1} only asks. The answer says whether the
-      // flag is stored, and gives the client id, which the page shows for access and erasure.
-      if (e.origin == endpoint && (m.mesure || m.mesureId)) {
+      // {mesure: choice} applies the choice; {mesureId: 1} only asks, as any other message of the
+      // collector's origin, which holds the id anyway. The answer says whether the flag is stored,
+      // and gives the client id, which the page shows for access and erasure.
+      if (e.origin == endpoint) {
         if (m.mesure) optOut(m.mesure);
         e.source.postMessage({ mesure: !!store(OPTOUT), id: (store(ID) || '').split('.')[0] }, endpoint);
       }
@@ -238,6 +244,9 @@
     // clicks included; an <a> without href has neither host nor path.
     const click = (e) => {
       const a = e.target.closest('a');
+      // The linked opt-out page gets the secret in its fragment, never sent over the network,
+      // to hand it back when its visitor chooses to be measured again.
+      if (a.pathname == '/optout' && a.origin == endpoint) a.hash = store(OPTOUT) || '';
       const name = e.button < 2 && (a.host != loc.host ? a.host && 'outbound' : RegExp(`\\.(${data.downloads || 'pdf|zip|gz|dmg|exe|msi|csv|xlsx?|docx?|pptx?|epub|mp[34]'})$`, 'i').test(a.pathname) && 'download');
       if (name) send(name, { props: { url: a.origin + a.pathname } });
     };

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import httpx
@@ -20,6 +21,8 @@ from tests.snippet.harness import (
 from tests.support import LiveServer
 
 STORED = "() => ({storage: {...localStorage}, cookies: document.cookie})"
+#: The page's opt-out flag: a secret of 4 random 32-bit numbers, new at each opt-out.
+SECRET = re.compile(r"[0-9]+(-[0-9]+){3}")
 
 
 def test_linked_optout_page_sets_the_flag_on_the_site_and_can_be_undone(
@@ -37,11 +40,17 @@ def test_linked_optout_page_sets_the_flag_on_the_site_and_can_be_undone(
     assert set(page.evaluate(STORED)["storage"]) == {"mesure_id"}
 
     page.click("#manage")
-    page.click("#optout")
+    # Not opted out: the page has nothing to lift, so it offers no way to opt back in.
+    expect(page.locator("#optin")).to_be_hidden()
+    with page.expect_request("**/optout/choose") as posted:
+        page.click("#optout")
+    assert posted.value.method == "POST"
     # Back on the site: the snippet consumed the marker, kept the flag, removed the id.
     page.wait_for_url(url)
     assert page.evaluate("location.hash") == ""
-    assert page.evaluate(STORED) == {"storage": {"mesure_optout": "page"}, "cookies": ""}
+    secret = page.evaluate(STORED)["storage"]["mesure_optout"]
+    assert SECRET.fullmatch(secret)
+    assert page.evaluate(STORED) == {"storage": {"mesure_optout": secret}, "cookies": ""}
     page.evaluate("mesure('consent', 'granted'); mesure('event', 'ignored')")
     page.reload()
     recorder.quiet()
@@ -51,7 +60,12 @@ def test_linked_optout_page_sets_the_flag_on_the_site_and_can_be_undone(
     assert [name for name in recorder.names() if name != "engagement"] == ["pageview", "outbound"]
 
     page.click("#manage")
-    page.click("#optin")
+    # The snippet handed its secret to the page in the fragment of the link, which no server
+    # sees; the form sends it back.
+    page.wait_for_url(lambda address: address.endswith("#" + secret))
+    with page.expect_request("**/optout/choose") as posted:
+        page.click("#optin")
+    assert f"secret={secret}" in (posted.value.post_data or "")
     page.wait_for_url(url)
     recorder.wait_for_count(sent + 1)
     assert recorder.names()[sent:] == ["pageview"]
@@ -81,7 +95,12 @@ def test_framed_optout_page_talks_to_the_snippet_of_the_embedding_page(
     expect(frame.locator("#client-id")).to_be_hidden()  # opting out deleted the id
     # The frame did not navigate: the choice went to the snippet by postMessage.
     assert page.frames[1].url == frame_src
-    assert page.evaluate(STORED) == {"storage": {"mesure_optout": "page"}, "cookies": ""}
+    stored = page.evaluate(STORED)
+    assert SECRET.fullmatch(stored["storage"]["mesure_optout"])
+    assert stored == {
+        "storage": {"mesure_optout": stored["storage"]["mesure_optout"]},
+        "cookies": "",
+    }
     page.evaluate("mesure('event', 'ignored'); history.pushState({}, '', '/framed/other')")
     recorder.quiet()
     assert recorder.names() == ["pageview"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -63,8 +64,10 @@ def test_optout_page_has_a_strict_csp_framable_by_the_site_only(
     assert site is not None
     ancestors = " ".join(f"{name}:*" for name in site.hostnames)
     assert directives["frame-ancestors"] == f"'self' {ancestors}"
+    # The form posts here, and its redirect goes back to the site only.
+    assert directives["form-action"] == f"'self' {ancestors}"
     assert "*.example.com:*" in ancestors
-    assert '<script src="/optout.js"></script>' in response.text
+    assert re.search(r'<script src="/optout\.js\?v=[0-9a-f]{12}"></script>', response.text)
     # No inline script at all: the only <script> element has a src.
     assert response.text.count("<script") == 1
 
@@ -81,18 +84,103 @@ def test_optout_page_of_an_unknown_site_is_404(client: httpx.Client) -> None:
     assert client.get("/optout").status_code == 404
 
 
+def _choose(
+    client: httpx.Client, headers: dict[str, str] | None = None, **fields: str
+) -> httpx.Response:
+    """A post of the opt-out page's form, as a browser sends it from the page itself."""
+    sent = {"sec-fetch-site": "same-origin", **(headers or {})}
+    return client.post("/optout/choose", data={"site": "example", **fields}, headers=sent)
+
+
 @pytest.mark.parametrize(
-    ("choice", "marker"), [("optout", "#mesure-optout"), ("optin", "#mesure-optin")]
+    ("choice", "secret", "marker"),
+    [
+        ("optout", "", "#mesure-optout"),
+        ("optout", "1-2-3-4", "#mesure-optout"),
+        (
+            "optin",
+            "3141592653-589793238-4626433832-795028841",
+            "#mesure-3141592653-589793238-4626433832-795028841",
+        ),
+    ],
+    ids=["optout", "optout-with-secret", "optin"],
 )
 def test_choice_redirects_back_to_the_site_with_the_marker(
-    client: httpx.Client, choice: str, marker: str
+    client: httpx.Client, choice: str, secret: str, marker: str
 ) -> None:
     back = "https://www.example.com/privacy?lang=fr"
-    response = client.get(
-        "/optout/choose", params={"site": "example", "choice": choice, "return": back}
-    )
+    response = _choose(client, choice=choice, back=back, secret=secret)
     assert response.status_code == 303
     assert response.headers["location"] == back + marker
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "",
+        "optin",
+        "api",
+        "page",
+        "undefined",
+        "1-2-3",
+        "1-2-3-4-5",
+        "1-2-3-4#x",
+        "12345678901-1-1-1",
+    ],
+)
+def test_opting_in_without_the_snippets_secret_goes_back_without_a_marker(
+    client: httpx.Client, secret: str
+) -> None:
+    back = "https://example.com/privacy"
+    response = _choose(client, choice="optin", back=back + "#top", secret=secret)
+    assert response.status_code == 303
+    assert response.headers["location"] == back
+
+
+def test_choice_is_a_post_a_get_changes_nothing(client: httpx.Client) -> None:
+    params = {"site": "example", "choice": "optin", "return": "https://example.com/"}
+    response = client.get("/optout/choose", params=params)
+    assert response.status_code == 405
+    assert "location" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"sec-fetch-site": "cross-site"},
+        # The site itself, or any other subdomain of it, is not the opt-out page either.
+        {"sec-fetch-site": "same-site"},
+        {"sec-fetch-site": "none"},
+        {"sec-fetch-site": "cross-site", "origin": "REQUEST_ORIGIN"},
+    ],
+    ids=["cross-site", "same-site", "typed", "fetch-site-wins"],
+)
+def test_choice_posted_from_elsewhere_is_refused(
+    client: httpx.Client, headers: dict[str, str]
+) -> None:
+    if headers.get("origin") == "REQUEST_ORIGIN":
+        headers = {**headers, "origin": str(client.base_url).rstrip("/")}
+    response = _choose(client, headers, choice="optout", back="https://example.com/")
+    assert response.status_code == 403
+    assert response.json()["field"] == "origin"
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [("https://evil.test", 403), ("null", 403), ("REQUEST_ORIGIN", 303)],
+    ids=["other", "null", "own"],
+)
+def test_without_sec_fetch_site_the_origin_decides(
+    client: httpx.Client, origin: str, status: int
+) -> None:
+    if origin == "REQUEST_ORIGIN":
+        origin = str(client.base_url).rstrip("/")
+    response = client.post(
+        "/optout/choose",
+        data={"site": "example", "choice": "optout"},
+        headers={"origin": origin},
+    )
+    assert response.status_code == status
 
 
 @pytest.mark.parametrize(
@@ -101,31 +189,37 @@ def test_choice_redirects_back_to_the_site_with_the_marker(
     ids=["other-host", "javascript", "suffix-trick", "scheme-relative"],
 )
 def test_choice_never_redirects_outside_the_site(client: httpx.Client, back: str) -> None:
-    response = client.get(
-        "/optout/choose", params={"site": "example", "choice": "optout", "return": back}
-    )
+    response = _choose(client, choice="optout", back=back)
     assert response.status_code == 303
     assert response.headers["location"] == "https://example.com/#mesure-optout"
 
 
-def test_choice_falls_back_to_the_referring_page_of_the_site(client: httpx.Client) -> None:
-    response = client.get(
-        "/optout/choose",
-        params={"site": "example", "choice": "optout"},
-        headers={"Referer": "https://blog.example.com/about"},
-    )
-    assert response.headers["location"] == "https://blog.example.com/about#mesure-optout"
+def _form_fields(page: str) -> dict[str, str]:
+    return {
+        name: html.unescape(value)
+        for name, value in re.findall(
+            r'<input type="hidden" name="(\w+)"[^>]* value="([^"]*)"', page
+        )
+    }
 
 
-def test_optout_page_links_carry_the_return_url(client: httpx.Client) -> None:
-    back = "https://example.com/legal"
+def test_optout_page_form_carries_the_return_url(client: httpx.Client) -> None:
+    back = "https://example.com/legal?a=1&b=2"
     page = client.get("/optout", params={"site": "example", "return": back}).text
-    start = page.index('href="/optout/choose?') + len('href="')
-    link = page[start : page.index('"', start)].replace("&amp;", "&")
-    query = parse_qs(urlsplit(link).query)
-    assert query == {"site": ["example"], "choice": ["optout"], "return": [back]}
+    assert '<form method="post" action="/optout/choose">' in page
+    # The secret is the script's to fill in, from the fragment that the server never sees.
+    assert _form_fields(page) == {"site": "example", "back": back, "secret": ""}
+
+
+def test_optout_page_falls_back_to_the_referring_page_of_the_site(client: httpx.Client) -> None:
+    page = client.get(
+        "/optout",
+        params={"site": "example"},
+        headers={"Referer": "https://blog.example.com/about"},
+    ).text
+    assert _form_fields(page)["back"] == "https://blog.example.com/about"
 
 
 def test_unknown_choice_is_404(client: httpx.Client) -> None:
-    response = client.get("/optout/choose", params={"site": "example", "choice": "maybe"})
-    assert response.status_code == 404
+    assert _choose(client, choice="maybe").status_code == 404
+    assert _choose(client, site="nope", choice="optout").status_code == 404
