@@ -16,6 +16,7 @@ SNIPPET_DIR = Path(sdk_snippet.__file__).parent
 #: for 1,400; with every feature of the issue the build measures 1,986: the 150 distinct names
 #: and strings that no minifier may shorten, from ``__tcfapiLocator`` to ``engaged_ms``, gzip to
 #: 886 bytes alone, and with its TCF and Consent Mode code cut out the build still measures 1,573.
+#: The opt-out secret (only the visitor's click lifts an opt-out) brought it to 1,989.
 #: The budget holds the size reached, to fail on any real growth. See README "Size".
 GZIP_BUDGET = 2000
 
