@@ -216,6 +216,9 @@ def config_template(tokens: dict[str, str]) -> str:
         "# in the register of processing (`mesure register`) and in every export manifest.",
         '# residency = "eu"',
         '# host-location = "Paris, France"',
+        "# Days an export kept in the data directory (exports/) lives before retention deletes",
+        "# it; an erasure deletes every kept export holding any of the erased rows at once.",
+        "# exports-keep-days = 30",
     ]
     for domain, token in tokens.items():
         hostnames = [domain, "127.0.0.1"] if domain == DEMO_SITE else [domain, f"*.{domain}"]

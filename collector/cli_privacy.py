@@ -110,6 +110,23 @@ def export(
     click.echo(
         f"{manifest.total_rows} rows; manifest signed with Ed25519 key {manifest.public_key}"
     )
+    _say_where_kept(inst.config, out)
+
+
+def _say_where_kept(config: Config, out: Path) -> None:
+    """Exports inside the data directory are Mesure's to expire and to erase from; the others
+    are the caller's."""
+    if out.resolve().is_relative_to(config.data_dir.resolve()):
+        days = config.server.exports_keep_days
+        click.echo(
+            f"kept on the server: deleted after {days} day(s) (exports-keep-days) or by an "
+            "erasure or retention run that deletes any of its rows"
+        )
+    else:
+        click.echo(
+            f"note: {out} is outside the data directory: Mesure will neither expire it nor "
+            "delete it when an erasure or retention run deletes its rows; delete it when done"
+        )
 
 
 @export.command("verify")
@@ -200,6 +217,7 @@ def dsar_access(
         f"({len(manifest.files)} file(s), signed)"
     )
     click.echo(report.cookieless_notice)
+    _say_where_kept(inst.config, out)
 
 
 @dsar_group.command("erase")
@@ -223,6 +241,13 @@ def dsar_erase(
         f"other event(s) of the same visits, {report.deleted.visits} visit(s)"
     )
     click.echo(f"searched again: {report.events_after} event(s) left")
+    if report.reclaimed:
+        click.echo(f"copies on disk: {report.reclaimed}")
+    if report.exports_deleted:
+        click.echo(
+            f"{len(report.exports_deleted)} export(s) holding the subject's rows deleted: "
+            + ", ".join(report.exports_deleted)
+        )
     click.echo(report.cookieless_notice)
     if report.events_after:
         raise SystemExit(1)
@@ -265,6 +290,11 @@ def retention_run(
         )
     if report.reclaimed:
         click.echo(f"space reclaimed ({report.reclaimed})")
+    if report.exports_deleted:
+        click.echo(
+            f"exports {verb}: {', '.join(report.exports_deleted)} (older than exports-keep-days, "
+            "or holding rows past their retention)"
+        )
 
 
 COMMANDS: list[click.Command] = [export, dsar_group, retention_group]

@@ -75,6 +75,9 @@ class ServerConfig(ConfigStruct, frozen=True):
     residency: Line | None = None
     #: Where the host is, as the owner declares it (e.g. ``Paris, France``); stated likewise.
     host_location: Line | None = None
+    #: Days an export kept under the data directory (``DATA/exports/``) lives: then retention
+    #: deletes it, as it deletes the rows it copied.
+    exports_keep_days: Annotated[int, msgspec.Meta(ge=1, le=36500)] = 30
 
 
 class GoalConfig(ConfigStruct, frozen=True):

@@ -21,10 +21,11 @@ from collector.enrich import enrich
 from collector.errors import BadRequestError, ForbiddenError
 from collector.geo import GeoLookup
 from collector.keys import KeyStore
-from collector.model import DropCount, Event
+from collector.model import DropCount, Event, PropValue
 from collector.ratelimit import RateLimiter, SharedCounters
 from collector.wire import BatchEventIn, HitIn
 from consent import FieldPolicy, Signals, policy, resolve, tcf
+from consent.field_policy import URL_PROPERTIES
 
 #: A batch event's ``ts`` is clamped to [now − 24 h, now].
 MAX_BACKDATE = timedelta(hours=24)
@@ -185,6 +186,31 @@ def apply_policy(hit: Hit) -> Hit | Dropped:
     return hit
 
 
+def clean_urls(hit: Hit) -> Hit:
+    """Clean every URL-valued property the mode kept, as every URL-valued field is cleaned
+    (:data:`consent.field_policy.URL_FIELDS`): by :func:`collector.urls.url_text`, in every mode.
+
+    The page URL was cleaned by :func:`receive` (every step needs its hostname) and the referrer
+    is cleaned where it is classified (:func:`collector.referrers.classify`), both by the same
+    functions. A property is URL-valued by its key (:data:`~consent.field_policy.URL_PROPERTIES`)
+    or by its value (an http(s) URL under any key); one that does not clean is not kept.
+    """
+    props = hit.event.props
+    if not props:
+        return hit
+    kept: dict[str, PropValue] = {}
+    for key, value in props.items():
+        if key not in URL_PROPERTIES and not urls.is_url(value):
+            kept[key] = value
+        elif isinstance(value, str):  # a number or a boolean under ``url`` is no URL: dropped
+            try:
+                kept[key] = urls.url_text(value)
+            except ValueError:
+                continue
+    hit.event.props = kept or None
+    return hit
+
+
 def pseudonymize(hit: Hit, *, keys: KeyStore) -> Event:
     """Replace the raw identifiers the mode allows by keyed hashes; the rest is dropped here."""
     event, wire, rules = hit.event, hit.wire, hit.policy
@@ -243,6 +269,7 @@ class Pipeline:
             ),
             ("resolve_consent", partial(resolve_consent, decode_tc=_cached_tc_decoder())),
             ("apply_policy", apply_policy),
+            ("clean_urls", clean_urls),
             ("enrich", partial(enrich, geo=geo)),
         ]
 

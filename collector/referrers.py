@@ -20,11 +20,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 import msgspec
 
-from collector.urls import clean_url, host_allowed
+from collector.urls import clean_url, host_allowed, url_text
 
 DIRECT = "Direct / None"
 
@@ -198,14 +197,13 @@ def classify(referrer: str | None, *, own_hostnames: Sequence[str]) -> RefInfo:
     if scheme == "android-app":
         return _classify_app(referrer)
     try:
-        cleaned = clean_url(referrer, keep_params=())
+        host = clean_url(referrer, keep_params=()).hostname
     except ValueError:
         return _DIRECT  # not a web page (about:blank, file:, an extension) or unreadable
-    host = cleaned.hostname
     if host_allowed(host, own_hostnames):
         return _DIRECT
-    shown_host = f"[{host}]" if ":" in host else host
-    url = f"{urlsplit(referrer).scheme.lower()}://{shown_host}{cleaned.path}"
+    # Cleaned like every URL-valued field: no query, no fragment, personal data masked.
+    url = url_text(referrer)
     domain = registrable_domain(host)
     source, medium = _known_source(host, domain) or (domain, _unknown_medium(host))
     return RefInfo(url=url, domain=domain, source=source, medium=medium)

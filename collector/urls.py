@@ -1,6 +1,8 @@
-"""Page URLs as stored: hostname normalised, path masked, query reduced to allowlisted params.
+"""URLs as stored: hostname normalised, path masked, query reduced to allowlisted params.
 
-DESIGN.md §5 invariant 4. Choices a reader may question:
+DESIGN.md §5 invariant 4. Every URL-valued field goes through here: the page URL
+(:func:`clean_url`, whose parts the event keeps), and the referrer and URL-valued properties
+(:func:`url_text`, kept as one URL). Choices a reader may question:
 
 - Hostnames are kept in their ASCII (punycode) form, lower-cased, without port, user info or
   trailing dot: that is what ``location.href`` carries, and one spelling per host keeps reports
@@ -110,6 +112,24 @@ def _clean_url_cached(url: str, keep_params: tuple[str, ...]) -> CleanUrl:
     path = _PATH_SESSION.sub("", _normalise_path(parts.path or "/"))
     query, utm = _campaign_params(parts.query, keep_params)
     return CleanUrl(hostname=hostname, path=mask_personal_data(path), query=query, utm=utm)
+
+
+def url_text(url: str, *, keep_params: Sequence[str] = ()) -> str:
+    """An absolute http(s) URL as a URL-valued field stores it: its scheme, host and cleaned
+    path, and the query parameters of ``keep_params`` (none by default); the fragment, user
+    info, port and every other parameter are dropped. ``ValueError`` as :func:`clean_url`.
+    """
+    cleaned = clean_url(url, keep_params=keep_params)
+    scheme = urlsplit(url.strip()).scheme.lower()
+    host = f"[{cleaned.hostname}]" if ":" in cleaned.hostname else cleaned.hostname
+    query = f"?{cleaned.query}" if cleaned.query else ""
+    return f"{scheme}://{host}{cleaned.path}{query}"
+
+
+def is_url(value: object) -> bool:
+    """``value`` is text that names an http(s) URL (it may still be malformed): such a value is
+    URL-valued under any property name."""
+    return isinstance(value, str) and value.lstrip()[:8].lower().startswith(("http://", "https://"))
 
 
 def host_allowed(hostname: str, patterns: Sequence[str]) -> bool:

@@ -16,12 +16,29 @@ import msgspec
 from consent.modes import Mode
 from consent.site_policy import MAX_EXEMPT_ID_LIFETIME_DAYS, SitePolicy
 
-__all__ = ["EXEMPT_EVENTS", "EXEMPT_PROPERTIES", "WIRE_FIELDS", "FieldPolicy", "policy"]
+__all__ = [
+    "EXEMPT_EVENTS",
+    "EXEMPT_PROPERTIES",
+    "URL_FIELDS",
+    "URL_PROPERTIES",
+    "WIRE_FIELDS",
+    "FieldPolicy",
+    "policy",
+]
 
 #: Events an exempt hit may carry: pageviews and technical audience-measurement events.
 EXEMPT_EVENTS = frozenset({"pageview", "outbound", "download", "navigation", "engagement", "404"})
 #: Properties every exempt site keeps: the target of outbound and download clicks.
 EXEMPT_PROPERTIES = frozenset({"url"})
+#: Wire fields whose value is a URL. In every mode, whatever else the mode keeps of them, such a
+#: value is stored only cleaned: scheme, host and path with e-mail addresses and long digit runs
+#: masked; no fragment, no user info; no query but the site's campaign parameters, which only the
+#: page URL keeps, in ``granted``.
+URL_FIELDS = frozenset({"url", "referrer"})
+#: Property keys whose value is a URL, cleaned the same way (a value that is not an http(s) URL
+#: is not kept). A value under any other key that is an http(s) URL is cleaned too: a URL does
+#: not become free text by being named otherwise.
+URL_PROPERTIES = frozenset({"url"})
 #: Every wire field a hit can carry that a mode may keep or drop (``country`` is derived).
 WIRE_FIELDS = frozenset(
     {

@@ -8,22 +8,32 @@ to the audit log.
 Cookieless visitors are keyed by (site, IP address, user agent) under a daily key, not by any
 identifier a person can give, and that key is destroyed within 48 hours: such rows can never be
 matched to a request, which every report says explicitly.
+
+An erasure also deletes every export kept on the server that holds any of the erased rows
+(:mod:`collector.privacy.kept_exports`), the subject's own access exports included.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
 from collector import hashing
-from collector.privacy import keyring
+from collector.privacy import kept_exports, keyring
 from collector.privacy.export import write_signed
 from collector.privacy.instance import Instance
 from collector.privacy.manifest import Format, Manifest, Period, Request
-from collector.storage.privacy_sqlite import Deleted, PrivacyDatabase, SubjectColumn, SubjectHash
+from collector.storage.privacy_sqlite import (
+    Deleted,
+    ErasureScope,
+    PrivacyDatabase,
+    SubjectColumn,
+    SubjectHash,
+)
 
 Identifier = Literal["user-id", "client-id"]
 
@@ -48,6 +58,11 @@ class DsarReport(msgspec.Struct, frozen=True, kw_only=True):
     deleted: Deleted | None = None
     #: Rows still found by searching again after an erasure (0 proves it).
     events_after: int | None = None
+    #: Exports kept on the server that held erased rows, deleted (relative to the data
+    #: directory).
+    exports_deleted: list[str] = []
+    #: What an erasure did to leave no copy of the deleted rows on disk, and anything left.
+    reclaimed: str | None = None
     cookieless_notice: str
 
 
@@ -133,11 +148,21 @@ def erase(inst: Instance, db: PrivacyDatabase, subject: Subject, *, actor: str) 
     column, hashes = subject_hashes(inst, subject)
     rows = db.subject_rows(subject.site, column, hashes)
     visits = {row["visit"] for row in rows if row["visit"] is not None}
+    scope = db.erasure_scope(subject.site, column, hashes)
     deleted = db.erase_subject(subject.site, column, hashes)
     # The deleted rows are zeroed in the database file (secure_delete); their old page images
-    # must leave the write-ahead log too, which a running collector keeps open.
-    db.reclaim_space(vacuum=False)
+    # must leave the write-ahead log too, which a running collector keeps open (on ClickHouse:
+    # the parts the deletion replaced must leave the disk).
+    reclaimed = db.reclaim_space(vacuum=False)
     after = len(db.subject_rows(subject.site, column, hashes))
+    # Copies go too: every export kept on the server that holds any of the erased rows.
+    exports = kept_exports.holding(
+        kept_exports.kept_exports(inst.config.data_dir),
+        partial(_erased, scope),
+        sites={subject.site},
+    )
+    kept_exports.delete(exports)
+    exports_deleted = [export.name(inst.config.data_dir) for export in exports]
     epochs = [h.epoch for h in hashes]
     inst.audit.append(
         "dsar.erase",
@@ -150,6 +175,7 @@ def erase(inst: Instance, db: PrivacyDatabase, subject: Subject, *, actor: str) 
         visit_events=str(deleted.visit_events),
         visits=str(deleted.visits),
         events_after=str(after),
+        exports_deleted=" ".join(exports_deleted),
     )
     return DsarReport(
         site=subject.site,
@@ -159,7 +185,21 @@ def erase(inst: Instance, db: PrivacyDatabase, subject: Subject, *, actor: str) 
         visits_found=len(visits),
         deleted=deleted,
         events_after=after,
+        exports_deleted=exports_deleted,
+        reclaimed=reclaimed,
         cookieless_notice=cookieless_notice(inst),
+    )
+
+
+def _erased(scope: ErasureScope, row: dict[str, Any], table: str) -> bool:
+    """A row of an export file is one of the erased rows (or a file that cannot be read)."""
+    if row is kept_exports.UNREADABLE:
+        return True
+    if table == "visits":
+        return kept_exports.number(row, "id") in scope.visit_ids
+    return (
+        kept_exports.number(row, "id") in scope.event_ids
+        or kept_exports.number(row, "visit") in scope.visit_ids
     )
 
 

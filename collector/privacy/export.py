@@ -1,8 +1,10 @@
 """Signed exports of the pseudonymized events, exactly as stored: one file per site and month.
 
-Hashes are written as hex, ``NULL`` as JSON ``null`` (ndjson) or an empty cell (csv). Months
-are UTC months. Parquet needs the optional extra ``mesure[parquet]`` (pyarrow); nothing heavy
-is installed by default.
+Hashes are written as hex, ``NULL`` as JSON ``null`` (ndjson) or an empty cell (csv). A csv
+text cell that starts like a spreadsheet formula gets a quote in front
+(:mod:`collector.csv_cells`): the one change to the stored values, which the manifest states.
+Months are UTC months. Parquet needs the optional extra ``mesure[parquet]`` (pyarrow); nothing
+heavy is installed by default.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import IO, Any
 
 import msgspec
 
+from collector import csv_cells
 from collector.privacy import keyring
 from collector.privacy.audit_check import check as check_audit
 from collector.privacy.instance import Instance, PrivacyToolError, mesure_version, residency
@@ -28,6 +31,7 @@ from collector.privacy.manifest import (
     VISIT_COLUMN_MEANINGS,
     AuditHead,
     Column,
+    CsvCells,
     ExportFile,
     ExportKind,
     Format,
@@ -40,6 +44,12 @@ from collector.privacy.manifest import (
 )
 from collector.storage.privacy_sqlite import PrivacyDatabase
 from consent.site_policy import MAX_EXEMPT_RETENTION_DAYS
+
+CSV_FORMULA_CELLS = CsvCells(
+    starting_with=list(csv_cells.FORMULA_STARTS),
+    prefix=csv_cells.PREFIX,
+    to_undo=f"drop the first character of every text cell that starts with {csv_cells.PREFIX}",
+)
 
 
 def day_bounds_ms(first_day: date, last_day: date) -> tuple[int, int]:
@@ -109,8 +119,8 @@ def write_signed(
     visits, one file) and the signed manifest."""
     if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise PrivacyToolError(
-            "parquet exports need pyarrow: pip install --require-hashes -r requirements/parquet.txt "
-            "(the locked set of mesure[parquet]), or use ndjson or csv"
+            "parquet exports need pyarrow: pip install --require-hashes -r "
+            "requirements/parquet.txt (the locked set of mesure[parquet]), or use ndjson or csv"
         )
     if out.exists() and any(out.iterdir()):
         raise PrivacyToolError(f"{out} is not empty: exports go to a new directory")
@@ -153,6 +163,7 @@ def write_signed(
         public_key=keyring.public_key_hex(key_private),
         request=request,
         visit_columns=visit_columns,
+        csv_formula_cells=CSV_FORMULA_CELLS if fmt == "csv" else None,
     )
     body = msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n"
     (out / MANIFEST_FILE).write_bytes(body)
@@ -244,9 +255,17 @@ def _write_csv(file: IO[str], names: list[str], rows: Iterator[dict[str, Any]]) 
     writer.writerow(names)
     count = 0
     for row in rows:
-        writer.writerow(["" if row.get(n) is None else _cell(row.get(n)) for n in names])
+        writer.writerow([_csv_cell(row.get(name)) for name in names])
         count += 1
     return count
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    # Text comes from visitors (names, paths, campaigns, properties): it must not run as a
+    # formula where the file is opened. Hashes (hex) and numbers cannot start like one.
+    return csv_cells.defuse(value) if isinstance(value, str) else _cell(value)
 
 
 def _write_parquet(path: Path, names: list[str], rows: Iterator[dict[str, Any]]) -> int:

@@ -15,7 +15,8 @@ from consent.site_policy import SitePolicy
 
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "manifest.sig"
-MANIFEST_VERSION = 1
+#: 2: ``csv_formula_cells`` (CSV text cells that start like a formula are prefixed).
+MANIFEST_VERSION = 2
 
 Format = Literal["ndjson", "csv", "parquet"]
 FORMATS: tuple[Format, ...] = ("ndjson", "csv", "parquet")
@@ -123,6 +124,16 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     cookieless_notice: str
 
 
+class CsvCells(msgspec.Struct, frozen=True, kw_only=True):
+    """How a CSV export writes a text cell that a spreadsheet would run as a formula."""
+
+    #: A text cell starting with one of these is written with ``prefix`` in front.
+    starting_with: list[str]
+    prefix: str
+    #: How to get the stored value back.
+    to_undo: str
+
+
 class AuditHead(msgspec.Struct, frozen=True, kw_only=True):
     """The audit log's last entry when the export was signed (pins the log's length)."""
 
@@ -151,6 +162,8 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     request: Request | None = None
     #: Columns of the visits file(s) of an access request.
     visit_columns: list[Column] | None = None
+    #: CSV exports only: the one change made to the stored values (CSV injection).
+    csv_formula_cells: CsvCells | None = None
 
 
 LATER_COLUMN = "added by a later migration: see collector/storage/schema.py"

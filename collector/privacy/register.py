@@ -27,6 +27,11 @@ SECURITY_MEASURES = [
     "Key files are readable by their owner only (0600); start-up refuses anything wider.",
     "Every privacy-relevant action is recorded in a hash-chained audit log.",
     "Exports are signed with the instance's Ed25519 key and list the SHA-256 of every file.",
+    "Every URL is stored cleaned, whatever the consent: no fragment, no query but campaign "
+    "parameters (with consent), e-mail addresses and long digit runs masked.",
+    "Erasure and retention overwrite the deleted rows and leave no copy in the write-ahead log, "
+    "the report rollups or the exports kept on the server, which expire after "
+    "exports-keep-days.",
     "No outbound network connection; geolocation only from a local database file.",
 ]
 

@@ -6,6 +6,9 @@ months, whatever the configuration says) and granted data older than
 daily inside the server (:class:`ServerRetention`), and on demand with
 ``mesure retention run [--dry-run]``.
 
+Exports kept on the server (:mod:`collector.privacy.kept_exports`) older than
+``exports-keep-days``, or holding a row the run deletes, are deleted too.
+
 Deleted rows are overwritten with zeros (``secure_delete``) and the write-ahead log is emptied
 in every run. The command also gives the freed pages back to the file system (``VACUUM``); the
 server does not, because a ``VACUUM`` would hold up ingestion for as long as it takes: SQLite
@@ -17,12 +20,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import msgspec
 
 from collector.audit import AuditLog
 from collector.config import Config
 from collector.keys import KeyStore
+from collector.privacy import kept_exports
 from collector.privacy.instance import Instance
 from collector.storage import privacy_for
 from collector.storage.privacy_sqlite import PrivacyDatabase, PurgeCount
@@ -45,6 +50,9 @@ class RetentionReport(msgspec.Struct, frozen=True, kw_only=True):
     #: ``vacuum`` or ``incremental_vacuum`` (the command), ``wal_checkpoint`` (the server);
     #: ``None`` on a dry run or when nothing was deleted.
     reclaimed: str | None
+    #: Exports kept on the server that the run deleted (would delete, on a dry run), relative
+    #: to the data directory: older than ``exports-keep-days``, or holding a row it deleted.
+    exports_deleted: list[str] = []
 
 
 def cutoffs(
@@ -95,6 +103,10 @@ def run_retention(
             deleted += db.purge_before(cutoff.site, [cutoff.mode], before_ms)
     total = sum(count.events for count in deleted)
     reclaimed = db.reclaim_space(vacuum=vacuum) if total and not dry_run else None
+    exports = _exports_to_delete(inst, plan, now, sites)
+    if not dry_run:
+        kept_exports.delete(exports)
+    names = [export.name(inst.config.data_dir) for export in exports]
     inst.audit.append(
         "retention.dry-run" if dry_run else "retention.run",
         concerns=None if sites is None else sorted({cutoff.site for cutoff in plan}),
@@ -102,6 +114,7 @@ def run_retention(
         now=now.isoformat(timespec="seconds"),
         events=str(total),
         detail=" ".join(f"{c.site}/{c.mode}={c.events}" for c in deleted),
+        exports_deleted=" ".join(names),
     )
     return RetentionReport(
         now=now.isoformat(timespec="seconds"),
@@ -109,7 +122,49 @@ def run_retention(
         cutoffs=plan,
         deleted=deleted,
         reclaimed=reclaimed,
+        exports_deleted=names,
     )
+
+
+def _exports_to_delete(
+    inst: Instance, plan: list[SiteCutoff], now: datetime, sites: Collection[str] | None
+) -> list[kept_exports.KeptExport]:
+    """The kept exports past ``exports-keep-days``, and those holding a row past retention.
+
+    A run for some sites only touches exports whose signed manifest names only those sites.
+    """
+    before = {
+        (cutoff.site, cutoff.mode): int(datetime.fromisoformat(cutoff.before).timestamp() * 1000)
+        for cutoff in plan
+    }
+    exports = [
+        export
+        for export in kept_exports.kept_exports(inst.config.data_dir)
+        if sites is None
+        or (export.manifest is not None and set(export.manifest.sites) <= set(sites))
+    ]
+    limit = now - timedelta(days=inst.config.server.exports_keep_days)
+    old = [export for export in exports if export.written < limit]
+
+    def may_hold_old_rows(export: kept_exports.KeptExport) -> bool:
+        # The manifest's period bounds its rows: an export whose first day is after every one
+        # of its sites' cutoffs need not be read at all, which is most of them.
+        if export.manifest is None:
+            return True
+        first = datetime.fromisoformat(export.manifest.period.first_day).replace(tzinfo=UTC)
+        cutoffs = [ms for (site, _), ms in before.items() if site in export.manifest.sites]
+        return int(first.timestamp() * 1000) < max(cutoffs, default=0)
+
+    def past_retention(row: dict[str, Any], table: str) -> bool:
+        if row is kept_exports.UNREADABLE:
+            return True
+        ts = kept_exports.number(row, "ts")
+        limit = before.get((str(row.get("site")), str(row.get("mode"))))
+        return table == "events" and ts is not None and limit is not None and ts < limit
+
+    candidates = [e for e in exports if e not in old and may_hold_old_rows(e)]
+    found = old + kept_exports.holding(candidates, past_retention)
+    return sorted(found, key=lambda export: export.path)
 
 
 class ServerRetention:

@@ -7,6 +7,7 @@ import io
 
 import msgspec
 
+from collector.csv_cells import defuse
 from collector.reports.results import BreakdownReport
 
 COLUMNS = (
@@ -40,7 +41,4 @@ def csv_name(report: BreakdownReport) -> str:
 
 
 def _cell(value: str | None) -> str:
-    """Defuse spreadsheet formulas in visitor-supplied values (CSV injection)."""
-    if value is None:
-        return ""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    return "" if value is None else defuse(value)

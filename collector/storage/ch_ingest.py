@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from collector.errors import ConfigError
 from collector.model import DropCount, Event
 from collector.storage import ch_schema
 from collector.storage.ch_client import Client
@@ -97,8 +98,41 @@ class ClickHouseStorage:
         """The client is the process's, shared with reports: nothing to close here."""
 
     def migrate(self) -> None:
-        for statement in ch_schema.single_node(self._client.database):
+        target = self._client.target
+        self._replace_old_erasures()
+        for statement in ch_schema.single_node(self._client.database, embedded=target.embedded):
             self._client.command(statement)
+        if target.embedded:
+            # Tables created before these settings get them too (a cleanup already scheduled
+            # keeps its old delay once).
+            for (name,) in self._client.rows(
+                "SELECT name FROM system.tables WHERE database = {database:String} "
+                "AND engine LIKE '%MergeTree' AND engine_full NOT LIKE {wanted:String}",
+                {"database": self._client.database, "wanted": f"%{ch_schema.embedded_settings()}%"},
+            ):
+                self._client.command(
+                    f"ALTER TABLE {{db}}.`{name}` MODIFY SETTING {ch_schema.embedded_settings()}"
+                )
+
+    def _replace_old_erasures(self) -> None:
+        """Earlier versions kept each erased visitor's hash in ``erasures``, where it outlived
+        the erased rows: such a table is dropped (its rows only ever mattered to a writer
+        running at the time of the erasure) and made again, with visit ids."""
+        old = self._client.rows(
+            "SELECT count() FROM system.columns WHERE database = {database:String} "
+            "AND table = 'erasures' AND name = 'visitor'",
+            {"database": self._client.database},
+        )[0][0]
+        if not old:
+            return
+        if self._client.target.cluster:
+            raise ConfigError(
+                "the erasures table has the old layout (visitor hashes): drop erasures and "
+                "erasures_local ON CLUSTER, then apply `mesure clickhouse schema --cluster` again",
+                path="mesure.toml",
+                key="storage",
+            )
+        self._client.command("DROP TABLE {db}.erasures SYNC")
 
     def load_state(self) -> None:
         """Next ids and every visit a new event could still join, read once at start-up."""
@@ -161,10 +195,10 @@ class ClickHouseStorage:
                 self._newest_ts = max(self._newest_ts, visit.last_ts)
             self._evict()
             # An erasure that began while this batch was being written (after the check above)
-            # has already deleted its rows: this batch's rows of those visitors go too, so an
+            # has already deleted its rows: this batch's rows of those visits go too, so an
             # erased visit is never brought back.
             late = self._forget_erased()
-            raced = sorted(v.id for v in batch.touched.values() if (v.site, v.visitor) in late)
+            raced = sorted(visit_id for visit_id in batch.touched if visit_id in late)
             if raced:
                 for table, column in (("events", "visit"), ("visits", "id")):
                     self._client.command(
@@ -195,18 +229,17 @@ class ClickHouseStorage:
         else:
             self._by_key.pop(key, None)
 
-    def _forget_erased(self) -> set[tuple[str, bytes]]:
-        """Drop the open visits of subjects erased since the last look (one small read);
-        return their ``(site, visitor)`` keys."""
+    def _forget_erased(self) -> set[int]:
+        """Drop the open visits erased since the last look (one small read); return their ids."""
         rows = self._client.rows(
-            "SELECT seq, site, visitor FROM {db}.erasures WHERE seq > {seq:UInt64}",
+            "SELECT seq, visit FROM {db}.erasures WHERE seq > {seq:UInt64}",
             {"seq": self._erasure_seq},
         )
-        for seq, site, visitor in rows:
+        for seq, visit_id in rows:
             self._erasure_seq = max(self._erasure_seq, int(seq))
-            for visit_id in list(self._by_key.get((site, visitor), [])):
-                self._drop(visit_id)
-        return {(site, visitor) for _, site, visitor in rows}
+            if int(visit_id) in self._visits:
+                self._drop(int(visit_id))
+        return {int(visit_id) for _, visit_id in rows}
 
     # ------------------------------------------------------------------ read helpers (tests)
 
@@ -355,17 +388,7 @@ def event_select(alias: str) -> str:
 
 def visit_select(alias: str) -> str:
     prefix = f"{alias}." if alias else ""
-    names = [
-        "id",
-        "site",
-        "visitor",
-        "start_ts",
-        "last_ts",
-        "entry_path",
-        "exit_path",
-        "pageviews",
-        "events",
-    ]
+    names = [name for name, _ in ch_schema.VISIT_EXPORT_COLUMNS]
     return ", ".join(
         f"toUnixTimestamp64Milli({prefix}{name}) AS {name}"
         if name.endswith("_ts")

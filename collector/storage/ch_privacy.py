@@ -3,8 +3,9 @@
 
 Deletions are mutations run with ``mutations_sync = 2``: ``ALTER TABLE … DELETE`` rewrites the
 parts holding the rows (on every replica) before the call returns, so an erasure or a purge is
-complete, and the bytes gone from disk, when the command answers. Counts are taken just before
-each deletion with the same condition.
+complete when the command answers. The parts it replaced stay on disk until ClickHouse removes
+them, which :meth:`ClickHousePrivacy.reclaim_space` waits for on chDB. Counts are taken just
+before each deletion with the same condition.
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ from typing import Any
 
 from collector.storage.ch_client import Client
 from collector.storage.ch_ingest import event_select, visit_select
-from collector.storage.ch_schema import EVENT_COLUMNS
-from collector.storage.privacy_sqlite import Deleted, PurgeCount, SubjectColumn, SubjectHash
+from collector.storage.ch_schema import EVENT_COLUMNS, VISIT_EXPORT_COLUMNS
+from collector.storage.privacy_sqlite import (
+    Deleted,
+    ErasureScope,
+    PurgeCount,
+    SubjectColumn,
+    SubjectHash,
+)
 
 _EPOCH_COLUMN: dict[SubjectColumn, str] = {"visitor": "key_epoch", "user": "user_epoch"}
 _KIND_FILTER: dict[SubjectColumn, str] = {"visitor": " AND visitor_kind = 'client'", "user": ""}
 SYNC = {"mutations_sync": 2, "final": 1}
+#: How long an erasure or retention run on chDB waits for the parts it replaced to be removed.
+OUTDATED_PARTS_WAIT_S = 30
 _TS = "fromUnixTimestamp64Milli({%s:Int64}, 'UTC')"
 
 
@@ -39,6 +48,10 @@ class ClickHousePrivacy:
     def event_columns(self) -> list[tuple[str, str]]:
         """SQLite's declared types, so export manifests are the same on both backends."""
         return [(name, declared) for name, _, declared in EVENT_COLUMNS]
+
+    def visit_columns(self) -> list[tuple[str, str]]:
+        """The columns of an access request's visits file, as SQLite declares them."""
+        return list(VISIT_EXPORT_COLUMNS)
 
     def export_rows(self, site: str, start_ms: int, end_ms: int) -> Iterator[dict[str, Any]]:
         yield from self._dicts(
@@ -99,12 +112,10 @@ class ClickHousePrivacy:
             {"ids": sorted(set(ids))},
         )
 
-    def erase_subject(
+    def erasure_scope(
         self, site: str, column: SubjectColumn, hashes: Sequence[SubjectHash]
-    ) -> Deleted:
-        """Delete the subject's events, the other events of their visits and those visits."""
+    ) -> ErasureScope:
         rows = self.subject_rows(site, column, hashes)
-        subject_ids = sorted({int(row["id"]) for row in rows})
         visit_ids = {int(row["visit"]) for row in rows if row["visit"] is not None}
         if column == "visitor":
             # A visit is its visitor's: every visit under these hashes goes, even empty ones.
@@ -114,20 +125,23 @@ class ClickHousePrivacy:
                 {"site": site, "digests": [h.digest for h in hashes]},
             ):
                 visit_ids.add(int(visit_id))
-        visits = sorted(visit_ids)
-        visitors = {
-            row[0]
-            for row in self._client.rows(
-                "SELECT DISTINCT visitor FROM {db}.visits WHERE id IN {ids:Array(UInt64)}",
-                {"ids": visits},
-            )
-        }
+        return ErasureScope(
+            event_ids=frozenset(int(row["id"]) for row in rows), visit_ids=frozenset(visit_ids)
+        )
+
+    def erase_subject(
+        self, site: str, column: SubjectColumn, hashes: Sequence[SubjectHash]
+    ) -> Deleted:
+        """Delete the subject's events, the other events of their visits and those visits
+        (:meth:`erasure_scope`)."""
+        scope = self.erasure_scope(site, column, hashes)
+        subject_ids, visits = sorted(scope.event_ids), sorted(scope.visit_ids)
         # Tell the writer first: it must not extend a visit that is being erased.
         seq = time.time_ns()
         self._client.insert(
             "erasures",
-            [(seq + i, site, who) for i, who in enumerate(sorted(visitors))],
-            ["seq", "site", "visitor"],
+            [(seq + i, site, visit_id) for i, visit_id in enumerate(visits)],
+            ["seq", "site", "visit"],
         )
         visit_events = self._count(
             "SELECT count() FROM {db}.events WHERE visit IN {visits:Array(UInt64)} "
@@ -200,9 +214,39 @@ class ClickHousePrivacy:
     def reclaim_space(self, *, vacuum: bool = True) -> str:
         """Merge each table's parts: deleted rows are already rewritten away by the mutations,
         this also applies expired TTLs and collapses old visit versions. Without ``vacuum`` (an
-        erasure, or the server's own run) the synchronous mutations are all there is to do."""
-        if not vacuum:
-            return "mutations"
-        for table in ("events", "visits", "dropped_hits"):
-            self._client.command(f"OPTIMIZE TABLE {self._client.mutable(table)} FINAL")
-        return "optimize"
+        erasure, or the server's own run) the synchronous mutations are all there is to do.
+
+        Either way the parts a mutation or merge replaced stay on disk, outdated, until
+        ClickHouse removes them: on chDB within a second or two (``ch_schema.
+        EMBEDDED_SETTINGS``), which this waits for; on a server after its
+        ``old_parts_lifetime`` (8 minutes by default), which is said, not waited for.
+        """
+        done = "mutations"
+        if vacuum:
+            for table in ("events", "visits", "dropped_hits"):
+                self._client.command(f"OPTIMIZE TABLE {self._client.mutable(table)} FINAL")
+            done = "optimize"
+        outdated = self._outdated_parts()
+        if not self._client.target.embedded:
+            if outdated:
+                done += f"; {len(outdated)} replaced part(s) left for ClickHouse to remove"
+            return done
+        deadline = time.monotonic() + OUTDATED_PARTS_WAIT_S
+        while outdated and time.monotonic() < deadline:
+            time.sleep(0.1)
+            outdated &= self._outdated_parts()
+        if outdated:
+            done += (
+                f"; {len(outdated)} replaced part(s) still on disk after {OUTDATED_PARTS_WAIT_S} s"
+            )
+        return done
+
+    def _outdated_parts(self) -> set[tuple[str, str]]:
+        """Parts of events and visits replaced by a mutation or a merge but still on disk (on
+        the node answering, for a cluster)."""
+        rows = self._client.rows(
+            "SELECT table, name FROM system.parts WHERE database = {database:String} "
+            "AND table IN ('events', 'visits', 'events_local', 'visits_local') AND NOT active",
+            {"database": self._client.database},
+        )
+        return {(str(table), str(name)) for table, name in rows}

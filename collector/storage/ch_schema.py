@@ -73,6 +73,20 @@ VISIT_COLUMNS: list[tuple[str, str]] = [
     ("version", "UInt64"),
 ]
 
+#: ``visits`` read back as SQLite's rows (``ch_ingest.visit_select``), with SQLite's declared
+#: types, so an access request's visits file is described alike on both backends.
+VISIT_EXPORT_COLUMNS: list[tuple[str, str]] = [
+    ("id", "INTEGER"),
+    ("site", "TEXT"),
+    ("visitor", "BLOB"),
+    ("start_ts", "INTEGER"),
+    ("last_ts", "INTEGER"),
+    ("entry_path", "TEXT"),
+    ("exit_path", "TEXT"),
+    ("pageviews", "INTEGER"),
+    ("events", "INTEGER"),
+]
+
 
 @dataclass(frozen=True)
 class Table:
@@ -120,31 +134,48 @@ TABLES = [
         "ORDER BY (site, day, reason)",
         "cityHash64(site)",
     ),
-    # One row per erasure: the writer drops those visitors' open visits from its memory.
+    # One row per erased visit: the writer drops those visits from its memory. Visit ids, not
+    # the visitor's hash, which must leave the data with the erased rows.
     Table(
         "erasures",
-        [("seq", "UInt64"), ("site", "LowCardinality(String)"), ("visitor", "String")],
+        [("seq", "UInt64"), ("site", "LowCardinality(String)"), ("visit", "UInt64")],
         "MergeTree",
         "",
         "ORDER BY seq",
-        "cityHash64(site, visitor)",
+        "cityHash64(site, visit)",
     ),
 ]
+
+#: chDB runs inside Mesure's process, so Mesure sets its housekeeping: the parts a mutation
+#: (an erasure, a retention run) leaves behind are then removed within a second or two, instead
+#: of whenever ClickHouse's cleanup schedule comes round (every 30 s to 5 min by default). chDB
+#: keeps no old part for crash safety (its ``old_parts_lifetime`` is 0).
+EMBEDDED_SETTINGS = {
+    "cleanup_delay_period": 1,
+    "max_cleanup_delay_period": 1,
+    "cleanup_delay_period_random_add": 0,
+}
 
 
 def _columns(table: Table) -> str:
     return ",\n".join(f"    `{name}` {kind}" for name, kind in table.columns)
 
 
-def single_node(database: str) -> list[str]:
-    """``CREATE`` statements for one server (also applied by Mesure at start-up)."""
+def single_node(database: str, *, embedded: bool = False) -> list[str]:
+    """``CREATE`` statements for one server (also applied by Mesure at start-up); ``embedded``
+    (chDB) adds :data:`EMBEDDED_SETTINGS`."""
     statements = [f"CREATE DATABASE IF NOT EXISTS {database}"]
+    settings = f"\nSETTINGS {embedded_settings()}" if embedded else ""
     for table in TABLES:
         statements.append(
             f"CREATE TABLE IF NOT EXISTS {database}.{table.name}\n(\n{_columns(table)}\n)\n"
-            f"ENGINE = {table.engine}({table.engine_args})\n{table.tail}"
+            f"ENGINE = {table.engine}({table.engine_args})\n{table.tail}{settings}"
         )
     return statements
+
+
+def embedded_settings() -> str:
+    return ", ".join(f"{name} = {value}" for name, value in EMBEDDED_SETTINGS.items())
 
 
 def cluster(database: str, name: str) -> list[str]:

@@ -8,6 +8,7 @@ callers in :mod:`collector.privacy` decide how to present them.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -18,6 +19,9 @@ import msgspec
 from collector.storage import rollups_sqlite
 
 SubjectColumn = Literal["visitor", "user"]
+#: How long :meth:`PrivacyDatabase.reclaim_space` keeps trying to empty the WAL: 10 s.
+_CHECKPOINT_ATTEMPTS = 200
+_CHECKPOINT_PAUSE_S = 0.05
 
 
 class SubjectHash(msgspec.Struct, frozen=True):
@@ -34,6 +38,14 @@ class Deleted(msgspec.Struct, frozen=True, kw_only=True):
     subject_events: int
     visit_events: int
     visits: int
+
+
+class ErasureScope(msgspec.Struct, frozen=True, kw_only=True):
+    """The rows an erasure removes: the subject's events, and the visits they belong to with
+    every event of those visits (for a client id, every visit under its hashes)."""
+
+    event_ids: frozenset[int]
+    visit_ids: frozenset[int]
 
 
 class PurgeCount(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,27 +129,34 @@ class PrivacyDatabase:
             rows += self._rows("SELECT * FROM visits WHERE id = ?", (visit_id,))
         return rows
 
+    def erasure_scope(
+        self, site: str, column: SubjectColumn, hashes: Sequence[SubjectHash]
+    ) -> ErasureScope:
+        subject_ids: set[int] = set()
+        visit_ids: set[int] = set()
+        for row in self.subject_rows(site, column, hashes):
+            subject_ids.add(int(row["id"]))
+            if row["visit"] is not None:
+                visit_ids.add(int(row["visit"]))
+        if column == "visitor":
+            # A visit is its visitor's: every visit under these hashes goes, even empty ones.
+            for subject in hashes:
+                for (visit_id,) in self._conn.execute(
+                    "SELECT id FROM visits WHERE site = ? AND visitor = ?",
+                    (site, subject.digest),
+                ).fetchall():
+                    visit_ids.add(int(visit_id))
+        return ErasureScope(event_ids=frozenset(subject_ids), visit_ids=frozenset(visit_ids))
+
     def erase_subject(
         self, site: str, column: SubjectColumn, hashes: Sequence[SubjectHash]
     ) -> Deleted:
-        """Delete the subject's events, the other events of their visits and those visits, in
-        one transaction."""
+        """Delete the subject's events, the other events of their visits and those visits
+        (:meth:`erasure_scope`), in one transaction."""
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
-            subject_ids: set[int] = set()
-            visit_ids: set[int] = set()
-            for row in self.subject_rows(site, column, hashes):
-                subject_ids.add(int(row["id"]))
-                if row["visit"] is not None:
-                    visit_ids.add(int(row["visit"]))
-            if column == "visitor":
-                # A visit is its visitor's: every visit under these hashes goes, even empty ones.
-                for subject in hashes:
-                    for (visit_id,) in self._conn.execute(
-                        "SELECT id FROM visits WHERE site = ? AND visitor = ?",
-                        (site, subject.digest),
-                    ).fetchall():
-                        visit_ids.add(int(visit_id))
+            scope = self.erasure_scope(site, column, hashes)
+            subject_ids, visit_ids = scope.event_ids, scope.visit_ids
             for event_id in subject_ids:
                 self._conn.execute("DELETE FROM events WHERE id = ?", (event_id,))
             visit_events = 0
@@ -235,9 +254,15 @@ class PrivacyDatabase:
         else:
             self._conn.execute("VACUUM")
             done = "vacuum"
-        # Also empty the WAL, where deleted rows' old pages would otherwise linger.
-        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return done
+        # Also empty the WAL, where deleted rows' old pages would otherwise linger. A reader of
+        # a running collector (a report) may hold an older snapshot for a moment: the WAL can
+        # only be emptied once it is done, so the checkpoint is tried again meanwhile.
+        for _attempt in range(_CHECKPOINT_ATTEMPTS):
+            busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return done
+            time.sleep(_CHECKPOINT_PAUSE_S)
+        return done + " (write-ahead log NOT emptied: a reader held it for 10 s; run again)"
 
 
 @contextmanager

@@ -68,7 +68,7 @@ CREATE TABLE key_hours (
 CREATE INDEX key_hours_by_key ON key_hours (
     site, dim, key, hour, pageviews, events, visits, bounces, duration, visit_pageviews
 );
--- Every value ever seen per dimension: the reports seek each value's hour range.
+-- Every value some rollup row holds, per dimension: the reports seek each value's hour range.
 CREATE TABLE rollup_keys (site TEXT NOT NULL, dim TEXT NOT NULL, key TEXT);
 CREATE INDEX rollup_keys_by_dim ON rollup_keys (site, dim, key);
 CREATE TABLE anon_hours (
@@ -286,6 +286,14 @@ def refresh_visits(conn: sqlite3.Connection, visit_ids: Iterable[int]) -> None:
     conn.execute(_CHAIN_LINKS.format(sign=1))
     _apply_delta(conn)
     _apply_links(conn)
+    # A value whose last row just went (erasure, retention) leaves the list of values too:
+    # otherwise an erased person's pages would stay in it for good.
+    conn.execute(
+        "DELETE FROM rollup_keys WHERE rowid IN (SELECT k.rowid FROM (SELECT DISTINCT site, "
+        "dim, key FROM temp.rollup_chains) AS c JOIN rollup_keys k ON k.site = c.site "
+        "AND k.dim = c.dim AND k.key IS c.key WHERE NOT EXISTS (SELECT 1 FROM visit_keys v "
+        "WHERE v.site = c.site AND v.dim = c.dim AND v.key IS c.key))"
+    )
     conn.execute("DELETE FROM temp.rollup_chains")
 
 

@@ -445,6 +445,10 @@ def open_storage(path: Path, *, migrate: bool = True, lock_timeout_ms: int = 10_
     # FULL: a 202 means the hit survives a power cut too, not only a killed process.
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
+    # Bytes this connection frees (a visit's older exit page, rollup rows rebuilt) are zeroed,
+    # not left in free space where an erasure could not reach them. Some builds of SQLite have
+    # it on by default; others do not.
+    conn.execute("PRAGMA secure_delete = ON")
     storage = Storage(conn, path)
     if migrate:
         storage.migrate()

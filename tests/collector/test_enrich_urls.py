@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.urls import CleanUrl, clean_url, host_allowed, mask_personal_data
+from collector.urls import CleanUrl, clean_url, host_allowed, is_url, mask_personal_data, url_text
 
 CAMPAIGN = ("utm_source", "utm_medium", "utm_campaign", "ref")
 
@@ -349,3 +349,40 @@ def test_clean_url_only_raises_value_error_and_never_leaks(url: str, keep: list[
     assert cleaned.path.startswith("/")
     assert "#" not in cleaned.path and "?" not in cleaned.path
     assert cleaned.hostname == cleaned.hostname.lower()
+
+
+@pytest.mark.parametrize(
+    ("url", "stored"),
+    [
+        (
+            "https://site.example/files/jane.doe@example.org/invoice-4970123456789012.pdf?sig=S",
+            "https://site.example/files/[email]/invoice-[number].pdf",
+        ),
+        ("HTTP://User:pw@Site.Example:8080/a#frag", "http://site.example/a"),
+        ("https://[2001:DB8::1]/x?utm_source=news", "https://[2001:db8::1]/x"),
+        ("https://site.example", "https://site.example/"),
+    ],
+    ids=["download-link", "userinfo-port-fragment", "ipv6-query", "no-path"],
+)
+def test_url_text_is_the_stored_form_of_a_url_valued_field(url: str, stored: str) -> None:
+    assert url_text(url) == stored
+    assert is_url(url)
+
+
+def test_url_text_keeps_only_the_parameters_it_is_given() -> None:
+    url = "https://site.example/?utm_source=news&email=jane@example.org&ref=x"
+    assert url_text(url, keep_params=("utm_source", "ref")) == (
+        "https://site.example/?ref=x&utm_source=news"
+    )
+    assert not is_url("mailto:jane@example.org") and not is_url(12) and not is_url("/files/a")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_url_text, _hostile_url))
+def test_url_text_never_leaks(url: str) -> None:
+    try:
+        stored = url_text(url)
+    except ValueError:
+        return
+    assert not _EMAIL.search(stored) and not _SIX_DIGITS.search(stored), stored
+    assert "?" not in stored and "#" not in stored

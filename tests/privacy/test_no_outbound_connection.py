@@ -282,5 +282,7 @@ def test_the_dpo_walkthrough_runs_offline_and_leaves_no_raw_identifier(tmp_path:
     assert "would delete 0" in out
     assert "audit log intact" in out
     needles = {"client id": "cid-walkthrough-Ab12Cd34", "user id": "customer-1042"}
-    assert scan(data, needles) == []  # database, WAL, keys, audit log and the exports in it
-    assert (data / "exports" / "all" / "manifest.json").exists()
+    assert scan(data, needles) == []  # database, WAL, keys, audit log
+    # The erasure took the copies of the erased rows with it: both exports held some.
+    assert "2 export(s) holding the subject's rows deleted: exports/access, exports/all" in out
+    assert not (data / "exports" / "all").exists()
