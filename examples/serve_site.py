@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 HERE = Path(__file__).resolve().parent
-# Runnable from a checkout as well as with Mesure installed (`bash tests/setup.sh` installs it into `.venv`).
+# Runnable from a checkout as well as with Mesure installed (tests/setup.sh: into `.venv`).
 sys.path.insert(1, str(HERE.parent))
 from tc_string import encode_tc_string  # noqa: E402
 
