@@ -35,7 +35,7 @@ from collector.config import (
 )
 from collector.errors import ConfigError, KeyFileError
 from collector.keys import KeyStore
-from collector.server import UVICORN_SETTINGS
+from collector.server import UVICORN_SETTINGS, run_server
 from collector.storage import prepare
 
 if TYPE_CHECKING:
@@ -123,8 +123,10 @@ def serve(data_dir: Path, host: str, port: int, workers: int | None) -> None:
         click.echo(_embed_tag(site, origin))
     os.environ["MESURE_DATA"] = str(data_dir)
     if workers == 1:
-        uvicorn.run(
-            "collector.app:app_from_env", factory=True, host=host, port=port, **UVICORN_SETTINGS
+        run_server(
+            uvicorn.Config(
+                "collector.app:app_from_env", factory=True, host=host, port=port, **UVICORN_SETTINGS
+            )
         )
         return
 

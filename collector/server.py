@@ -21,11 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import socket
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 MAX_REQUEST_HEAD_BYTES = 16 * 1024
+LATE_CONNECTION_CHECK_SECONDS = 0.05
+#: The exit status of a collector (or worker) whose app could not start (uvicorn's own value).
+STARTUP_FAILURE = 3
 MAX_CONNECTIONS = 4096
 KEEP_ALIVE_SECONDS = 5
 
@@ -93,6 +98,39 @@ if importlib.util.find_spec("httptools") is not None:
     PROTOCOL: type[asyncio.Protocol] = BoundedHttpToolsProtocol
 else:  # pragma: no cover - httptools is a dependency; h11 is the fallback
     PROTOCOL = BoundedH11Protocol
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, whose graceful stop also reaches the connections accepted as it began.
+
+    uvicorn closes the listener, then tells each open connection to finish its request and
+    close. Connections the event loop had already taken from the backlog are made a moment
+    later and are never told: a client that keeps sending on one holds the process until it
+    stops sending (tests/collector/test_workers.py: a worker under continuous load did not end
+    on SIGTERM in 10 runs of 35; in none of 45 with this). Telling every connection again until
+    none is left ends them too, each after the response it is writing.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        async def tell_every_connection() -> None:
+            while True:
+                await asyncio.sleep(LATE_CONNECTION_CHECK_SECONDS)
+                for connection in list(self.server_state.connections):
+                    connection.shutdown()
+
+        teller = asyncio.create_task(tell_every_connection())
+        try:
+            await super().shutdown(sockets)
+        finally:
+            teller.cancel()
+
+
+def run_server(config: uvicorn.Config) -> None:
+    """``uvicorn.run`` with :class:`GracefulServer`: serve until SIGTERM or SIGINT."""
+    server = GracefulServer(config)
+    server.run()
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
 
 
 #: The uvicorn settings of ``mesure serve`` (the ingest benchmark runs its ceiling on the same).

@@ -38,11 +38,10 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from collector.ratelimit import SharedCounters
+from collector.server import STARTUP_FAILURE, GracefulServer
 
 logger = logging.getLogger("mesure.workers")
 
-#: A worker's exit status when its application could not start (uvicorn's own value).
-STARTUP_FAILURE = 3
 #: This many worker deaths within RESTART_WINDOW_SECONDS stop the collector: a crash loop.
 MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 10.0
@@ -148,7 +147,7 @@ def _run_worker(
     if os.getppid() != supervisor:  # the supervisor died before the death signal was set
         return 1
     sock = _listening_socket(host, port)
-    server = uvicorn.Server(uvicorn.Config(make_app(), host=host, port=port, **settings))
+    server = GracefulServer(uvicorn.Config(make_app(), host=host, port=port, **settings))
     server.run(sockets=[sock])
     return 0 if server.started else STARTUP_FAILURE
 

@@ -16,7 +16,7 @@ import uvicorn
 
 from collector.app import create_app
 from collector.config import Config, config_from_mapping
-from collector.server import UVICORN_SETTINGS
+from collector.server import UVICORN_SETTINGS, GracefulServer
 from collector.storage import EventStore, open_events, open_storage
 
 #: A desktop browser: the collector counts crawler and tool user agents (httpx's too) as bots.
@@ -162,8 +162,8 @@ class LiveServer:
         if self.sweep_seconds is not None:
             options["sweep_seconds"] = self.sweep_seconds
         app = create_app(self.config, **options)
-        server = uvicorn.Server(
-            # The production settings (``mesure serve``'s), on a free port of 127.0.0.1.
+        server = GracefulServer(
+            # The production server and settings (``mesure serve``'s), on a free port of 127.0.0.1.
             uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan="on", **UVICORN_SETTINGS)
         )
 
