@@ -4,6 +4,7 @@ on it, hits sent over HTTP, the privacy CLI through click's runner, a raw-identi
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from click.testing import CliRunner, Result
 from collector.cli import main as cli
 from collector.config import Config, load_config
 from collector.storage import open_storage
-from tests.support import LiveServer, browser_client
+from tests.support import ROOT, LiveServer, browser_client, mesure_command
 
 SITE = "shop"
 PAGE = "https://shop.example/account"
@@ -77,3 +78,16 @@ def scan(root: Path, needles: Mapping[str, str]) -> list[tuple[str, str]]:
                     if encoded in content:
                         found.append((str(path.relative_to(root)), name))
     return found
+
+
+def run_mesure(data: Path, *args: str, expect: int = 0) -> str:
+    """``mesure ARGS --data DATA`` as its own process (the real command line); its output."""
+    done = subprocess.run(
+        mesure_command(*args, "--data", str(data)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == expect, (args, done.stdout, done.stderr)
+    return done.stdout

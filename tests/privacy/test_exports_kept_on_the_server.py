@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,22 +14,10 @@ from pathlib import Path
 
 from collector.audit import AuditLog
 from collector.config import Config
-from tests.privacy.support import send, write_data_dir
-from tests.support import ROOT, Clock, LiveServer, mesure_command
+from tests.privacy.support import run_mesure, send, write_data_dir
+from tests.support import Clock, LiveServer
 
 Live = Callable[[Config, Clock], LiveServer]
-
-
-def _mesure(data: Path, *args: str) -> str:
-    done = subprocess.run(
-        mesure_command(*args, "--data", str(data)),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, (done.stdout, done.stderr)
-    return done.stdout
 
 
 def test_a_starting_collector_deletes_the_exports_past_exports_keep_days(
@@ -44,10 +31,10 @@ def test_a_starting_collector_deletes_the_exports_past_exports_keep_days(
     server.stop()
     day = now.date().isoformat()
     period = ("export", "--from", day, "--to", day)
-    inside = _mesure(data, *period, "--out", str(data / "exports" / "first"))
+    inside = run_mesure(data, *period, "--out", str(data / "exports" / "first"))
     assert "kept on the server: deleted after 30 day(s)" in inside
-    _mesure(data, *period, "--out", str(data / "archive" / "second"))
-    outside = _mesure(data, *period, "--out", str(tmp_path / "outside"))
+    run_mesure(data, *period, "--out", str(data / "archive" / "second"))
+    outside = run_mesure(data, *period, "--out", str(tmp_path / "outside"))
     assert f"note: {tmp_path / 'outside'} is outside the data directory" in outside
     # An export interrupted before its manifest: known by the directory's age.
     half = data / "exports" / "half"

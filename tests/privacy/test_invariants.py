@@ -38,7 +38,8 @@ import pytest
 from pyrage import x25519
 
 from tests.privacy.stored_bytes import clickhouse_blocks, scan
-from tests.support import BROWSER_UA, ROOT, free_port, mesure_command, start_mesure_serve
+from tests.privacy.support import run_mesure
+from tests.support import BROWSER_UA, free_port, start_mesure_serve
 
 SITE = "shop"
 HOST = "shop.example"
@@ -181,18 +182,6 @@ def _toml(data: Path, backend: str) -> str:
     )
 
 
-def _mesure(data: Path, *args: str, expect: int = 0) -> str:
-    done = subprocess.run(
-        mesure_command(*args, "--data", str(data)),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == expect, (args, done.stdout, done.stderr)
-    return done.stdout
-
-
 def _send_traffic(url: str) -> None:
     headers = {"user-agent": BROWSER_UA, "x-forwarded-for": BROWSER_IP}
     with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
@@ -323,7 +312,7 @@ def _run_scenario(
     def backup(name: str) -> None:
         """``mesure backup`` to an age key; its archive decrypted, then searched."""
         out = data.parent / f"backup-{name}"
-        _mesure(data, "backup", "--out", str(out), "--recipient", str(identity.to_public()))
+        run_mesure(data, "backup", "--out", str(out), "--recipient", str(identity.to_public()))
         archive = data.parent / f"backup-{name}.tar"
         archive.write_bytes(pyrage.decrypt((out / "data.tar.age").read_bytes(), [identity]))
         world.backups[name] = scan([archive], needles)
@@ -332,38 +321,40 @@ def _run_scenario(
     stage("ingested")
     backup("ingested")
     exports = data / "exports"
-    _mesure(data, "export", "--site", SITE, "--from", today, "--to", today,
-            "--out", str(exports / "everything"))  # fmt: skip
+    run_mesure(data, "export", "--site", SITE, "--from", today, "--to", today,
+               "--out", str(exports / "everything"))  # fmt: skip
     world.rows = _read_export(exports / "everything")
     _, _, alice_uid = PEOPLE["alice"]
     access = exports / "alice-access"
-    _mesure(data, "dsar", "access", "--site", SITE, "--user-id", alice_uid, "--out", str(access))
+    run_mesure(data, "dsar", "access", "--site", SITE, "--user-id", alice_uid, "--out", str(access))
     for row in _read_export(access):
         world.hashes["alice visitor hash"] = bytes.fromhex(row["visitor"])
         if row["user"]:
             world.hashes["alice user hash"] = bytes.fromhex(row["user"])
     # Bob's own access export holds none of Alice's rows: it outlives her erasure.
     _, bob_cid, _ = PEOPLE["bob"]
-    _mesure(data, "dsar", "access", "--site", SITE, "--client-id", bob_cid,
-            "--out", str(exports / "bob-access"))  # fmt: skip
+    run_mesure(data, "dsar", "access", "--site", SITE, "--client-id", bob_cid,
+               "--out", str(exports / "bob-access"))  # fmt: skip
     carol = next(row for row in world.rows if row["path"] == "/" + mark("carolpage"))
     world.hashes["carol visitor hash"] = bytes.fromhex(carol["visitor"])
     world.hashes["carol user hash"] = bytes.fromhex(carol["user"])
     needles.update(world.hashes)
     stage("exported")
-    world.outputs["erase"] = _mesure(data, "dsar", "erase", "--site", SITE, "--user-id", alice_uid)
+    world.outputs["erase"] = run_mesure(
+        data, "dsar", "erase", "--site", SITE, "--user-id", alice_uid
+    )
     stage("erased")
-    _mesure(data, "export", "--site", SITE, "--from", today, "--to", today, "--format", "csv",
-            "--out", str(exports / "later"))  # fmt: skip
+    run_mesure(data, "export", "--site", SITE, "--from", today, "--to", today, "--format", "csv",
+               "--out", str(exports / "later"))  # fmt: skip
     stage("exported again")
     # Twenty-nine days on, granted rows are past their 20 days, and so is the export holding
     # some (a dry run); thirty-one days on, every export is past ``exports-keep-days`` (30).
     sooner = (datetime.now(UTC) + timedelta(days=29)).strftime("%Y-%m-%dT%H:%M:%S")
-    world.outputs["dry run"] = _mesure(
+    world.outputs["dry run"] = run_mesure(
         data, "retention", "run", "--as-of", sooner, "--dry-run", "--json"
     )
     later = (datetime.now(UTC) + timedelta(days=31)).strftime("%Y-%m-%dT%H:%M:%S")
-    world.outputs["retention"] = _mesure(data, "retention", "run", "--as-of", later, "--json")
+    world.outputs["retention"] = run_mesure(data, "retention", "run", "--as-of", later, "--json")
     stage("retained")
     _stop(process)
     stage("stopped")
