@@ -17,7 +17,7 @@ from collector.backup.check import verify_backup
 from collector.backup.create import BackupResult, create_backup
 from collector.backup.recipients import parse_recipient, read_identities, read_recipients_file
 from collector.backup.restore import restore_backup
-from collector.cli_common import data_option, load
+from collector.cli_common import data_option, load, report_verification
 from collector.cli_privacy import actor_of, by_option, utc_now
 from collector.errors import MesureError
 from collector.privacy import keyring
@@ -171,13 +171,7 @@ def backup_verify(folder: Path, identity: Path | None, public_key: str | None) -
         )
     except MesureError as exc:
         raise BackupProblem(str(exc)) from None
-    for line in result.checked:
-        click.echo(f"ok       {line}")
-    for line in result.problems:
-        click.echo(f"FAILED   {line}")
-    click.echo("backup verified" if result.ok else "backup NOT verified")
-    if not result.ok:
-        raise SystemExit(1)
+    report_verification(result, "backup")
 
 
 @click.command("restore")

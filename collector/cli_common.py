@@ -9,6 +9,7 @@ import click
 
 from collector.config import Config, load_config
 from collector.errors import ConfigError
+from collector.privacy.verify import Verification
 
 #: The ``--data`` option of every command (``MESURE_DATA``).
 data_option = click.option(
@@ -34,3 +35,14 @@ def load(data_dir: Path) -> Config:
         return load_config(data_dir.resolve(), os.environ)
     except ConfigError as exc:
         raise ConfigProblem(str(exc)) from exc
+
+
+def report_verification(result: Verification, what: str) -> None:
+    """Print each check and the verdict; exit status 1 when ``what`` did not verify."""
+    for line in result.checked:
+        click.echo(f"ok       {line}")
+    for line in result.problems:
+        click.echo(f"FAILED   {line}")
+    click.echo(f"{what} verified" if result.ok else f"{what} NOT verified")
+    if not result.ok:
+        raise SystemExit(1)

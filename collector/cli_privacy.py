@@ -17,7 +17,7 @@ import click
 import msgspec
 
 from collector.audit import AuditLog
-from collector.cli_common import ConfigProblem, data_option, load
+from collector.cli_common import ConfigProblem, data_option, load, report_verification
 from collector.config import Config
 from collector.errors import KeyFileError, MesureError
 from collector.privacy import dsar, keyring
@@ -146,13 +146,7 @@ def export_verify(folder: Path, public_key: str | None, data_dir: Path) -> None:
         result = verify_export(folder, keyring.load_public_key(public_key))
     except MesureError as exc:
         raise click.ClickException(str(exc)) from None
-    for line in result.checked:
-        click.echo(f"ok       {line}")
-    for line in result.problems:
-        click.echo(f"FAILED   {line}")
-    click.echo("export verified" if result.ok else "export NOT verified")
-    if not result.ok:
-        raise SystemExit(1)
+    report_verification(result, "export")
 
 
 # ---------------------------------------------------------------- dsar
