@@ -244,8 +244,11 @@ def _reserve(db: AuthDatabase, email: str, address: str, now_ms: int) -> _Attemp
         wait_ms = 0
         for throttle, subject in subjects:
             times = db.failure_times(subject, now_ms - throttle.memory_ms)
-            if times:
-                wait_ms = max(wait_ms, times[-1] + backoff_ms(len(times), throttle.free) - now_ms)
+            backoff = backoff_ms(len(times), throttle.free)
+            # Only a back-off makes a wait: below the free tries, a concurrent attempt stamped
+            # later than this one (it arrived later, was reserved first) is no reason to wait.
+            if backoff:
+                wait_ms = max(wait_ms, times[-1] + backoff - now_ms)
         if wait_ms > 0:
             raise LoginThrottledError(-(-wait_ms // 1000))
         rows = db.add_failures([subject for _throttle, subject in subjects], now_ms)
