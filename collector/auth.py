@@ -27,7 +27,7 @@ from typing import Literal
 import msgspec
 
 from collector.config import Config
-from collector.storage.auth_sqlite import AccountRow, AuthDatabase
+from collector.storage.sqlite.accounts import AccountRow, AuthDatabase
 
 Role = Literal["owner", "analyst", "dpo"]
 ROLES: tuple[Role, ...] = ("owner", "analyst", "dpo")

@@ -1,7 +1,7 @@
 """Whether a collector is serving a data directory: ``DATA/collector.lock``.
 
 Every collector process (each ``mesure serve`` worker, or any ASGI server running
-:func:`collector.app.create_app`) holds a shared ``flock`` on this file for as long as its app
+:func:`collector.web.app.create_app`) holds a shared ``flock`` on this file for as long as its app
 runs. The kernel drops the lock when the process ends, ``kill -9`` included, so a lock that can
 be taken exclusively means no collector is running there: unlike a PID file, it cannot go stale.
 ``mesure restore`` checks it before writing a data directory.

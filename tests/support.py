@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import uvicorn
 
-from collector.app import create_app
 from collector.config import Config, config_from_mapping
-from collector.server import UVICORN_SETTINGS, GracefulServer
 from collector.storage import EventStore, open_events, open_storage
+from collector.web.app import create_app
+from collector.web.server import UVICORN_SETTINGS, GracefulServer
 
 #: A desktop browser: the collector counts crawler and tool user agents (httpx's too) as bots.
 BROWSER_UA = (

@@ -44,7 +44,7 @@ from collector.config import AUDIT_FILE, CONFIG_FILE, DATABASE_FILE, KEYS_DIR, C
 from collector.privacy import keyring
 from collector.privacy.instance import mesure_version
 from collector.serving_lock import LOCK_FILE
-from collector.storage.schema import migrations
+from collector.storage.sqlite.schema import migrations
 from collector.storage.target import ClickHouseTarget
 
 #: Files of a data directory that are not data: SQLite's and the collector's while they run.

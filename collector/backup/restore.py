@@ -25,7 +25,7 @@ from collector.backup.check import Checked, read_archive, read_manifest
 from collector.backup.manifest import MANIFEST_FILE, BackupError, BackupManifest
 from collector.backup.recipients import public_keys
 from collector.config import AUDIT_FILE
-from collector.storage.schema import migrations
+from collector.storage.sqlite.schema import migrations
 
 
 class RestoreResult(msgspec.Struct, frozen=True, kw_only=True):

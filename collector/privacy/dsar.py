@@ -27,7 +27,7 @@ from collector.privacy import kept_exports, keyring
 from collector.privacy.export import write_signed
 from collector.privacy.instance import Instance
 from collector.privacy.manifest import Format, Manifest, Period, Request
-from collector.storage.privacy_sqlite import (
+from collector.storage.sqlite.privacy import (
     Deleted,
     ErasureScope,
     PrivacyDatabase,

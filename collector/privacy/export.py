@@ -42,7 +42,7 @@ from collector.privacy.manifest import (
     SiteTerms,
     columns_of,
 )
-from collector.storage.privacy_sqlite import PrivacyDatabase
+from collector.storage.sqlite.privacy import PrivacyDatabase
 from consent.site_policy import MAX_EXEMPT_RETENTION_DAYS
 
 CSV_FORMULA_CELLS = CsvCells(

@@ -166,7 +166,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     csv_formula_cells: CsvCells | None = None
 
 
-LATER_COLUMN = "added by a later migration: see collector/storage/schema.py"
+LATER_COLUMN = "added by a later migration: see collector/storage/sqlite/schema.py"
 
 
 def columns_of(

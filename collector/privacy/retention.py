@@ -30,7 +30,7 @@ from collector.keys import KeyStore
 from collector.privacy import kept_exports
 from collector.privacy.instance import Instance
 from collector.storage import privacy_for
-from collector.storage.privacy_sqlite import PrivacyDatabase, PurgeCount
+from collector.storage.sqlite.privacy import PrivacyDatabase, PurgeCount
 from consent.site_policy import MAX_EXEMPT_RETENTION_DAYS
 
 

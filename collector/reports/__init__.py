@@ -2,7 +2,7 @@
 
 Every report is a function ``report(db, config, query, *, sites, now, …)`` returning a
 ``msgspec.Struct``; the JSON API and the dashboard both call these functions directly, with a
-:class:`~collector.storage.reports_sqlite.ReportsDatabase` from ``reports_database(path)``.
+:class:`~collector.storage.sqlite.reports.ReportsDatabase` from ``reports_database(path)``.
 """
 
 from __future__ import annotations

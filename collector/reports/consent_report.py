@@ -14,7 +14,7 @@ from collector.reports.query import ReportQuery, Scope, resolve_scope
 from collector.reports.results import PeriodOut, Result, ratio
 
 if TYPE_CHECKING:
-    from collector.storage.reports_sqlite import ReportsDatabase
+    from collector.storage.sqlite.reports import ReportsDatabase
 
 MODES = ("granted", "exempt", "denied")
 

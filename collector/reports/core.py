@@ -40,7 +40,7 @@ from collector.reports.results import (
 )
 
 if TYPE_CHECKING:
-    from collector.storage.reports_sqlite import ReportsDatabase
+    from collector.storage.sqlite.reports import ReportsDatabase
 
 REALTIME_WINDOW_MS = 30 * 60 * 1000
 MAX_HOUR_BUCKET_DAYS = 31

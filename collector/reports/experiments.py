@@ -24,7 +24,7 @@ from collector.reports.query import PROP_NAME, ReportQuery, resolve_scope
 from collector.reports.results import PeriodOut, Result, ratio
 
 if TYPE_CHECKING:
-    from collector.storage.reports_sqlite import ReportsDatabase
+    from collector.storage.sqlite.reports import ReportsDatabase
 
 MIN_EXPOSED = 100
 Z_95 = 1.959963984540054

@@ -17,7 +17,7 @@ from collector.reports.query import ReportQuery, resolve_scope
 from collector.reports.results import PeriodOut, Result, ratio
 
 if TYPE_CHECKING:
-    from collector.storage.reports_sqlite import ReportsDatabase
+    from collector.storage.sqlite.reports import ReportsDatabase
 
 
 class GoalOut(Result):

@@ -19,7 +19,7 @@ from collector.reports.query import ReportQuery, resolve_scope, to_ms
 from collector.reports.results import PeriodOut, Result
 
 if TYPE_CHECKING:
-    from collector.storage.reports_sqlite import ReportsDatabase
+    from collector.storage.sqlite.reports import ReportsDatabase
 
 DAY_MS = 86_400_000
 

@@ -36,14 +36,14 @@ def _import_sqlite_utils_without_pandas() -> None:
 
 _import_sqlite_utils_without_pandas()
 
-from collector.model import DropCount, Event  # noqa: E402
-from collector.storage.sqlite import Storage, open_storage  # noqa: E402
+from collector.storage.rows import DropCount, Event  # noqa: E402
+from collector.storage.sqlite.events import Storage, open_storage  # noqa: E402
 
 if TYPE_CHECKING:
     from collector.config import Config
-    from collector.storage.ch_ingest import Retention
-    from collector.storage.privacy_sqlite import PrivacyDatabase
-    from collector.storage.reports_sqlite import ReportsDatabase
+    from collector.storage.clickhouse.ingest import Retention
+    from collector.storage.sqlite.privacy import PrivacyDatabase
+    from collector.storage.sqlite.reports import ReportsDatabase
 
 __all__ = [
     "EventStore",
@@ -80,8 +80,8 @@ def open_events(config: Config, *, lock_timeout_ms: int = 10_000) -> EventStore:
     """The ingest backend of ``config``, migrated (and, for ClickHouse, its open visits loaded)."""
     if config.clickhouse is None:
         return open_storage(config.database_path, lock_timeout_ms=lock_timeout_ms)
-    from collector.storage.ch_client import client_for
-    from collector.storage.ch_ingest import ClickHouseStorage
+    from collector.storage.clickhouse.client import client_for
+    from collector.storage.clickhouse.ingest import ClickHouseStorage
 
     # Accounts and goals stay in the data directory's SQLite file: create or migrate it too.
     open_storage(config.database_path, lock_timeout_ms=lock_timeout_ms).close()
@@ -93,7 +93,7 @@ def open_events(config: Config, *, lock_timeout_ms: int = 10_000) -> EventStore:
 
 def retention_of(config: Config) -> Retention:
     """Each site's retention in days by consent mode (the ClickHouse rows' TTL)."""
-    from collector.storage.ch_ingest import Retention
+    from collector.storage.clickhouse.ingest import Retention
     from consent.site_policy import MAX_EXEMPT_RETENTION_DAYS
 
     days: dict[str, dict[str, int]] = {}
@@ -110,14 +110,14 @@ def retention_of(config: Config) -> Retention:
 @contextmanager
 def reports_for(config: Config) -> Iterator[ReportsDatabase]:
     """The reports' database for one call."""
-    from collector.storage.reports_sqlite import reports_database
+    from collector.storage.sqlite.reports import reports_database
 
     if config.clickhouse is None:
         with reports_database(config.database_path) as db:
             yield db
         return
-    from collector.storage.ch_client import client_for
-    from collector.storage.ch_reports import ClickHouseReports
+    from collector.storage.clickhouse.client import client_for
+    from collector.storage.clickhouse.reports import ClickHouseReports
 
     # Goals stay in SQLite; the events are read from ClickHouse.
     with reports_database(config.database_path) as goals:
@@ -127,13 +127,13 @@ def reports_for(config: Config) -> Iterator[ReportsDatabase]:
 @contextmanager
 def privacy_for(config: Config) -> Iterator[PrivacyDatabase]:
     """The privacy tools' database for one command or request."""
-    from collector.storage.privacy_sqlite import privacy_database
+    from collector.storage.sqlite.privacy import privacy_database
 
     if config.clickhouse is None:
         with privacy_database(config.database_path) as db:
             yield db
         return
-    from collector.storage.ch_client import client_for
-    from collector.storage.ch_privacy import ClickHousePrivacy
+    from collector.storage.clickhouse.client import client_for
+    from collector.storage.clickhouse.privacy import ClickHousePrivacy
 
     yield ClickHousePrivacy(client_for(config.clickhouse))  # type: ignore[misc]

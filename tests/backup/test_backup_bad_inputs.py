@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collector.cli import main
+from collector.cli.main import main
 from tests.backup.support import identity_file, init, mesure
 
 

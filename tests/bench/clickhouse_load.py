@@ -5,7 +5,7 @@ by side. Run as a script, never as a test:
     python -m tests.bench.clickhouse_load --events 1000000 --dir /tmp/mesure-bench-ch
 
 ``tests/bench/reports.py --backend clickhouse`` can call :func:`load` and :func:`latencies`
-with its own events (any iterable of ``collector.model.Event`` batches in time order).
+with its own events (any iterable of ``collector.storage.rows.Event`` batches in time order).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Any
 
 from collector import reports
 from collector.config import Config
-from collector.model import Event
 from collector.reports import ReportQuery
 from collector.storage import open_events, prepare, reports_for
-from collector.storage.ch_client import client_for
+from collector.storage.clickhouse.client import client_for
+from collector.storage.rows import Event
 from collector.storage.target import ClickHouseTarget
 from tests.reports.dataset import config_for
 

@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from collector.workers import default_count as default_workers  # noqa: E402
+from collector.web.workers import default_count as default_workers  # noqa: E402
 from tests.consent.tc_encoder import encode as encode_tc  # noqa: E402
 
 SITE = "example.com"
@@ -411,7 +411,7 @@ def ceiling_app() -> Any:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from collector.wire import hit_decoder
+    from collector.ingest.wire import hit_decoder
 
     async def hit(request: Request) -> Response:
         hit_decoder.decode(await request.body())
@@ -423,8 +423,8 @@ def ceiling_app() -> Any:
 def serve_ceiling(port: int, workers: int) -> None:
     import uvicorn
 
-    from collector.server import UVICORN_SETTINGS
-    from collector.workers import serve
+    from collector.web.server import UVICORN_SETTINGS
+    from collector.web.workers import serve
 
     # As ``mesure serve`` runs the collector: one process, or forked workers on one port.
     if workers == 1:
@@ -497,15 +497,15 @@ def stored_counts(database: Path) -> tuple[int, int, str]:
 
 def breakdown(hits: list[tuple[dict[str, Any], dict[str, str]]], work: Path) -> None:
     """What a hit costs, step by step: the pipeline run in this process, then the storage."""
-    from collector.app import SIGNAL_HEADERS
     from collector.audit import AuditLog
     from collector.config import load_config
-    from collector.geo import GeoLookup
-    from collector.ingest import Client, Dropped, Pipeline, pseudonymize, receive
+    from collector.ingest.parsers.geo import GeoLookup
+    from collector.ingest.pipeline import Client, Dropped, Pipeline, pseudonymize, receive
+    from collector.ingest.wire import decode_hit
     from collector.keys import KeyStore
-    from collector.model import Event
     from collector.storage import open_storage
-    from collector.wire import decode_hit
+    from collector.storage.rows import Event
+    from collector.web.app import SIGNAL_HEADERS
 
     data = work / "data"
     config = load_config(data, {"MESURE_SITE_RATE_PER_MINUTE": "100000000"})

@@ -34,7 +34,6 @@ from typing import Any, Protocol
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from collector.config import Config
-from collector.model import Event
 from collector.reports import (
     ReportQuery,
     aggregate,
@@ -46,6 +45,7 @@ from collector.reports import (
     timeseries,
 )
 from collector.reports.model import Goal
+from collector.storage.rows import Event
 from tests.support import build_config
 
 SITE = "bench"
@@ -84,7 +84,7 @@ class SqliteBackend:
         self._storage.import_events(events)
 
     def reports(self) -> AbstractContextManager[Any]:
-        from collector.storage.reports_sqlite import reports_database
+        from collector.storage.sqlite.reports import reports_database
 
         return reports_database(self._path)
 

@@ -18,7 +18,7 @@ import msgspec
 import pytest
 
 from collector.config import Config
-from collector.storage.ch_client import client_for
+from collector.storage.clickhouse.client import client_for
 from collector.storage.target import ClickHouseTarget, parse_storage
 
 SERVER_ENV = "MESURE_TEST_CLICKHOUSE_URL"

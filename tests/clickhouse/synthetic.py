@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from collector.model import DropCount, Event
+from collector.storage.rows import DropCount, Event
 from tests.reports.dataset import event
 
 MINUTE = 60_000

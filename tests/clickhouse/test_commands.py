@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
-from collector.cli_clickhouse import copy_to_clickhouse
+from collector.cli.clickhouse import copy_to_clickhouse
+from collector.cli.main import main
 from collector.config import config_from_mapping
 from collector.errors import ConfigError
 from collector.privacy.instance import residency
 from collector.privacy.register import build_register, render
 from collector.reports import ReportQuery, breakdown
 from collector.storage import open_events, prepare, reports_for
-from collector.storage.ch_client import client_for
+from collector.storage.clickhouse.client import client_for
 from collector.storage.target import ClickHouseTarget, parse_storage
 from tests.clickhouse.conftest import on_clickhouse
 from tests.clickhouse.synthetic import SITES, build, now_for_tests

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from collector.storage import prepare
-from collector.storage.ch_client import client_for
+from collector.storage.clickhouse.client import client_for
 from collector.storage.target import ClickHouseTarget
 from tests.clickhouse.conftest import on_clickhouse
 from tests.reports.dataset import config_for

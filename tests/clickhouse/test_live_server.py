@@ -18,8 +18,8 @@ from collector.config import Config, load_config
 from collector.privacy.dsar import Subject, erase
 from collector.privacy.instance import Instance
 from collector.storage import privacy_for
-from collector.storage.auth_sqlite import auth_database
-from collector.storage.ch_client import client_for
+from collector.storage.clickhouse.client import client_for
+from collector.storage.sqlite.accounts import auth_database
 from collector.storage.target import ClickHouseTarget
 from tests.clickhouse.synthetic import now_for_tests
 from tests.support import Clock, LiveServer

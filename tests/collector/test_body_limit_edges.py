@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from collector.wire import MAX_BATCH_BYTES, MAX_HIT_BYTES
+from collector.ingest.wire import MAX_BATCH_BYTES, MAX_HIT_BYTES
 from tests.support import LiveServer, browser_client
 
 HIT = {"site": "example", "url": "https://example.com/edge"}

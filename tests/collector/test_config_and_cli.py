@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
+from collector.cli.main import main
 from collector.config import load_config
 from collector.errors import ConfigError
 

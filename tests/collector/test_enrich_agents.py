@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.agents import MAX_UA_LENGTH, Agent, bot_reason, parse, parse_cached, screen_class
+from collector.ingest.parsers.agents import (
+    MAX_UA_LENGTH,
+    Agent,
+    bot_reason,
+    parse,
+    parse_cached,
+    screen_class,
+)
 
 DATA = json.loads((Path(__file__).parent / "data" / "user_agents.json").read_text("utf-8"))
 # Real-world user agents of people's browsers: (id, UA, expected Agent).

@@ -8,7 +8,7 @@ from pathlib import Path
 import maxminddb
 import pytest
 
-from collector.geo import GeoLookup
+from collector.ingest.parsers.geo import GeoLookup
 from tests.collector.mmdb_writer import Value, write_country_db, write_db
 
 NETWORKS = {

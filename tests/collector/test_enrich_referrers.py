@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.referrers import DIRECT, RefInfo, classify, registrable_domain
+from collector.ingest.parsers.referrers import DIRECT, RefInfo, classify, registrable_domain
 
 OWN = ["example.com", "*.example.com"]
 

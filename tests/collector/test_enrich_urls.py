@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.urls import CleanUrl, clean_url, host_allowed, is_url, mask_personal_data, url_text
+from collector.ingest.parsers.urls import (
+    CleanUrl,
+    clean_url,
+    host_allowed,
+    is_url,
+    mask_personal_data,
+    url_text,
+)
 
 CAMPAIGN = ("utm_source", "utm_medium", "utm_campaign", "ref")
 

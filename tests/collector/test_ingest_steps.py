@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from collector.errors import BadRequestError, ForbiddenError
-from collector.ingest import (
+from collector.ingest.pipeline import (
     Client,
     Dropped,
     Hit,
@@ -20,8 +20,8 @@ from collector.ingest import (
     receive,
     resolve_consent,
 )
-from collector.ratelimit import RateLimiter
-from collector.wire import BatchEventIn, HitIn
+from collector.ingest.ratelimit import RateLimiter
+from collector.ingest.wire import BatchEventIn, HitIn
 from tests.support import BROWSER_UA, Clock, build_config
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)

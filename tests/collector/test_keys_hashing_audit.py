@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from collector import hashing
 from collector.audit import AuditLog, verify
-from collector.cli import main
+from collector.cli.main import main
 from collector.errors import KeyFileError
 from collector.keys import KeyStore
 from tests.support import Clock, LiveServer

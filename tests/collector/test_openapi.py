@@ -25,11 +25,11 @@ from schemathesis.checks import (
 )
 from schemathesis.config import SchemathesisConfig
 
-from collector import openapi
-from collector.app import create_app
-from collector.cli import initialize
-from collector.cli_admin import COMMANDS
+from collector.cli.accounts import COMMANDS
+from collector.cli.main import initialize
 from collector.config import Config, load_config
+from collector.web import openapi
+from collector.web.app import create_app
 from tests.support import BROWSER_UA, build_config
 
 CHECKS = [

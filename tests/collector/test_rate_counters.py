@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.ratelimit import CounterTable, RateLimiter, SharedCounters
+from collector.ingest.ratelimit import CounterTable, RateLimiter, SharedCounters
 from tests.support import Clock
 
 WINDOW = 29_000_000

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.errors import BadRequestError
-from collector.wire import MAX_ENGAGED_MS, HitIn, decode_batch, decode_hit
+from collector.ingest.wire import MAX_ENGAGED_MS, HitIn, decode_batch, decode_hit
 
 printable = st.text(
     alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40

@@ -1,7 +1,7 @@
 """Write ``consent/vectors/{resolve,policy}.json``: ``python -m tests.consent.make_vectors``.
 
-The expected results (here and in ``resolve_cases``) are written by hand from the rules (README,
-consent section), never computed by ``consent``: the Python tests and the snippet's browser tests
+The expected results (here and in ``resolve_cases``) are written by hand from the rules
+(docs/consent.md), never computed by ``consent``: the Python tests and the snippet's browser tests
 both check against them.
 """
 

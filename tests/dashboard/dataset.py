@@ -16,11 +16,11 @@ from typing import TypeVar
 
 from collector import auth
 from collector.config import Config
-from collector.model import DropCount, Event
 from collector.reports.model import Goal, SavedFunnel
-from collector.storage.auth_sqlite import auth_database
-from collector.storage.funnels_sqlite import funnels_database
-from collector.storage.reports_sqlite import reports_database
+from collector.storage.rows import DropCount, Event
+from collector.storage.sqlite.accounts import auth_database
+from collector.storage.sqlite.reports import reports_database
+from collector.storage.sqlite.saved import funnels_database
 from tests.reports.dataset import event, store, visitor
 from tests.support import build_config
 

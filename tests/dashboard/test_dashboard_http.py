@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from collector import auth
-from collector.dashboard.pages import PAGES
-from collector.storage.auth_sqlite import auth_database
+from collector.storage.sqlite.accounts import auth_database
+from collector.web.dashboard.pages import PAGES
 from tests.dashboard.conftest import Dashboard
 from tests.dashboard.dataset import PASSWORD, USERS
 

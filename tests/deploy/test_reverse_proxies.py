@@ -31,7 +31,7 @@ from click.testing import CliRunner
 
 import sdk_snippet
 from collector import auth
-from collector.cli import main
+from collector.cli.main import main
 from collector.storage import open_storage
 from tests.deploy.harness import (
     CONTACTS,
@@ -169,7 +169,7 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
 
 @contextlib.contextmanager
 def _collector(base: Path) -> Iterator[Collector]:
-    """``mesure serve`` on a data directory made as README.md's "Deployment" says."""
+    """``mesure serve`` on a data directory made as docs/deployment.md says."""
     data = base / "data"
     runner = CliRunner()
     created = runner.invoke(main, ["init", "--data", str(data), "--site", SITE])

@@ -11,7 +11,7 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from collector.cli import main as cli
+from collector.cli.main import main as cli
 from collector.config import Config, load_config
 from collector.storage import open_storage
 from tests.support import ROOT, LiveServer, browser_client, mesure_command

@@ -11,7 +11,7 @@ import httpx
 from click.testing import CliRunner
 
 from collector.audit import verify
-from collector.cli import main
+from collector.cli.main import main
 from collector.config import Config
 from tests.privacy.support import write_data_dir
 from tests.support import Clock, LiveServer

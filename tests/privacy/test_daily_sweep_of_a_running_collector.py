@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.app import sweep_delay
 from collector.audit import AuditLog
 from collector.config import Config
+from collector.web.app import sweep_delay
 from tests.privacy.support import events, send, write_data_dir
 from tests.support import Clock, LiveServer
 

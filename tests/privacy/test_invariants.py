@@ -387,7 +387,7 @@ def test_no_raw_identifier_in_a_backup_decrypted(world: World, when: str) -> Non
     if when == "stopped":
         gone = [*traces("alice"), *traces("carol"), *world.hashes]
         assert {name: found[name] for name in gone if name in found} == {}
-    if world.backend == "sqlite":  # chDB's rows are not in a backup (see the README)
+    if world.backend == "sqlite":  # chDB's rows are not in a backup (docs/operations.md)
         assert set(traces("bob")) <= set(found)
 
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from collector.cli import main
+from collector.cli.main import main
 from tests import loopback_guard
 from tests.consent.tc_encoder import encode
 from tests.privacy.support import scan

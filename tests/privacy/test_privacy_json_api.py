@@ -11,7 +11,7 @@ import pytest
 
 from collector import auth
 from collector.config import Config
-from collector.storage.auth_sqlite import auth_database
+from collector.storage.sqlite.accounts import auth_database
 from tests.privacy.support import PAGE, SITE, events, send, write_data_dir
 from tests.support import BROWSER_UA, Clock, LiveServer
 

@@ -2,7 +2,7 @@
 
 The wheel is installed into a fresh virtual environment outside the source tree, with its
 dependencies from the lock (requirements/app.txt, hashes checked, no index: the wheels
-tests/setup.sh downloaded), exactly as README.md's production section installs it. Then the
+tests/setup.sh downloaded), exactly as docs/install.md installs it. Then the
 installed `mesure serve` collects a hit, the dashboard logs in, and the report counts the hit.
 A file the collector serves that the wheel leaves out fails here, by name or by its route.
 """

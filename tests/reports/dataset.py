@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from collector.config import Config
-from collector.model import DropCount, Event
 from collector.storage import open_storage
-from collector.storage.reports_sqlite import ReportsDatabase, reports_database
+from collector.storage.rows import DropCount, Event
+from collector.storage.sqlite.reports import ReportsDatabase, reports_database
 from tests.support import build_config
 
 

@@ -10,7 +10,7 @@ import httpx
 
 from collector import auth
 from collector.config import token_sha256
-from collector.storage.auth_sqlite import auth_database
+from collector.storage.sqlite.accounts import auth_database
 from tests.support import Clock, LiveServer, build_config
 
 INGEST_TOKEN = "reports-ingest-token"

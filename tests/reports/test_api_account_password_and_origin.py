@@ -1,7 +1,7 @@
 """Through a live server: changing one's own password (CSRF, current password, sessions end),
 the Secure cookie flag behind TLS, cross-site login refused, goals of ``mesure.toml`` through
 the API, filters on real time; and the ``mesure user``/``mesure token`` commands on the real
-``mesure`` group, documented in the README with every report route."""
+``mesure`` group, documented in docs/commands.md, and every report route in docs/reports-api.md."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from collector import account_routes, api_routes
-from collector.cli import main
-from collector.cli_admin import COMMANDS
+from collector.cli.accounts import COMMANDS
+from collector.cli.main import main
+from collector.web.routes import accounts as account_routes
+from collector.web.routes import reports as api_routes
 from tests.reports.live import INGEST_TOKEN, PASSWORD, USERS, Accounts, start
 from tests.support import build_config
 
 NEW_PASSWORD = "a brand new passphrase"
-README = Path(__file__).resolve().parents[2] / "README.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -151,9 +152,9 @@ def test_user_and_token_commands_are_on_the_mesure_command(tmp_path: Path) -> No
     assert token.exit_code == 0 and token.output.splitlines()[-1].startswith("msr_")
 
 
-def test_readme_documents_accounts_and_every_api_route(tmp_path: Path) -> None:
-    text = README.read_text()
-    commands = text.split("## Commands", 1)[1].split("\n## ", 1)[0]
+def test_docs_document_accounts_and_every_api_route(tmp_path: Path) -> None:
+    commands = (DOCS / "commands.md").read_text(encoding="utf-8")
+    text = (DOCS / "reports-api.md").read_text(encoding="utf-8")
     for group in COMMANDS:
         assert isinstance(group, type(main))
         for name in group.commands:

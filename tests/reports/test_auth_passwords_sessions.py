@@ -8,7 +8,7 @@ import pytest
 
 from collector import auth
 from collector.storage import open_storage
-from collector.storage.auth_sqlite import auth_database
+from collector.storage.sqlite.accounts import auth_database
 
 PASSWORD = "a long enough password"
 

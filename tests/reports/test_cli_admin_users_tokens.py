@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from collector import auth
-from collector.cli_admin import COMMANDS
-from collector.storage.auth_sqlite import auth_database
+from collector.cli.accounts import COMMANDS
+from collector.storage.sqlite.accounts import auth_database
 
 CONFIG = """
 [[sites]]

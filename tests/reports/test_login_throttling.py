@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from collector import auth
-from collector.storage.auth_sqlite import auth_database
+from collector.storage.sqlite.accounts import auth_database
 from tests.conftest import CLOCK_START
 from tests.support import (
     BROWSER_UA,
@@ -47,8 +47,8 @@ VICTIM = "victim@example.test"
 #: Per worker, a worker's memory may grow this much under a burst of logins (each scrypt
 #: computation holds 32 MiB; twenty at once grew one worker by 600 MB before the bound).
 MAX_RSS_GROWTH_KIB = 150 * 1024
-#: Free failures per account and address, per address, per account (README, "Accounts,
-#: sessions and tokens").
+#: Free failures per account and address, per address, per account (docs/reports-api.md,
+#: "Accounts, sessions and tokens").
 PAIR_FREE, ADDRESS_FREE, ACCOUNT_FREE = 5, 20, 50
 
 

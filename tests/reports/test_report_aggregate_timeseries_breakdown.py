@@ -14,7 +14,7 @@ from collector.config import Config
 from collector.reports import Filter, ReportQuery, aggregate, breakdown, goals_report, timeseries
 from collector.reports.model import Goal
 from collector.reports.results import Metrics
-from collector.storage.reports_sqlite import ReportsDatabase
+from collector.storage.sqlite.reports import ReportsDatabase
 from tests.reports.dataset import config_for, event, ms, opened, store
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

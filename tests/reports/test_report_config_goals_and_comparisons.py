@@ -12,7 +12,6 @@ import pytest
 
 from collector.config import Config, load_config
 from collector.errors import ConfigError
-from collector.model import DropCount
 from collector.reports import (
     ReportQuery,
     attribution,
@@ -23,7 +22,8 @@ from collector.reports import (
 )
 from collector.reports.goals import site_goals
 from collector.reports.model import Goal
-from collector.storage.reports_sqlite import ReportsDatabase
+from collector.storage.rows import DropCount
+from collector.storage.sqlite.reports import ReportsDatabase
 from tests.reports.dataset import event, ms, opened, store
 from tests.support import build_config
 

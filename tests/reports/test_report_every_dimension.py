@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from collector.config import Config
-from collector.model import Event
 from collector.reports import Filter, ReportQuery, aggregate, breakdown, realtime, rfm, timeseries
 from collector.reports.model import Goal
-from collector.storage.reports_sqlite import ReportsDatabase
+from collector.storage.rows import Event
+from collector.storage.sqlite.reports import ReportsDatabase
 from tests.reports.dataset import config_for, event, ms, opened, store, visitor
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.model import Event
 from collector.reports import ReportQuery, experiment, two_proportion_test
 from collector.reports.model import Goal
+from collector.storage.rows import Event
 from tests.reports.dataset import config_for, event, ms, opened, store
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 
 from collector.config import Config
-from collector.model import Event
 from collector.reports import Filter, ReportQuery
 from collector.reports.core import buckets
 from collector.reports.query import resolve_scope
 from collector.storage import Storage, open_storage
-from collector.storage.privacy_sqlite import SubjectHash, privacy_database
-from collector.storage.reports_sqlite import reports_database
-from collector.storage.rollups_sqlite import ROLLUP_DIMENSIONS
+from collector.storage.rows import Event
+from collector.storage.sqlite.privacy import SubjectHash, privacy_database
+from collector.storage.sqlite.reports import reports_database
+from collector.storage.sqlite.rollups import ROLLUP_DIMENSIONS
 from tests.reports.dataset import config_for, visitor
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

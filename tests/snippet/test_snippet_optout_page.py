@@ -9,7 +9,7 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from collector import auth
-from collector.storage.auth_sqlite import auth_database
+from collector.storage.sqlite.accounts import auth_database
 from tests.snippet.harness import (
     COLLECTOR_HOST,
     PageServer,

@@ -1,0 +1,1 @@
+"""The ``mesure`` command: the main group and one module per command family."""

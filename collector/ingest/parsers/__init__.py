@@ -1,0 +1,1 @@
+"""What a hit says, parsed: user agents, referrers, URLs and countries."""

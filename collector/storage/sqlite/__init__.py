@@ -1,0 +1,1 @@
+"""The SQLite backend (the default): events, rollups, reports, privacy, accounts, saved funnels."""

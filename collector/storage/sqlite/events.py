@@ -1,0 +1,455 @@
+"""The SQLite backend: WAL, one connection per process, group commits under a lock file and
+``BEGIN IMMEDIATE``."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from sqlite_utils import Database
+
+from collector.storage.rows import DropCount, Event
+from collector.storage.sqlite import rollups as rollups_sqlite
+from collector.storage.sqlite.schema import migrations
+
+#: A visit ends after 30 minutes without an event (specs/metrics.md).
+VISIT_GAP_MS = 30 * 60 * 1000
+
+# Every Event field is a column, except the previous-key candidate used only to find the visit.
+_EVENT_COLUMNS = [
+    *(name for name in Event.__struct_fields__ if not name.startswith("previous_")),
+    "visit",
+]
+#: Events per multi-row ``INSERT`` (times the columns: well under SQLite's 32,766 parameters).
+_EVENTS_PER_INSERT = 200
+#: Groups of up to this many events are inserted in one statement of their exact size; larger
+#: ones in statements of this size or of _EVENTS_PER_INSERT. Each size is a prepared statement
+#: the connection caches (128 of them, about 3 KB per row): with every size up to 200, the 200
+#: statements take 56 MB, and 1,000-event batches filled the cache with large ones.
+_SMALL_INSERT = 32
+_EVENT_ROW = f"({', '.join('?' * len(_EVENT_COLUMNS))})"
+# Positions in ``msgspec.structs.astuple(event)``: a tuple per event instead of a dict of its 35
+# fields (less of the writer's time under the write lock, less memory for 1,000-event batches).
+_STORED_FIELDS = [
+    index for index, name in enumerate(Event.__struct_fields__) if not name.startswith("previous_")
+]
+_PROPS_FIELD = Event.__struct_fields__.index("props")
+_VISITOR_FIELD = Event.__struct_fields__.index("visitor")
+_KEY_EPOCH_FIELD = Event.__struct_fields__.index("key_epoch")
+_INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _EVENT_COLUMNS)})"
+)
+# Without INDEXED BY, SQLite 3.40 picks ``visits_by_start`` (every visit of the site that started
+# before the hit: a scan growing with the table, measured at 70 % of the writer's time in the
+# ingest benchmark) instead of the visitor's own few rows.
+# The lookup and the update are one statement (``RETURNING`` says which visit, if any): every
+# statement gives up the GIL while SQLite runs and must take it back from the busy event loop,
+# which made such hand-offs most of a group commit's time in the ingest benchmark.
+_EXTEND_VISIT = (
+    "UPDATE visits SET start_ts = min(start_ts, :ts), last_ts = max(last_ts, :ts), "
+    "entry_path = CASE WHEN :pv AND (entry_path IS NULL OR :ts < start_ts) "
+    "THEN :path ELSE entry_path END, "
+    "exit_path = CASE WHEN :pv AND :ts >= last_ts THEN :path ELSE exit_path END, "
+    "pageviews = pageviews + :pv, events = events + (1 - :pv) "
+    "WHERE id = (SELECT id FROM visits INDEXED BY visits_by_visitor "
+    "WHERE site = :site AND visitor IN (:visitor, :previous) AND last_ts > :after "
+    "AND start_ts < :before ORDER BY last_ts DESC LIMIT 1) "
+    "RETURNING id, visitor"
+)
+
+
+class Storage:
+    """One process's handle on the database; safe to share between threads."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._db = Database(conn, execute_plugins=False)
+        self._lock = threading.RLock()
+        self._turns = 0
+        self.path = path
+        # SQLite's own lock makes a waiting process poll (sleeps of 1, 2, 5, 10 ms…): with two
+        # workers, hits waited for a lock that was already free (p99 723 ms in the ingest
+        # benchmark). The kernel wakes a process waiting on this lock file as soon as it is free.
+        self._writer_lock = os.open(f"{path}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+            os.close(self._writer_lock)
+
+    @contextmanager
+    def write_turn(self) -> Iterator[None]:
+        """This process's turn to write: the lock file every writer process of this database
+        takes (``mesure serve`` workers, CLI commands), held until the block ends, across any
+        writes made in it. The writer waits for its turn before it gathers a group, so the hits
+        that arrived while another worker was committing join the same commit."""
+        with self._lock:
+            if self._turns == 0:
+                fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
+            self._turns += 1
+            try:
+                yield
+            finally:
+                self._turns -= 1
+                if self._turns == 0:
+                    fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, in this process's :meth:`write_turn`, then ``BEGIN
+        IMMEDIATE`` for any other program writing to the file. A write waits for another
+        process's to end; hits arriving meanwhile wait in the writer's bounded queue (503 once
+        it is full)."""
+        with self.write_turn():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def migrate(self) -> None:
+        with self._write():
+            migrations.apply(self._db)
+
+    def insert_hits(self, events: Sequence[Event], drops: Sequence[DropCount] = ()) -> None:
+        """Store ``events`` (assigning each to a visit) and add ``drops`` to the daily counters,
+        all in one transaction: either everything is committed or nothing is."""
+        prepared = []  # before the lock, which other worker processes may be waiting for
+        for event in events:
+            values = list(msgspec.structs.astuple(event))
+            props = event.props
+            values[_PROPS_FIELD] = None if props is None else msgspec.json.encode(props).decode()
+            prepared.append(values)
+        with self._write() as conn:
+            visits: list[int] = []
+            rows = []
+            for event, values in zip(events, prepared, strict=True):
+                # Visits first, in order: a group may hold a visitor twice.
+                visit, began_as = _assign_visit(conn, event)
+                if visit is not None:
+                    visits.append(visit)
+                if began_as is not None:
+                    # The visit began under yesterday's daily key: keep its identifier.
+                    values[_VISITOR_FIELD] = began_as
+                    values[_KEY_EPOCH_FIELD] = event.previous_key_epoch
+                rows.append((*[values[index] for index in _STORED_FIELDS], visit))
+            # Multi-row INSERTs: one statement (one GIL hand-off) for many events, not one each.
+            start = 0
+            for size in _insert_sizes(len(rows)):
+                chunk = rows[start : start + size]
+                start += size
+                conn.execute(
+                    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES "
+                    + ", ".join([_EVENT_ROW] * size),
+                    [value for row in chunk for value in row],
+                )
+            _queue_rollups(conn, events, visits)
+            for drop in drops:
+                conn.execute(
+                    "INSERT INTO dropped_hits (site, day, reason, hits) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (site, day, reason) DO UPDATE SET hits = hits + excluded.hits",
+                    (drop.site, drop.day, drop.reason, drop.hits),
+                )
+
+    def refresh_rollups(self, limit: int = 32) -> bool:
+        """Bring up to ``limit`` pending visits (and unidentified hours) into the rollups, in one
+        short transaction (a few ms: hits arriving meanwhile wait for it); ``True`` while more
+        are pending."""
+        with self._write() as conn:
+            visits = [
+                int(row[0])
+                for row in conn.execute("SELECT visit FROM rollup_pending LIMIT ?", (limit,))
+            ]
+            hours = [
+                (str(row[0]), int(row[1]))
+                for row in conn.execute(
+                    "SELECT site, hour FROM rollup_pending_hours LIMIT ?", (limit,)
+                )
+            ]
+            if visits:
+                rollups_sqlite.refresh_visits(conn, visits)
+                conn.executemany(
+                    "DELETE FROM rollup_pending WHERE visit = ?", [(v,) for v in visits]
+                )
+            if hours:
+                rollups_sqlite.refresh_anon_hours(conn, set(hours))
+                conn.executemany(
+                    "DELETE FROM rollup_pending_hours WHERE site = ? AND hour = ?", hours
+                )
+        return len(visits) == limit or len(hours) == limit
+
+    def import_events(self, events: Sequence[Event]) -> None:
+        """Store a large batch of ``events`` (an import, a benchmark data set) in one
+        transaction, faster than :meth:`insert_hits` and with the same visit assignment.
+
+        The batch is taken in time order. Visits are followed in memory while the batch is
+        stored, so the database is asked only once per visitor for an earlier visit; the result
+        equals :meth:`insert_hits` of the same events when none is older than what is stored.
+        """
+        ordered = sorted(events, key=lambda item: item.ts)
+        with self._write() as conn:
+            open_visits: dict[tuple[str, bytes], list[Any]] = {}
+            rows: list[dict[str, Any]] = []
+            next_id = int(conn.execute("SELECT coalesce(max(id), 0) FROM visits").fetchone()[0])
+            changed: dict[int, list[Any]] = {}
+            created: set[int] = set()
+            for event in ordered:
+                row = msgspec.structs.asdict(event)
+                row["props"] = (
+                    None if event.props is None else msgspec.json.encode(event.props).decode()
+                )
+                row["visit"] = None
+                if event.visitor is not None:
+                    visit = _batch_visit(conn, open_visits, event, row)
+                    if visit is None:
+                        next_id += 1
+                        visit = [next_id, event.ts, event.ts, None, None, 0, 0, event.site, row]
+                        created.add(next_id)
+                        open_visits[(event.site, row["visitor"])] = visit
+                    _extend_visit(visit, event)
+                    changed[visit[0]] = visit
+                    row["visit"] = visit[0]
+                rows.append(row)
+            conn.executemany(
+                "INSERT INTO visits (id, site, visitor, start_ts, last_ts, entry_path, "
+                "exit_path, pageviews, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (v[0], v[7], v[8]["visitor"], v[1], v[2], v[3], v[4], v[5], v[6])
+                    for v in changed.values()
+                    if v[0] in created
+                ],
+            )
+            conn.executemany(
+                "UPDATE visits SET start_ts = ?, last_ts = ?, entry_path = ?, exit_path = ?, "
+                "pageviews = ?, events = ? WHERE id = ?",
+                [
+                    (v[1], v[2], v[3], v[4], v[5], v[6], v[0])
+                    for v in changed.values()
+                    if v[0] not in created
+                ],
+            )
+            conn.executemany(_INSERT_EVENT, rows)
+            _refresh_rollups(conn, ordered, list(changed))
+
+    def events(self, site: str | None = None) -> list[dict[str, Any]]:
+        """Every stored event (of ``site``), ordered by id; ``props`` decoded."""
+        rows = self._select(
+            "SELECT * FROM events" + (" WHERE site = ?" if site else "") + " ORDER BY id",
+            (site,) if site else (),
+        )
+        for row in rows:
+            if row["props"] is not None:
+                row["props"] = msgspec.json.decode(row["props"])
+        return rows
+
+    def visits(self, site: str | None = None) -> list[dict[str, Any]]:
+        return self._select(
+            "SELECT * FROM visits" + (" WHERE site = ?" if site else "") + " ORDER BY id",
+            (site,) if site else (),
+        )
+
+    def dropped_hits(self, site: str) -> dict[tuple[str, str], int]:
+        """``{(day, reason): hits}`` of ``site``; opt-outs are the reason ``optout``."""
+        rows = self._select("SELECT day, reason, hits FROM dropped_hits WHERE site = ?", (site,))
+        return {(row["day"], row["reason"]): row["hits"] for row in rows}
+
+    def count_optout(self, site: str, day: str) -> int:
+        """Opt-out hits of ``site`` on local ``day`` (``YYYY-MM-DD``)."""
+        return self.dropped_hits(site).get((day, "optout"), 0)
+
+    def count_events(self, site: str | None = None) -> int:
+        rows = self._select(
+            "SELECT count(*) AS n FROM events" + (" WHERE site = ?" if site else ""),
+            (site,) if site else (),
+        )
+        return int(rows[0]["n"])
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file and empty it (file sizes are then
+        the database's own)."""
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def integrity_check(self) -> str:
+        return str(self._select("PRAGMA integrity_check", ())[0]["integrity_check"])
+
+    def _select(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        with self._lock:
+            cursor = self._conn.execute(sql, params)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def _insert_sizes(count: int) -> Iterator[int]:
+    """The row counts of the ``INSERT`` statements for ``count`` events: at most
+    ``_SMALL_INSERT + 1`` different ones, whatever the groups."""
+    while count >= _EVENTS_PER_INSERT:
+        yield _EVENTS_PER_INSERT
+        count -= _EVENTS_PER_INSERT
+    while count > _SMALL_INSERT:
+        yield _SMALL_INSERT
+        count -= _SMALL_INSERT
+    if count:
+        yield count
+
+
+def _assign_visit(conn: sqlite3.Connection, event: Event) -> tuple[int | None, bytes | None]:
+    """The visit of ``event``: its visitor's visit still active at ``event.ts`` or a new one;
+    and the visit's visitor identifier when it began under yesterday's daily key (``None``
+    otherwise), which the event keeps.
+
+    Runs inside the write transaction, so concurrent worker processes agree on visits.
+    """
+    if event.visitor is None:
+        return None, None
+    previous = event.previous_visitor or event.visitor
+    is_pageview = event.name == "pageview"
+    found = conn.execute(
+        _EXTEND_VISIT,
+        {
+            "ts": event.ts,
+            "pv": int(is_pageview),
+            "path": event.path,
+            "site": event.site,
+            "visitor": event.visitor,
+            "previous": previous,
+            "after": event.ts - VISIT_GAP_MS,
+            "before": event.ts + VISIT_GAP_MS,
+        },
+    ).fetchone()
+    if found is None:
+        cursor = conn.execute(
+            "INSERT INTO visits (site, visitor, start_ts, last_ts, entry_path, exit_path, "
+            "pageviews, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.site,
+                event.visitor,
+                event.ts,
+                event.ts,
+                event.path if is_pageview else None,
+                event.path if is_pageview else None,
+                int(is_pageview),
+                int(not is_pageview),
+            ),
+        )
+        return cursor.lastrowid, None
+    visit_id, visitor = found
+    return int(visit_id), (None if visitor == event.visitor else bytes(visitor))
+
+
+def _queue_rollups(
+    conn: sqlite3.Connection, events: Sequence[Event], visits: Sequence[int]
+) -> None:
+    """Record which rollups this transaction made stale. Refreshing them here measured about
+    three quarters of a hit's CPU in the ingest benchmark, so the writer does it when idle
+    (:meth:`Storage.refresh_rollups`) and reports read the events while any are pending."""
+    # One statement each, from a JSON array: ``executemany`` steps once per row, and every step
+    # gives up the GIL and must win it back from the busy event loop while the turn is held.
+    if visits:
+        conn.execute(
+            "INSERT OR IGNORE INTO rollup_pending (visit) SELECT value FROM json_each(?)",
+            (msgspec.json.encode(sorted(set(visits))).decode(),),
+        )
+    hours = {(e.site, e.ts // rollups_sqlite.HOUR_MS) for e in events if e.visitor is None}
+    if hours:
+        conn.execute(
+            "INSERT OR IGNORE INTO rollup_pending_hours (site, hour) "
+            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)",
+            (msgspec.json.encode(sorted(hours)).decode(),),
+        )
+
+
+def _refresh_rollups(
+    conn: sqlite3.Connection, events: Sequence[Event], visits: Sequence[int]
+) -> None:
+    """Bring the report rollups up to date with what this transaction stored."""
+    rollups_sqlite.refresh_visits(conn, visits)
+    rollups_sqlite.refresh_anon_hours(
+        conn,
+        {(e.site, e.ts // rollups_sqlite.HOUR_MS) for e in events if e.visitor is None},
+    )
+
+
+def _batch_visit(
+    conn: sqlite3.Connection,
+    open_visits: dict[tuple[str, bytes], list[Any]],
+    event: Event,
+    row: dict[str, Any],
+) -> list[Any] | None:
+    """The visit ``event`` continues during :meth:`Storage.import_events`, or ``None``.
+
+    A visit is ``[id, start, last, entry, exit, pageviews, events, site, first row]``.
+    """
+    assert event.visitor is not None
+    candidates: list[list[Any]] = []
+    for visitor in dict.fromkeys((event.visitor, event.previous_visitor or event.visitor)):
+        key = (event.site, visitor)
+        if key not in open_visits:
+            found = conn.execute(
+                "SELECT id, start_ts, last_ts, entry_path, exit_path, pageviews, events "
+                "FROM visits WHERE site = ? AND visitor = ? AND last_ts > ? AND start_ts < ? "
+                "ORDER BY last_ts DESC LIMIT 1",
+                (event.site, visitor, event.ts - VISIT_GAP_MS, event.ts + VISIT_GAP_MS),
+            ).fetchone()
+            open_visits[key] = None if found is None else [*found, event.site, {"visitor": visitor}]
+        visit = open_visits[key]
+        if (
+            visit is not None
+            and visit[2] > event.ts - VISIT_GAP_MS
+            and visit[1] < event.ts + VISIT_GAP_MS
+        ):
+            candidates.append(visit)
+    if not candidates:
+        return None
+    chosen = max(candidates, key=lambda visit: visit[2])
+    visitor = chosen[8]["visitor"]
+    if visitor != event.visitor:
+        # The visit began under yesterday's daily key: keep its identifier.
+        row["visitor"] = visitor
+        row["key_epoch"] = event.previous_key_epoch
+    return chosen
+
+
+def _extend_visit(visit: list[Any], event: Event) -> None:
+    """Apply ``event`` to an in-memory visit as :func:`_assign_visit` does in SQL."""
+    is_pageview = event.name == "pageview"
+    ts = event.ts
+    if is_pageview and (visit[3] is None or ts < visit[1]):
+        visit[3] = event.path
+    if is_pageview and ts >= visit[2]:
+        visit[4] = event.path
+    visit[1] = min(visit[1], ts)
+    visit[2] = max(visit[2], ts)
+    visit[5] += int(is_pageview)
+    visit[6] += int(not is_pageview)
+
+
+def open_storage(path: Path, *, migrate: bool = True, lock_timeout_ms: int = 10_000) -> Storage:
+    """Open (creating if needed) the database at ``path`` in WAL mode and run migrations.
+
+    A write waits up to ``lock_timeout_ms`` for another process's write to finish.
+    """
+    conn = sqlite3.connect(path, check_same_thread=False, timeout=lock_timeout_ms / 1000)
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: a 202 means the hit survives a power cut too, not only a killed process.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    # Bytes this connection frees (a visit's older exit page, rollup rows rebuilt) are zeroed,
+    # not left in free space where an erasure could not reach them. Some builds of SQLite have
+    # it on by default; others do not.
+    conn.execute("PRAGMA secure_delete = ON")
+    storage = Storage(conn, path)
+    if migrate:
+        storage.migrate()
+    return storage

@@ -1,0 +1,280 @@
+"""The SQL of the privacy-officer tools: export rows, find and erase a data subject's rows,
+purge data past its retention, reclaim space.
+
+Rows come back as plain column → value dicts (``bytes`` for hashes), exactly as stored; the
+callers in :mod:`collector.privacy` decide how to present them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from collector.storage.sqlite import rollups as rollups_sqlite
+
+SubjectColumn = Literal["visitor", "user"]
+#: How long :meth:`PrivacyDatabase.reclaim_space` keeps trying to empty the WAL: 10 s.
+_CHECKPOINT_ATTEMPTS = 200
+_CHECKPOINT_PAUSE_S = 0.05
+
+
+class SubjectHash(msgspec.Struct, frozen=True):
+    """A keyed hash of a data subject's identifier and the key epoch that produced it."""
+
+    epoch: int
+    digest: bytes
+
+
+class Deleted(msgspec.Struct, frozen=True, kw_only=True):
+    """What an erasure removed: the subject's own events, the other events of their visits
+    (the same browser in the same visit), and the visits."""
+
+    subject_events: int
+    visit_events: int
+    visits: int
+
+
+class ErasureScope(msgspec.Struct, frozen=True, kw_only=True):
+    """The rows an erasure removes: the subject's events, and the visits they belong to with
+    every event of those visits (for a client id, every visit under its hashes)."""
+
+    event_ids: frozenset[int]
+    visit_ids: frozenset[int]
+
+
+class PurgeCount(msgspec.Struct, frozen=True, kw_only=True):
+    site: str
+    mode: str
+    events: int
+
+
+# The epoch column that goes with each subject column; both names are this module's constants.
+_EPOCH_COLUMN: dict[SubjectColumn, str] = {"visitor": "key_epoch", "user": "user_epoch"}
+# A client visitor hash is only ever compared with client rows: a cookieless hash of the same
+# bytes (astronomically unlikely) must not be erased by a client-id request.
+_KIND_FILTER: dict[SubjectColumn, str] = {"visitor": " AND visitor_kind = 'client'", "user": ""}
+
+
+class PrivacyDatabase:
+    """One connection on the (existing, migrated) database, for one command or request."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        cursor = self._conn.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+    def event_columns(self) -> list[tuple[str, str]]:
+        """``(name, declared SQL type)`` of every column of ``events``, in table order."""
+        rows = self._conn.execute("PRAGMA table_info(events)").fetchall()
+        return [(str(row[1]), str(row[2])) for row in rows]
+
+    def visit_columns(self) -> list[tuple[str, str]]:
+        """``(name, declared SQL type)`` of every column of ``visits``, in table order."""
+        rows = self._conn.execute("PRAGMA table_info(visits)").fetchall()
+        return [(str(row[1]), str(row[2])) for row in rows]
+
+    def export_rows(self, site: str, start_ms: int, end_ms: int) -> Iterator[dict[str, Any]]:
+        """Events of ``site`` with ``start_ms <= ts < end_ms``, by time then id."""
+        cursor = self._conn.execute(
+            "SELECT * FROM events WHERE site = ? AND ts >= ? AND ts < ? ORDER BY ts, id",
+            (site, start_ms, end_ms),
+        )
+        names = [column[0] for column in cursor.description]
+        for values in cursor:
+            yield dict(zip(names, values, strict=True))
+
+    def epochs_in_rows(self, site: str, start_ms: int, end_ms: int) -> dict[str, list[int]]:
+        """Key epochs found in ``site``'s rows of the period: client, cookieless (days), user."""
+        found: dict[str, list[int]] = {"client": [], "cookieless": [], "user": []}
+        for kind in ("client", "cookieless"):
+            rows = self._conn.execute(
+                "SELECT DISTINCT key_epoch FROM events WHERE site = ? AND ts >= ? AND ts < ? "
+                "AND visitor_kind = ? AND key_epoch IS NOT NULL ORDER BY key_epoch",
+                (site, start_ms, end_ms, kind),
+            ).fetchall()
+            found[kind] = [int(row[0]) for row in rows]
+        rows = self._conn.execute(
+            "SELECT DISTINCT user_epoch FROM events WHERE site = ? AND ts >= ? AND ts < ? "
+            "AND user_epoch IS NOT NULL ORDER BY user_epoch",
+            (site, start_ms, end_ms),
+        ).fetchall()
+        found["user"] = [int(row[0]) for row in rows]
+        return found
+
+    def subject_rows(
+        self, site: str, column: SubjectColumn, hashes: Sequence[SubjectHash]
+    ) -> list[dict[str, Any]]:
+        """Every event of ``site`` stored under one of ``hashes`` (each with its own epoch)."""
+        rows: list[dict[str, Any]] = []
+        for subject in hashes:
+            rows += self._rows(
+                f"SELECT * FROM events WHERE site = ? AND {column} = ? "
+                f"AND {_EPOCH_COLUMN[column]} = ?{_KIND_FILTER[column]} ORDER BY ts, id",
+                (site, subject.digest, subject.epoch),
+            )
+        return sorted(rows, key=lambda row: (row["ts"], row["id"]))
+
+    def visits_by_id(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for visit_id in sorted(set(ids)):
+            rows += self._rows("SELECT * FROM visits WHERE id = ?", (visit_id,))
+        return rows
+
+    def erasure_scope(
+        self, site: str, column: SubjectColumn, hashes: Sequence[SubjectHash]
+    ) -> ErasureScope:
+        subject_ids: set[int] = set()
+        visit_ids: set[int] = set()
+        for row in self.subject_rows(site, column, hashes):
+            subject_ids.add(int(row["id"]))
+            if row["visit"] is not None:
+                visit_ids.add(int(row["visit"]))
+        if column == "visitor":
+            # A visit is its visitor's: every visit under these hashes goes, even empty ones.
+            for subject in hashes:
+                for (visit_id,) in self._conn.execute(
+                    "SELECT id FROM visits WHERE site = ? AND visitor = ?",
+                    (site, subject.digest),
+                ).fetchall():
+                    visit_ids.add(int(visit_id))
+        return ErasureScope(event_ids=frozenset(subject_ids), visit_ids=frozenset(visit_ids))
+
+    def erase_subject(
+        self, site: str, column: SubjectColumn, hashes: Sequence[SubjectHash]
+    ) -> Deleted:
+        """Delete the subject's events, the other events of their visits and those visits
+        (:meth:`erasure_scope`), in one transaction."""
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            scope = self.erasure_scope(site, column, hashes)
+            subject_ids, visit_ids = scope.event_ids, scope.visit_ids
+            for event_id in subject_ids:
+                self._conn.execute("DELETE FROM events WHERE id = ?", (event_id,))
+            visit_events = 0
+            visits = 0
+            for visit_id in sorted(visit_ids):
+                cursor = self._conn.execute("DELETE FROM events WHERE visit = ?", (visit_id,))
+                visit_events += cursor.rowcount
+                visits += self._conn.execute(
+                    "DELETE FROM visits WHERE id = ?", (visit_id,)
+                ).rowcount
+            # The rollups of these visits go too (and their visitors' chains are rejoined).
+            rollups_sqlite.refresh_visits(self._conn, visit_ids)
+        return Deleted(subject_events=len(subject_ids), visit_events=visit_events, visits=visits)
+
+    def count_before(self, site: str, modes: Sequence[str], before_ms: int) -> list[PurgeCount]:
+        return [
+            PurgeCount(
+                site=site,
+                mode=mode,
+                events=int(
+                    self._conn.execute(
+                        "SELECT count(*) FROM events WHERE site = ? AND mode = ? AND ts < ?",
+                        (site, mode, before_ms),
+                    ).fetchone()[0]
+                ),
+            )
+            for mode in modes
+        ]
+
+    def purge_before(self, site: str, modes: Sequence[str], before_ms: int) -> list[PurgeCount]:
+        """Delete ``site``'s events of ``modes`` older than ``before_ms``, then the visits left
+        without any event, in one transaction."""
+        counts: list[PurgeCount] = []
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            touched: set[int] = set()
+            hours: set[tuple[str, int]] = set()
+            for mode in modes:
+                where = "site = ? AND mode = ? AND ts < ?"
+                touched.update(
+                    int(row[0])
+                    for row in self._conn.execute(
+                        f"SELECT DISTINCT visit FROM events WHERE {where} AND visit IS NOT NULL",
+                        (site, mode, before_ms),
+                    )
+                )
+                hours.update(
+                    (site, int(row[0]))
+                    for row in self._conn.execute(
+                        f"SELECT DISTINCT ts / {rollups_sqlite.HOUR_MS} FROM events "
+                        f"WHERE {where} AND visitor IS NULL",
+                        (site, mode, before_ms),
+                    )
+                )
+                cursor = self._conn.execute(
+                    f"DELETE FROM events WHERE {where}", (site, mode, before_ms)
+                )
+                counts.append(PurgeCount(site=site, mode=mode, events=cursor.rowcount))
+            # Only visits that lost events can have become empty; skipping the scan otherwise
+            # keeps the collector's start-up and daily runs cheap on a large database.
+            if any(count.events for count in counts):
+                empty = (
+                    "site = ? AND last_ts < ? AND NOT EXISTS "
+                    "(SELECT 1 FROM events WHERE events.visit = visits.id)"
+                )
+                touched.update(
+                    int(row[0])
+                    for row in self._conn.execute(
+                        f"SELECT id FROM visits WHERE {empty}", (site, before_ms)
+                    )
+                )
+                self._conn.execute(f"DELETE FROM visits WHERE {empty}", (site, before_ms))
+            # Rollups follow: rows of emptied visits go, partly purged visits are recounted.
+            rollups_sqlite.refresh_visits(self._conn, touched)
+            rollups_sqlite.refresh_anon_hours(self._conn, hours)
+        return counts
+
+    def count_events(self, site: str | None = None) -> int:
+        if site is None:
+            return int(self._conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        return int(
+            self._conn.execute("SELECT count(*) FROM events WHERE site = ?", (site,)).fetchone()[0]
+        )
+
+    def reclaim_space(self, *, vacuum: bool = True) -> str:
+        """Give freed pages back to the file system: incremental vacuum when the database was
+        created for it, a full VACUUM otherwise (only the WAL checkpoint when not ``vacuum``).
+        Returns which one ran."""
+        auto_vacuum = int(self._conn.execute("PRAGMA auto_vacuum").fetchone()[0])
+        if not vacuum:
+            done = "wal_checkpoint"
+        elif auto_vacuum == 2:
+            self._conn.execute("PRAGMA incremental_vacuum")
+            done = "incremental_vacuum"
+        else:
+            self._conn.execute("VACUUM")
+            done = "vacuum"
+        # Also empty the WAL, where deleted rows' old pages would otherwise linger. A reader of
+        # a running collector (a report) may hold an older snapshot for a moment: the WAL can
+        # only be emptied once it is done, so the checkpoint is tried again meanwhile.
+        for _attempt in range(_CHECKPOINT_ATTEMPTS):
+            busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return done
+            time.sleep(_CHECKPOINT_PAUSE_S)
+        return done + " (write-ahead log NOT emptied: a reader held it for 10 s; run again)"
+
+
+@contextmanager
+def privacy_database(path: Path, *, timeout_ms: int = 10_000) -> Iterator[PrivacyDatabase]:
+    """A connection on the (existing, migrated) database at ``path`` for one call.
+
+    Autocommit mode (``isolation_level=None``): writes open their own ``BEGIN IMMEDIATE``, and
+    VACUUM, which cannot run inside a transaction, is possible.
+    """
+    conn = sqlite3.connect(path, timeout=timeout_ms / 1000, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    # Erased rows are overwritten with zeros, not merely unlinked into free pages.
+    conn.execute("PRAGMA secure_delete = ON")
+    with closing(conn):
+        yield PrivacyDatabase(conn)

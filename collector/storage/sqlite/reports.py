@@ -1,0 +1,535 @@
+"""All the report SQL: parameterised queries over ``events``, ``visits`` and ``dropped_hits``.
+
+Nothing from a request is ever spliced into SQL text: dimension names map through
+:data:`DIMENSION_SQL` (a fixed allowlist), property names and every value are bound
+parameters, and the period arrives as JSON bound to ``json_each``. Each call opens its own
+read connection (WAL readers never block the writer), so reports run in worker threads.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from collector.reports.model import Bucket, Goal, MetricRow, StepEvent
+from collector.reports.query import PROP_PREFIX, Filter, SiteRange
+from collector.storage.sqlite import rollup_reports as rollup_reports_sqlite
+
+#: Events that are not interactions: they neither count as events nor save a visit from bouncing.
+NON_INTERACTIONS = ("pageview", "engagement")
+_SOURCE = (
+    "CASE WHEN e.mode = 'granted' AND e.utm_source IS NOT NULL THEN e.utm_source "
+    "ELSE coalesce(e.source, 'Direct / None') END"
+)
+DIMENSION_SQL: dict[str, str] = {
+    "page": "e.path",
+    "entry_page": "v.entry_path",
+    "exit_page": "v.exit_path",
+    "hostname": "e.hostname",
+    "source": _SOURCE,
+    "referrer": "e.referrer",
+    "utm_source": "e.utm_source",
+    "utm_medium": "e.utm_medium",
+    "utm_campaign": "e.utm_campaign",
+    "utm_term": "e.utm_term",
+    "utm_content": "e.utm_content",
+    "device": "e.device",
+    "browser": "e.browser",
+    "browser_version": "CASE WHEN e.browser_version IS NULL THEN e.browser "
+    "ELSE e.browser || ' ' || e.browser_version END",
+    "os": "e.os",
+    "os_version": "CASE WHEN e.os_version IS NULL THEN e.os ELSE e.os || ' ' || e.os_version END",
+    "country": "e.country",
+    "screen": "e.screen",
+    "event": "e.name",
+    "mode": "e.mode",
+}
+VISIT_DIMENSIONS = frozenset({"entry_page", "exit_page"})
+_SCOPE_CTE = (
+    "scope(site, lo, hi) AS MATERIALIZED (SELECT json_extract(value, '$[0]'), "
+    "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(:scope))"
+)
+# MATERIALIZED: the ranges are parsed from JSON once, not on every row that reads them.
+_BUCKET_CTE = (
+    "b(i, site, lo, hi) AS MATERIALIZED (SELECT json_extract(value, '$[0]'), "
+    "json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]') "
+    "FROM json_each(:buckets))"
+)
+_IN_SCOPE = "JOIN events e ON e.site = s.site AND e.ts >= s.lo AND e.ts < s.hi"
+
+
+class Params:
+    """Bound parameters of one statement, named ``p0``, ``p1``, … as they are added."""
+
+    def __init__(self, **initial: Any) -> None:
+        self.values: dict[str, Any] = dict(initial)
+
+    def add(self, value: Any) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return ":" + name
+
+
+def dimension_sql(dimension: str, params: Params) -> str:
+    if dimension.startswith(PROP_PREFIX):
+        path = params.add('$."' + dimension[len(PROP_PREFIX) :] + '"')
+        return f"CAST(json_extract(e.props, {path}) AS TEXT)"
+    return DIMENSION_SQL[dimension]
+
+
+def filters_sql(filters: Sequence[Filter], params: Params) -> str:
+    """The AND of ``filters`` over aliases ``e`` (events) and ``v`` (its visit), or ``1``."""
+    clauses = ["1"]
+    for item in filters:
+        expr = dimension_sql(item.dimension, params)
+        value = params.add(item.value)
+        if item.op == "is":
+            clauses.append(f"{expr} = {value}")
+        elif item.op == "is_not":
+            clauses.append(f"({expr} IS NULL OR {expr} != {value})")
+        else:
+            clauses.append(f"instr({expr}, {value}) > 0")
+    return " AND ".join(clauses)
+
+
+def goal_sql(goal: Goal, params: Params) -> str:
+    if goal.kind == "page":
+        return f"(e.name = 'pageview' AND e.path GLOB {params.add(goal.glob)})"
+    return f"e.name = {params.add(goal.match)}"
+
+
+def scope_json(ranges: Sequence[SiteRange]) -> str:
+    return msgspec.json.encode([[r.site, r.start_ms, r.end_ms] for r in ranges]).decode()
+
+
+class ReportsDatabase:
+    """A read connection on the events database, for the duration of one report call."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def _rows(self, sql: str, params: Params | dict[str, Any]) -> list[tuple[Any, ...]]:
+        values = params.values if isinstance(params, Params) else params
+        return self._conn.execute(sql, values).fetchall()
+
+    def _rollups_current(self) -> bool:
+        """No rollup refresh pending in this read's snapshot: the rollups equal the events."""
+        sql = (
+            "SELECT NOT EXISTS (SELECT 1 FROM rollup_pending) "
+            "AND NOT EXISTS (SELECT 1 FROM rollup_pending_hours)"
+        )
+        return bool(self._rows(sql, {})[0][0])
+
+    def metrics(
+        self,
+        ranges: Sequence[SiteRange],
+        filters: Sequence[Filter],
+        *,
+        dimension: str | None = None,
+        buckets: Sequence[Bucket] | None = None,
+        goal: Goal | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[MetricRow]:
+        """Visitors, pageviews, events and visit metrics grouped by ``dimension``, by bucket
+        (a visit goes to the bucket of its first event), or over the whole period.
+
+        A visit counts when it starts in the period and has at least one selected event; its
+        bounce and duration are computed over all its events.
+        """
+        params = Params(scope=scope_json(ranges))
+        ctes = [_SCOPE_CTE]
+        edges = [(r.start_ms, r.end_ms) for r in ranges]
+        edges += [(b.start_ms, b.end_ms) for b in buckets or ()]
+        if self._rollups_current() and rollup_reports_sqlite.answers(
+            dimension, bool(filters), goal is not None, edges
+        ):
+            return self._rollup_metrics(params, dimension, buckets, limit, offset)
+        bucket_join = visit_bucket_join = ""
+        if buckets is not None:
+            params.values["buckets"] = msgspec.json.encode(
+                [[b.index, b.site, b.start_ms, b.end_ms] for b in buckets]
+            ).decode()
+            ctes.append(_BUCKET_CTE)
+            bucket_join = "JOIN b ON b.site = e.site AND e.ts >= b.lo AND e.ts < b.hi"
+            visit_bucket_join = (
+                "JOIN b bv ON bv.site = v.site AND v.start_ts >= bv.lo AND v.start_ts < bv.hi"
+            )
+            event_key, visit_key = "b.i", "bv.i"
+        elif dimension is not None:
+            event_key = dimension_sql(dimension, params)
+            visit_key = "sel.k"
+        else:
+            event_key = visit_key = "NULL"
+        only_pageviews = " AND e.name = 'pageview'" if dimension == "page" else ""
+        where = filters_sql(filters, params)
+        needs_visit = dimension in VISIT_DIMENSIONS or any(
+            f.dimension in VISIT_DIMENSIONS for f in filters
+        )
+        visit_join = "LEFT JOIN visits v ON v.id = e.visit" if needs_visit else ""
+        ctes.append(
+            f"sel AS (SELECT e.site, e.visitor, e.visit, e.name, {event_key} AS k "
+            f"FROM scope s {_IN_SCOPE} {bucket_join} {visit_join} "
+            f"WHERE {where}{only_pageviews})"
+        )
+        if dimension in VISIT_DIMENSIONS:
+            ctes.append("sel_k AS (SELECT * FROM sel WHERE k IS NOT NULL)")
+        else:
+            ctes.append("sel_k AS (SELECT * FROM sel)")
+        ctes.append(
+            "ev AS (SELECT k, COUNT(DISTINCT visitor) AS visitors, "
+            "SUM(name = 'pageview') AS pageviews, "
+            "SUM(name NOT IN ('pageview', 'engagement')) AS events, "
+            "SUM(name = 'pageview' AND visitor IS NULL) AS unidentified FROM sel_k GROUP BY k)"
+        )
+        ctes.append(
+            f"vk AS (SELECT DISTINCT {visit_key} AS k, v.id AS visit FROM sel_k sel "
+            "JOIN visits v ON v.id = sel.visit "
+            "JOIN scope s ON s.site = v.site AND v.start_ts >= s.lo AND v.start_ts < s.hi "
+            f"{visit_bucket_join})"
+        )
+        # The visits table keeps each visit's pageviews, other events and time span (ingest
+        # maintains them); only a one-pageview visit with other events needs a look at its
+        # events, to tell interactions from engagement pings.
+        ctes.append(
+            "vs AS (SELECT v.id AS visit, v.pageviews AS pv, v.last_ts - v.start_ts AS span, "
+            "v.pageviews = 1 AND (v.events = 0 OR NOT EXISTS (SELECT 1 FROM events i "
+            "WHERE i.visit = v.id AND i.name NOT IN ('pageview', 'engagement'))) AS bounced "
+            "FROM visits v WHERE v.id IN (SELECT visit FROM vk))"
+        )
+        ctes.append(
+            "vm AS (SELECT vk.k, COUNT(*) AS visits, SUM(bounced) AS bounces, "
+            "SUM(CASE WHEN bounced THEN 0 ELSE span END) AS duration, "
+            "SUM(pv) AS visit_pageviews FROM vk JOIN vs ON vs.visit = vk.visit GROUP BY vk.k)"
+        )
+        if goal is not None:
+            goal_bucket = "b.i" if buckets is not None else "NULL"
+            ctes.append(
+                f"goal_ev AS (SELECT DISTINCT e.site, e.visitor, {goal_bucket} AS i "
+                f"FROM scope s {_IN_SCOPE} {bucket_join} "
+                f"WHERE e.visitor IS NOT NULL AND {goal_sql(goal, params)})"
+            )
+            same_bucket = " AND g.i = sel.k" if buckets is not None else ""
+            ctes.append(
+                "gm AS (SELECT k, COUNT(*) AS converted FROM (SELECT DISTINCT sel.k, sel.site, "
+                "sel.visitor FROM sel_k sel JOIN goal_ev g ON g.site = sel.site "
+                f"AND g.visitor = sel.visitor{same_bucket}) GROUP BY k)"
+            )
+        else:
+            ctes.append("gm AS (SELECT NULL AS k, 0 AS converted WHERE 0)")
+        ctes.append("keys AS (SELECT k FROM ev UNION SELECT k FROM vm)")
+        page = ""
+        if limit is not None:
+            page = f" LIMIT {params.add(limit)} OFFSET {params.add(offset)}"
+        sql = (
+            "WITH "
+            + ",\n".join(ctes)
+            + " SELECT keys.k, coalesce(ev.visitors, 0), coalesce(ev.pageviews, 0), "
+            "coalesce(ev.events, 0), coalesce(vm.visits, 0), coalesce(vm.bounces, 0), "
+            "coalesce(vm.duration, 0), coalesce(vm.visit_pageviews, 0), "
+            "coalesce(gm.converted, 0), coalesce(ev.unidentified, 0) "
+            "FROM keys LEFT JOIN ev ON ev.k IS keys.k "
+            "LEFT JOIN vm ON vm.k IS keys.k LEFT JOIN gm ON gm.k IS keys.k "
+            "ORDER BY 2 DESC, 3 DESC, 1" + page
+        )
+        return [_metric_row(row) for row in self._rows(sql, params)]
+
+    def _rollup_metrics(
+        self,
+        params: Params,
+        dimension: str | None,
+        buckets: Sequence[Bucket] | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[MetricRow]:
+        ctes = [_SCOPE_CTE]
+        if buckets is not None:
+            params.values["buckets"] = msgspec.json.encode(
+                [[b.index, b.site, b.start_ms, b.end_ms] for b in buckets]
+            ).decode()
+            ctes.append(_BUCKET_CTE)
+        page = ""
+        if limit is not None:
+            page = f" LIMIT {params.add(limit)} OFFSET {params.add(offset)}"
+        sql = rollup_reports_sqlite.metrics_sql(dimension, ctes, buckets is not None, page)
+        return [_metric_row(row) for row in self._rows(sql, params)]
+
+    def step_events(
+        self,
+        ranges: Sequence[SiteRange],
+        filters: Sequence[Filter],
+        goals: Sequence[Goal],
+        *,
+        prop: str | None = None,
+    ) -> list[StepEvent]:
+        """Identified events matching any of ``goals`` (or carrying property ``prop``), in time
+        order; ``value`` is the property's value when ``prop`` is given."""
+        params = Params(scope=scope_json(ranges))
+        matches = [goal_sql(goal, params) for goal in goals]
+        value = "NULL"
+        if prop is not None:
+            value = dimension_sql(PROP_PREFIX + prop, params)
+            matches.append(f"{value} IS NOT NULL")
+        sql = (
+            f"WITH {_SCOPE_CTE} SELECT e.site, e.visitor, e.visit, e.ts, e.name, e.path, "
+            f"{value} FROM scope s {_IN_SCOPE} LEFT JOIN visits v ON v.id = e.visit "
+            f"WHERE e.visitor IS NOT NULL AND ({' OR '.join(matches) or '0'}) "
+            f"AND {filters_sql(filters, params)} ORDER BY e.ts, e.id"
+        )
+        return [StepEvent(*row) for row in self._rows(sql, params)]
+
+    def client_visit_starts(
+        self, ranges: Sequence[SiteRange], end_ms: int, filters: Sequence[Filter]
+    ) -> list[tuple[str, bytes, int]]:
+        """``(site, visitor, start_ts)`` of every visit before ``end_ms`` by a durable
+        (client-stored) identifier with at least one event matching ``filters``, for the
+        visitors whose first such visit starts inside their site's range (the new visitors of
+        the period: the others are in no cohort)."""
+        params = Params(scope=scope_json(ranges), end=end_ms)
+        counts = (
+            "EXISTS (SELECT 1 FROM events e WHERE e.visit = {v}.id "
+            f"AND e.visitor_kind = 'client' AND {filters_sql(filters, params)})"
+        )
+        # From the period's visits (index on start), not from every visit ever: a visitor is
+        # new when none of their counted visits started before the range.
+        sql = (
+            f"WITH {_SCOPE_CTE}, new AS MATERIALIZED (SELECT DISTINCT v.site, v.visitor "
+            "FROM scope s JOIN visits v INDEXED BY visits_by_start ON v.site = s.site "
+            f"AND v.start_ts >= s.lo AND v.start_ts < s.hi WHERE {counts.format(v='v')} "
+            "AND NOT EXISTS (SELECT 1 FROM visits w INDEXED BY visits_by_visitor "
+            "WHERE w.site = v.site AND w.visitor = v.visitor AND w.start_ts < s.lo "
+            f"AND {counts.format(v='w')})) "
+            "SELECT w.site, w.visitor, w.start_ts FROM new n JOIN visits w INDEXED BY "
+            "visits_by_visitor ON w.site = n.site AND w.visitor = n.visitor "
+            f"WHERE w.start_ts < :end AND {counts.format(v='w')} ORDER BY w.start_ts"
+        )
+        return [(row[0], row[1], row[2]) for row in self._rows(sql, params)]
+
+    def visitor_kinds(
+        self, ranges: Sequence[SiteRange], filters: Sequence[Filter]
+    ) -> dict[str, int]:
+        """Distinct identified visitors of the period by ``visitor_kind``."""
+        params = Params(scope=scope_json(ranges))
+        edges = [(r.start_ms, r.end_ms) for r in ranges]
+        rolled_up = rollup_reports_sqlite.answers(None, bool(filters), False, edges)
+        if rolled_up and self._rollups_current():
+            sql = rollup_reports_sqlite.visitor_kinds_sql(_SCOPE_CTE)
+            client, cookieless, other = self._rows(sql, params)[0]
+            if not other:
+                found = {"client": client, "cookieless": cookieless}
+                return {kind: count for kind, count in found.items() if count}
+        sql = (
+            f"WITH {_SCOPE_CTE} SELECT e.visitor_kind, COUNT(DISTINCT e.visitor) "
+            f"FROM scope s {_IN_SCOPE} LEFT JOIN visits v ON v.id = e.visit "
+            f"WHERE e.visitor IS NOT NULL AND {filters_sql(filters, params)} "
+            "GROUP BY e.visitor_kind"
+        )
+        return {str(kind): count for kind, count in self._rows(sql, params)}
+
+    def consent_by_day(
+        self, buckets: Sequence[Bucket], filters: Sequence[Filter]
+    ) -> list[tuple[int, str, int, int, int]]:
+        """``(bucket, mode, hits, visitors, visits)`` per day bucket and effective mode."""
+        params = Params(
+            buckets=msgspec.json.encode(
+                [[b.index, b.site, b.start_ms, b.end_ms] for b in buckets]
+            ).decode()
+        )
+        sql = (
+            f"WITH {_BUCKET_CTE} SELECT b.i, e.mode, COUNT(*), COUNT(DISTINCT e.visitor), "
+            "COUNT(DISTINCT e.visit) FROM b JOIN events e ON e.site = b.site "
+            "AND e.ts >= b.lo AND e.ts < b.hi LEFT JOIN visits v ON v.id = e.visit "
+            f"WHERE {filters_sql(filters, params)} GROUP BY b.i, e.mode"
+        )
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in self._rows(sql, params)]
+
+    def reason_counts(
+        self, ranges: Sequence[SiteRange], filters: Sequence[Filter]
+    ) -> list[tuple[str, str, int]]:
+        """``(mode, reasons, hits)``: the consent resolution's reason codes as stored."""
+        params = Params(scope=scope_json(ranges))
+        sql = (
+            f"WITH {_SCOPE_CTE} SELECT e.mode, e.reasons, COUNT(*) FROM scope s {_IN_SCOPE} "
+            f"LEFT JOIN visits v ON v.id = e.visit WHERE {filters_sql(filters, params)} "
+            "GROUP BY e.mode, e.reasons"
+        )
+        return [(r[0], r[1], r[2]) for r in self._rows(sql, params)]
+
+    def dropped_by_day(
+        self, sites: Sequence[str], first_day: str, last_day: str
+    ) -> list[tuple[str, str, int]]:
+        """``(day, reason, hits)`` of hits not stored, summed over ``sites``."""
+        sql = (
+            "SELECT day, reason, SUM(hits) FROM dropped_hits "
+            "WHERE site IN (SELECT value FROM json_each(:sites)) AND day >= :first "
+            "AND day <= :last GROUP BY day, reason ORDER BY day, reason"
+        )
+        params = {
+            "sites": msgspec.json.encode(list(sites)).decode(),
+            "first": first_day,
+            "last": last_day,
+        }
+        return [(r[0], r[1], r[2]) for r in self._rows(sql, params)]
+
+    def conversions_by_mode(
+        self, ranges: Sequence[SiteRange], filters: Sequence[Filter], goal: Goal
+    ) -> list[tuple[str, str | None, int]]:
+        """``(mode, source of the visit's first event, conversions)`` for goal events."""
+        params = Params(scope=scope_json(ranges))
+        first_source = _SOURCE.replace("e.", "f.")
+        sql = (
+            f"WITH {_SCOPE_CTE} SELECT e.mode, CASE WHEN e.mode = 'granted' THEN "
+            f"(SELECT {first_source} FROM events f WHERE f.visit = e.visit "
+            "ORDER BY f.ts, f.id LIMIT 1) END AS src, COUNT(*) "
+            f"FROM scope s {_IN_SCOPE} LEFT JOIN visits v ON v.id = e.visit "
+            f"WHERE {goal_sql(goal, params)} AND {filters_sql(filters, params)} "
+            "GROUP BY e.mode, src"
+        )
+        return [(r[0], r[1], r[2]) for r in self._rows(sql, params)]
+
+    def revenue_events(
+        self, sites: Sequence[str], end_ms: int
+    ) -> list[tuple[str, bytes, int, str, str]]:
+        """``(site, user, ts, amount, currency)`` of granted revenue events before ``end_ms``."""
+        sql = (
+            "SELECT site, user, ts, revenue_amount, revenue_currency FROM events "
+            "WHERE site IN (SELECT value FROM json_each(:sites)) AND ts < :end "
+            "AND mode = 'granted' AND user IS NOT NULL AND revenue_amount IS NOT NULL "
+            "ORDER BY ts, id"
+        )
+        params = {"sites": msgspec.json.encode(list(sites)).decode(), "end": end_ms}
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in self._rows(sql, params)]
+
+    def recent_pages(self, sites: Sequence[str], since_ms: int, until_ms: int) -> dict[str, Any]:
+        """Visitors, pageviews and pages by visitors between ``since_ms`` and ``until_ms``."""
+        params = {
+            "sites": msgspec.json.encode(list(sites)).decode(),
+            "since": since_ms,
+            "until": until_ms,
+        }
+        where = "site IN (SELECT value FROM json_each(:sites)) AND ts >= :since AND ts <= :until"
+        visitors, pageviews = self._rows(
+            f"SELECT COUNT(DISTINCT visitor), coalesce(SUM(name = 'pageview'), 0) FROM events "
+            f"WHERE {where}",
+            params,
+        )[0]
+        pages = self._rows(
+            f"SELECT path, COUNT(DISTINCT visitor), COUNT(*) FROM events WHERE {where} "
+            "AND name = 'pageview' GROUP BY path ORDER BY 2 DESC, 3 DESC, path LIMIT 50",
+            params,
+        )
+        return {"visitors": visitors, "pageviews": pageviews, "pages": pages}
+
+    def stored_goals(self, sites: Sequence[str]) -> list[tuple[str, str, str, str]]:
+        """``(site, name, kind, match)`` of goals saved through the API."""
+        sql = (
+            "SELECT site, name, kind, match FROM goals "
+            "WHERE site IN (SELECT value FROM json_each(:sites)) ORDER BY site, name"
+        )
+        params = {"sites": msgspec.json.encode(list(sites)).decode()}
+        return [(r[0], r[1], r[2], r[3]) for r in self._rows(sql, params)]
+
+    def save_goal(self, site: str, goal: Goal, created_ms: int) -> None:
+        """Insert or replace the goal ``goal.name`` of ``site``."""
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO goals (site, name, kind, match, created_ts) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (site, name) DO UPDATE SET kind = excluded.kind, "
+                "match = excluded.match",
+                (site, goal.name, goal.kind, goal.match, created_ms),
+            )
+
+    def delete_goal(self, site: str, name: str) -> bool:
+        with self._conn:
+            cursor = self._conn.execute(
+                "DELETE FROM goals WHERE site = ? AND name = ?", (site, name)
+            )
+        return cursor.rowcount > 0
+
+    # Added by the reports audit: the filtered forms of recent_pages and revenue_events, so
+    # that `filter` applies to real time and RFM as to every other report, and engaged time.
+
+    def recent_pages_where(
+        self, sites: Sequence[str], since_ms: int, until_ms: int, filters: Sequence[Filter]
+    ) -> dict[str, Any]:
+        """:meth:`recent_pages` over the events matching ``filters``."""
+        params = Params(
+            sites=msgspec.json.encode(list(sites)).decode(), since=since_ms, until=until_ms
+        )
+        where = (
+            "e.site IN (SELECT value FROM json_each(:sites)) AND e.ts >= :since "
+            f"AND e.ts <= :until AND {filters_sql(filters, params)}"
+        )
+        source = "events e LEFT JOIN visits v ON v.id = e.visit"
+        visitors, pageviews = self._rows(
+            f"SELECT COUNT(DISTINCT e.visitor), coalesce(SUM(e.name = 'pageview'), 0) "
+            f"FROM {source} WHERE {where}",
+            params,
+        )[0]
+        pages = self._rows(
+            f"SELECT e.path, COUNT(DISTINCT e.visitor), COUNT(*) FROM {source} WHERE {where} "
+            "AND e.name = 'pageview' GROUP BY e.path ORDER BY 2 DESC, 3 DESC, e.path LIMIT 50",
+            params,
+        )
+        return {"visitors": visitors, "pageviews": pageviews, "pages": pages}
+
+    def revenue_events_where(
+        self, sites: Sequence[str], end_ms: int, filters: Sequence[Filter]
+    ) -> list[tuple[str, bytes, int, str, str]]:
+        """:meth:`revenue_events` restricted to the events matching ``filters``."""
+        params = Params(sites=msgspec.json.encode(list(sites)).decode(), end=end_ms)
+        sql = (
+            "SELECT e.site, e.user, e.ts, e.revenue_amount, e.revenue_currency FROM events e "
+            "LEFT JOIN visits v ON v.id = e.visit "
+            "WHERE e.site IN (SELECT value FROM json_each(:sites)) AND e.ts < :end "
+            "AND e.mode = 'granted' AND e.user IS NOT NULL AND e.revenue_amount IS NOT NULL "
+            f"AND {filters_sql(filters, params)} ORDER BY e.ts, e.id"
+        )
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in self._rows(sql, params)]
+
+    def engaged_time(self, ranges: Sequence[SiteRange], filters: Sequence[Filter]) -> int:
+        """Total ``engaged_ms`` of the period's events matching ``filters`` (the snippet sends
+        each engagement ping as the visible time since the previous one, so they add up)."""
+        params = Params(scope=scope_json(ranges))
+        edges = [(r.start_ms, r.end_ms) for r in ranges]
+        rolled_up = rollup_reports_sqlite.answers(None, bool(filters), False, edges)
+        if rolled_up and self._rollups_current():
+            sql = rollup_reports_sqlite.engaged_sql(_SCOPE_CTE)
+            return int(self._rows(sql, params)[0][0])
+        sql = (
+            f"WITH {_SCOPE_CTE} SELECT coalesce(SUM(e.engaged_ms), 0) FROM scope s {_IN_SCOPE} "
+            f"LEFT JOIN visits v ON v.id = e.visit WHERE e.engaged_ms IS NOT NULL "
+            f"AND {filters_sql(filters, params)}"
+        )
+        return int(self._rows(sql, params)[0][0])
+
+
+def _metric_row(row: tuple[Any, ...]) -> MetricRow:
+    return MetricRow(
+        key=row[0],
+        visitors=row[1],
+        pageviews=row[2],
+        events=row[3],
+        visits=row[4],
+        bounces=row[5],
+        duration_ms=row[6],
+        visit_pageviews=row[7],
+        converted=row[8],
+        unidentified_pageviews=row[9],
+    )
+
+
+@contextmanager
+def reports_database(path: Path, *, timeout_ms: int = 10_000) -> Iterator[ReportsDatabase]:
+    """A connection on the database at ``path`` (which must exist, migrated) for one call."""
+    conn = sqlite3.connect(path, timeout=timeout_ms / 1000, isolation_level="DEFERRED")
+    with closing(conn):
+        # One read transaction for the whole call: every query of a report (and of its
+        # comparison) sees the same snapshot while the writer keeps committing.
+        conn.execute("BEGIN")
+        yield ReportsDatabase(conn)
