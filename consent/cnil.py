@@ -1,7 +1,7 @@
 """Check a site's consent policy against the CNIL audience-measurement exemption.
 
 One finding per condition (délibération 2020-091 § 51, restated by the CNIL in July 2025) and per
-recommendation (2020-092 art. 5) in ``specs/consent-facts.md`` §1, plus one warning per extra
+recommendation (2020-092 art. 5) in ``docs/consent.md`` §1, plus one warning per extra
 exempt property. What Mesure guarantees by design passes with an explanation saying so. This is a
 self-assessment aid, not a certification (the CNIL's own self-assessment has none either).
 """

@@ -1,8 +1,9 @@
-"""What a hit in each consent mode may keep (DESIGN.md §3, issue 3).
+"""What a hit in each consent mode may keep (docs/design.md §3, issue 3).
 
-Campaign (UTM) attribution is ``granted``-only: issue 3 and ``specs/metrics.md`` follow the CNIL
+Campaign (UTM) attribution is ``granted``-only: issue 3 and ``docs/metrics.md`` follow the CNIL
 reading (and Matomo's CNIL FAQ) that acquisition-channel performance is marketing, not audience
-measurement; DESIGN.md §3's table, which lists UTM under ``exempt``, is superseded on this point.
+measurement. The design as first drawn listed UTM under ``exempt``; docs/design.md §3 says why
+the product does not.
 
 A stricter mode never keeps more, with one deliberate exception: ``denied`` counts any event name
 (with no identifier, property or referrer), while ``exempt``, whose events are linked to an

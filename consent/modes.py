@@ -1,4 +1,4 @@
-"""Consent modes, ordered from most to least restrictive (DESIGN.md §3)."""
+"""Consent modes, ordered from most to least restrictive (docs/design.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Resolve a hit's consent mode from every signal it carries (DESIGN.md §3, issue 3).
+"""Resolve a hit's consent mode from every signal it carries (docs/design.md §3, issue 3).
 
 Each signal sets a ceiling; the hit gets the lowest (most restrictive) of them, so a client's
 claim can restrict a hit but never lift what the server can check itself. Without consent the
@@ -35,7 +35,7 @@ TCF_FUTURE_SKEW = timedelta(days=1)
 MIN_TCF_POLICY_VERSION = 4
 MEASUREMENT_PURPOSES = frozenset({8, 9})  # measure content performance, understand audiences
 
-#: Every reason code :func:`resolve` can give, with its meaning (documented in the README).
+#: Every reason code :func:`resolve` can give, with its meaning (documented in docs/consent.md).
 REASON_CODES: dict[str, str] = {
     "gpc": "Sec-GPC: 1 on a site that honours GPC: optout",
     "dnt": "DNT: 1 on a site that honours DNT: optout",

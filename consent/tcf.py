@@ -1,4 +1,4 @@
-"""IAB TCF v2.2/v2.3 TC string decoder (``specs/consent-facts.md`` §4).
+"""IAB TCF v2.2/v2.3 TC string decoder (``docs/consent.md`` §4).
 
 A TC string is ``.``-separated segments of base64url (padding optional). The core segment comes
 first; the optional DisclosedVendors (type 1) and PublisherTC (type 3) segments follow in any

@@ -22,6 +22,6 @@ await esbuild.build({
 });
 
 const built = readFileSync(outfile);
-// Measured with the gzip command, as the README and the size test measure every tracker.
+// Measured with the gzip command, as docs/tracker.md and the size test measure every tracker.
 const gzipped = execFileSync('gzip', ['-9', '-n', '-c'], { input: built }).length;
 console.log(`${outfile}: ${built.length} bytes, ${gzipped} bytes gzip -9`);

@@ -17,8 +17,8 @@ from tests.support import Clock, LiveServer, build_config
 
 __all__ = ["Clock", "LiveServer"]
 
-# DESIGN.md §5.6: the suite passes with only loopback reachable. Any other connect or name lookup
-# raises OSError and is recorded in OUTBOUND_LOG, which must stay empty: in the test process
+# docs/design.md §5.6: the suite passes with only loopback reachable. Any other connect or name
+# lookup raises OSError and is recorded in OUTBOUND_LOG, which must stay empty: in the test process
 # (collectors served in threads included) and, through the environment that every subprocess
 # inherits, in the Python processes the tests start. Set here, at import, so that environments
 # built by test modules from os.environ when they are imported carry it too. A session of its

@@ -10,7 +10,7 @@ through ``tests/guarded_site/sitecustomize.py`` on ``PYTHONPATH``, in every Pyth
 suite starts with an environment derived from its own: ``mesure serve`` and its forked workers
 (an audit hook survives ``fork``), CLI commands, examples, the installed wheel's ``mesure``. All
 of them append to the session's log, named by ``LOG_VARIABLE``; the session fails if it holds
-anything (DESIGN.md §5.6).
+anything (docs/design.md §5.6).
 
 Standard library only: ``sitecustomize`` loads this file by its path, also in environments that
 do not have the ``tests`` package (the wheel's virtual environment).

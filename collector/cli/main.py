@@ -207,7 +207,7 @@ def initialize(
 def config_template(tokens: dict[str, str]) -> str:
     """A documented ``mesure.toml`` with one ``[[sites]]`` entry per domain."""
     lines = [
-        "# Mesure configuration. Every key is described in README.md (Configuration reference).",
+        "# Mesure configuration. Every key is described in docs/configuration.md.",
         "",
         "[server]",
         "# Public origin of the collector, used in the printed embed tags.",

@@ -161,7 +161,7 @@ def resolve_consent(
 
 
 def apply_policy(hit: Hit) -> Hit | Dropped:
-    """Keep only the event, properties and fields the mode allows (DESIGN.md §3)."""
+    """Keep only the event, properties and fields the mode allows (docs/design.md §3)."""
     rules, wire, event = hit.policy, hit.wire, hit.event
     assert rules is not None, "apply_policy runs after resolve_consent"
     if rules.events is not None and wire.name not in rules.events:

@@ -1,6 +1,6 @@
 """The wire format of ``POST /api/hit`` and ``POST /api/batch``: field names and limits, once.
 
-The snippet and the README use exactly these names. Every string refuses control characters;
+The snippet and docs/ingest-api.md use exactly these names. Every string refuses control characters;
 numbers are finite and bounded; unknown fields are refused.
 """
 

@@ -1,7 +1,7 @@
 """The export manifest: what an export holds, under which terms, signed with Ed25519.
 
 ``manifest.json`` is written once; ``manifest.sig`` holds the hex Ed25519 signature of its exact
-bytes. Column meanings live here, once, for the manifest and the README alike.
+bytes. Column meanings live here, once, for the manifest and the docs alike.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reports: exact analytics computed from the stored events (specs/metrics.md).
+"""Reports: exact analytics computed from the stored events (docs/metrics.md).
 
 Every report is a function ``report(db, config, query, *, sites, now, …)`` returning a
 ``msgspec.Struct``; the JSON API and the dashboard both call these functions directly, with a

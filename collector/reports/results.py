@@ -19,7 +19,7 @@ class PeriodOut(Result):
 
 
 class Metrics(Result):
-    """specs/metrics.md, exactly. Rates are fractions (0.25 is 25 %); durations milliseconds."""
+    """docs/metrics.md, exactly. Rates are fractions (0.25 is 25 %); durations milliseconds."""
 
     visitors: int
     visits: int
@@ -35,7 +35,7 @@ class Metrics(Result):
 
 
 class EngagedTime(Result):
-    """The snippet's active, visible time, apart from visit duration (specs/metrics.md)."""
+    """The snippet's active, visible time, apart from visit duration (docs/metrics.md)."""
 
     #: Sum of the period's engagement pings (``engaged_ms``) matching the filters.
     total_ms: int

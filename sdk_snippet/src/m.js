@@ -1,7 +1,8 @@
 // Mesure tracker: <script defer src="https://stats.example.eu/m.js" data-site="example"></script>
 // Readable ES2017; `node build.mjs` minifies it into dist/m.js, the file the collector serves.
 // Every opt-out and consent check runs before any request, nothing here may throw into the host
-// page, and nothing the visitor's consent mode does not allow leaves the browser (DESIGN.md §3).
+// page, and nothing the visitor's consent mode does not allow leaves the browser
+// (docs/design.md §3).
 // Terse on purpose: the whole build has a gzip budget, enforced by tests/snippet.
 (() => {
   // Every entry point that the page or the browser calls goes through this guard.

@@ -1,4 +1,4 @@
-"""A ``kill -9`` of ``mesure serve`` under load loses no acknowledged hit (DESIGN.md §6).
+"""A ``kill -9`` of ``mesure serve`` under load loses no acknowledged hit (docs/design.md §6).
 
 Five rounds on one data directory, each killed at a different, random moment while client
 threads keep sending single hits and batches; after every restart each hit that got a 202 is

@@ -1,4 +1,5 @@
-"""URL cleaning and personal-data masking (DESIGN.md §5 invariant 4), and hostname allowlists."""
+"""URL cleaning and personal-data masking (docs/design.md §5 invariant 4), and hostname
+allowlists."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DESIGN.md §5.1: no raw IP address, client id or user id anywhere in the data directory."""
+"""docs/design.md §5.1: no raw IP address, client id or user id anywhere in the data directory."""
 
 from __future__ import annotations
 

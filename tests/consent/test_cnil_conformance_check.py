@@ -6,7 +6,7 @@ from consent import Mode, SitePolicy
 from consent.cnil import Finding, check, format_table
 
 COMPLIANT = SitePolicy(privacy_policy_url="https://example.com/privacy")
-# One finding per condition and recommendation of specs/consent-facts.md §1.
+# One finding per condition and recommendation of docs/consent.md §1.
 CODES = [
     "purpose",
     "no-signal-mode",

@@ -13,7 +13,7 @@ from consent.tcf import TCString, TCStringError, decode
 from tests.consent import tc_encoder
 from tests.consent.tc_encoder import bits_to_segment, core_bits, fields, uint, vendor_bits
 
-# Spec vector 1 (specs/consent-facts.md §4), checked against peczenyj/GDPR-IAB-TCFv2's suite.
+# Spec vector 1 (docs/consent.md §4), checked against peczenyj/GDPR-IAB-TCFv2's suite.
 SPEC_VECTOR_1 = "CLcVDxRMWfGmWAVAHCENAXCkAKDAADnAABRgA5mdfCKZuYJez-NQm0TBMYA4oCAAGQYIAAAAAAEAIAEgAA"
 # The TCF spec's own three-segment example.
 SPEC_VECTOR_2 = "CQSbk4AQSbk4ANwAAAENAwCgAAAAAAAAAAYgACPAAAAA.IDKQA4AAgAKAGQAygAAA.YAAAAAAAAAAA"

@@ -1,4 +1,4 @@
-"""DESIGN.md §5.6: Mesure opens no outbound connection. Every Python process of the suite runs
+"""docs/design.md §5.6: Mesure opens no outbound connection. Every Python process of the suite runs
 under :mod:`tests.loopback_guard`, which refuses and records any non-loopback connect or name
 lookup, and a session whose record is not empty fails. Here ``mesure serve`` and the DPO
 walkthrough exercise every feature with a record of their own, which must stay empty. The first
@@ -236,7 +236,7 @@ def test_mesure_serve_opens_no_outbound_connection(tmp_path: Path) -> None:
         process.wait(timeout=60)
     assert not log.exists(), log.read_text()
     assert f"Mesure listening on http://127.0.0.1:{port}" in (tmp_path / "serve.log").read_text()
-    # DESIGN.md §5.1: no raw identifier in the data directory (exports included) or the log.
+    # docs/design.md §5.1: no raw identifier in the data directory (exports included) or the log.
     needles = {"client id": "cid-guard-1", "user id": USER_ID, "batch ip": "192.0.2.5"}
     assert scan(tmp_path, needles) == []
 

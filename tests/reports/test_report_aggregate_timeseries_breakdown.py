@@ -1,5 +1,5 @@
 """Aggregate, time series, breakdowns and goals on a known dataset, computed by hand from
-specs/metrics.md: a visit crossing midnight, bounces with an engagement ping, denied hits,
+docs/metrics.md: a visit crossing midnight, bounces with an engagement ping, denied hits,
 filters, pagination, comparison with the previous period and a group view across time zones."""
 
 from __future__ import annotations

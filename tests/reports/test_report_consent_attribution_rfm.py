@@ -1,5 +1,5 @@
 """Consent report, attribution coverage, RFM segments and real time, on known datasets with
-every expected number worked out by hand from specs/metrics.md."""
+every expected number worked out by hand from docs/metrics.md."""
 
 from __future__ import annotations
 

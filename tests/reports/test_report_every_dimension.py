@@ -1,6 +1,6 @@
 """Breakdowns by every listed dimension, filters on non-page dimensions (alone and combined),
 monthly and goal time series, and filters on real time and RFM: one small dataset, every row
-worked out by hand from specs/metrics.md."""
+worked out by hand from docs/metrics.md."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Nothing is downloaded: the owner points ``geo-database`` at a file such as DB-IP's free
 "IP to Country Lite" or MaxMind's GeoLite2 Country. Only the ISO 3166-1 alpha-2 country code is
 read, even from a city database, and nothing is cached: an IP address must not outlive the
-request that carried it (DESIGN.md §4), and a lookup costs microseconds anyway.
+request that carried it (docs/design.md §4), and a lookup costs microseconds anyway.
 """
 
 from __future__ import annotations

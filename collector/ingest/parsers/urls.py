@@ -1,6 +1,6 @@
 """URLs as stored: hostname normalised, path masked, query reduced to allowlisted params.
 
-DESIGN.md §5 invariant 4. Every URL-valued field goes through here: the page URL
+docs/design.md §5 invariant 4. Every URL-valued field goes through here: the page URL
 (:func:`clean_url`, whose parts the event keeps), and the referrer and URL-valued properties
 (:func:`url_text`, kept as one URL). Choices a reader may question:
 

@@ -19,7 +19,7 @@ from collector.storage.rows import DropCount, Event
 from collector.storage.sqlite import rollups as rollups_sqlite
 from collector.storage.sqlite.schema import migrations
 
-#: A visit ends after 30 minutes without an event (specs/metrics.md).
+#: A visit ends after 30 minutes without an event (docs/metrics.md).
 VISIT_GAP_MS = 30 * 60 * 1000
 
 # Every Event field is a column, except the previous-key candidate used only to find the visit.
