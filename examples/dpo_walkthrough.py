@@ -29,8 +29,9 @@ import uvicorn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from collector.cli.main import initialize, main  # noqa: E402
+from collector.cli.main import main  # noqa: E402
 from collector.config import load_config  # noqa: E402
+from collector.datadir import initialize  # noqa: E402
 from collector.web.app import create_app  # noqa: E402 - after making the work tree importable
 
 SITE = "shop.example"

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from collector.cli.clickhouse import copy_to_clickhouse
 from collector.cli.main import main
 from collector.config import config_from_mapping
 from collector.errors import ConfigError
@@ -19,6 +18,7 @@ from collector.privacy.register import build_register, render
 from collector.reports import ReportQuery, breakdown
 from collector.storage import open_events, prepare, reports_for
 from collector.storage.clickhouse.client import client_for
+from collector.storage.clickhouse.copy_from_sqlite import copy_to_clickhouse
 from collector.storage.target import ClickHouseTarget, parse_storage
 from tests.clickhouse.conftest import on_clickhouse
 from tests.clickhouse.synthetic import SITES, build, now_for_tests

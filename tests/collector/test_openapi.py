@@ -26,8 +26,8 @@ from schemathesis.checks import (
 from schemathesis.config import SchemathesisConfig
 
 from collector.cli.accounts import COMMANDS
-from collector.cli.main import initialize
 from collector.config import Config, load_config
+from collector.datadir import initialize
 from collector.web import openapi
 from collector.web.app import create_app
 from tests.support import BROWSER_UA, build_config
