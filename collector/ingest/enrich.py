@@ -7,14 +7,10 @@ event keeps.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from collector.ingest.hit import Hit
 from collector.ingest.parsers import agents, referrers
 from collector.ingest.parsers.geo import GeoLookup
 from consent import Mode
-
-if TYPE_CHECKING:
-    from collector.ingest.pipeline import Hit
 
 
 def enrich(hit: Hit, *, geo: GeoLookup) -> Hit:

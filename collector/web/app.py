@@ -35,7 +35,8 @@ from collector.errors import (
 )
 from collector.ingest.parsers.geo import GeoLookup
 from collector.ingest.parsers.urls import host_allowed
-from collector.ingest.pipeline import SILENT_REASONS, Client, Dropped, Pipeline, receive
+from collector.ingest.hit import SILENT_REASONS, Client, Dropped, receive
+from collector.ingest.pipeline import Pipeline
 from collector.ingest.ratelimit import SharedCounters
 from collector.ingest.wire import MAX_BATCH_BYTES, MAX_HIT_BYTES, HitIn, decode_batch, decode_hit
 from collector.ingest.writer import Writer

@@ -499,8 +499,10 @@ def breakdown(hits: list[tuple[dict[str, Any], dict[str, str]]], work: Path) -> 
     """What a hit costs, step by step: the pipeline run in this process, then the storage."""
     from collector.audit import AuditLog
     from collector.config import load_config
+    from collector.ingest.hit import Client, Dropped, receive
     from collector.ingest.parsers.geo import GeoLookup
-    from collector.ingest.pipeline import Client, Dropped, Pipeline, pseudonymize, receive
+    from collector.ingest.pipeline import Pipeline
+    from collector.ingest.steps import pseudonymize
     from collector.ingest.wire import decode_hit
     from collector.keys import KeyStore
     from collector.storage import open_storage

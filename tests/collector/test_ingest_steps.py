@@ -10,17 +10,9 @@ import msgspec
 import pytest
 
 from collector.errors import BadRequestError, ForbiddenError
-from collector.ingest.pipeline import (
-    Client,
-    Dropped,
-    Hit,
-    apply_policy,
-    check_hostname,
-    limit_rate,
-    receive,
-    resolve_consent,
-)
+from collector.ingest.hit import Client, Dropped, Hit, receive
 from collector.ingest.ratelimit import RateLimiter
+from collector.ingest.steps import apply_policy, check_hostname, limit_rate, resolve_consent
 from collector.ingest.wire import BatchEventIn, HitIn
 from tests.support import BROWSER_UA, Clock, build_config
 
