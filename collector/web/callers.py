@@ -15,6 +15,7 @@ from collector import auth, hashing
 from collector.config import Config
 from collector.errors import ForbiddenError, HTTPError
 from collector.storage.sqlite.accounts import auth_database
+from collector.web.routes.ingest import client_of
 
 
 class UnauthorizedError(HTTPError):
@@ -68,11 +69,8 @@ def login_address(request: Request) -> str:
     address as the collector sees it (``client-ip-header`` included) under the day's random
     cookieless key, so the database never holds an address, and what it holds cannot be linked
     to one once that key is destroyed (within 48 hours)."""
-    # Imported here: collector.web.app imports the route modules that import this one.
-    from collector.web.app import _client
-
     keys = request.state.services.keys.daily_keys(request_now(request))
-    return hashing.keyed_hash(keys.current.key, b"login-address", _client(request).ip).hex()
+    return hashing.keyed_hash(keys.current.key, b"login-address", client_of(request).ip).hex()
 
 
 def check_csrf(principal: auth.Principal, candidate: str | None) -> None:

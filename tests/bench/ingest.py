@@ -507,7 +507,7 @@ def breakdown(hits: list[tuple[dict[str, Any], dict[str, str]]], work: Path) -> 
     from collector.keys import KeyStore
     from collector.storage import open_storage
     from collector.storage.rows import Event
-    from collector.web.app import SIGNAL_HEADERS
+    from collector.web.routes.ingest import SIGNAL_HEADERS
 
     data = work / "data"
     config = load_config(data, {"MESURE_SITE_RATE_PER_MINUTE": "100000000"})

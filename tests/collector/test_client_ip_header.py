@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from collector.web.app import forwarded_address
+from collector.web.routes.ingest import forwarded_address
 from tests.support import Clock, LiveServer, browser_client
 
 HIT = {"site": "example", "url": "https://example.com/", "mode": "exempt"}

@@ -9,6 +9,7 @@ from html import escape
 import msgspec
 
 from collector.auth import Principal
+from collector.web.dashboard.pages import PAGES
 
 
 class Context(msgspec.Struct, frozen=True, kw_only=True):
@@ -315,8 +316,6 @@ def account(ctx: Context) -> str:
 
 
 def help_page(ctx: Context) -> str:
-    from collector.web.dashboard.pages import PAGES
-
     items = "".join(
         f'<dt><a href="{p.path}">{escape(p.title)}</a></dt><dd>{escape(p.summary)}</dd>'
         for p in PAGES
