@@ -23,7 +23,7 @@ from collector.errors import KeyFileError, MesureError
 from collector.privacy import dsar, keyring
 from collector.privacy.export import export_events
 from collector.privacy.instance import Instance
-from collector.privacy.manifest import FORMATS
+from collector.privacy.manifest import FORMATS, Format
 from collector.privacy.retention import run_retention
 from collector.privacy.verify import verify_export
 from collector.storage import privacy_for
@@ -85,7 +85,7 @@ def export(
     sites: tuple[str, ...],
     first_day: datetime | None,
     last_day: datetime | None,
-    fmt: str,
+    fmt: Format,
     out: Path | None,
     actor: str | None,
 ) -> None:
@@ -101,7 +101,7 @@ def export(
             sites=list(sites) or [site.id for site in inst.config.sites],
             first_day=first_day.date(),
             last_day=last_day.date(),
-            fmt=fmt,  # type: ignore[arg-type]
+            fmt=fmt,
             out=out,
             actor=actor_of(actor),
         )
@@ -190,7 +190,7 @@ def dsar_access(
     site: str,
     user_id: str | None,
     client_id: str | None,
-    fmt: str,
+    fmt: Format,
     out: Path,
     actor: str | None,
 ) -> None:
@@ -203,7 +203,7 @@ def dsar_access(
             subject,
             out=out,
             fmt=fmt,
-            actor=actor_of(actor),  # type: ignore[arg-type]
+            actor=actor_of(actor),
         )
     click.echo(
         f"{report.events_found} event(s) in {report.visits_found} visit(s) found under "

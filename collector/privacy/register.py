@@ -218,7 +218,13 @@ def _html(register: Register) -> str:
         parts.append(f"<h2>Site {e(site.site)}</h2><table><tr><th>mode</th><th>purpose</th>")
         parts.append("<th>legal basis</th><th>data</th><th>retention</th></tr>")
         for m in site.processing:
-            cells = (m.mode, m.purpose, m.legal_basis, m.data, _days(m.retention_days))
+            cells: tuple[str, ...] = (
+                m.mode,
+                m.purpose,
+                m.legal_basis,
+                m.data,
+                _days(m.retention_days),
+            )
             parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
         parts.append("</table><h3>CNIL exemption conformance</h3><table>")
         for f in site.cnil_findings:

@@ -40,7 +40,9 @@ class _FirstRequestDeadline:
 
     _first_request_deadline: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio.BaseProtocol's parameter type: uvicorn's protocols narrow it to Transport, which
+        # the mixin, first in their bases, may not do.
         super().connection_made(transport)  # type: ignore[misc]
         self._first_request_deadline = self.loop.call_later(  # type: ignore[attr-defined]
             self.timeout_keep_alive,  # type: ignore[attr-defined]

@@ -199,7 +199,7 @@ class Storage:
         """
         ordered = sorted(events, key=lambda item: item.ts)
         with self._write() as conn:
-            open_visits: dict[tuple[str, bytes], list[Any]] = {}
+            open_visits: dict[tuple[str, bytes], list[Any] | None] = {}
             rows: list[dict[str, Any]] = []
             next_id = int(conn.execute("SELECT coalesce(max(id), 0) FROM visits").fetchone()[0])
             changed: dict[int, list[Any]] = {}
@@ -383,7 +383,7 @@ def _refresh_rollups(
 
 def _batch_visit(
     conn: sqlite3.Connection,
-    open_visits: dict[tuple[str, bytes], list[Any]],
+    open_visits: dict[tuple[str, bytes], list[Any] | None],
     event: Event,
     row: dict[str, Any],
 ) -> list[Any] | None:

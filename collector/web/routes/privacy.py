@@ -175,7 +175,7 @@ def routes(config: Config) -> list[BaseRoute]:
             record = msgspec.structs.replace(
                 record, sites=[site for site in record.sites if site.site in visible]
             )
-        text = register.render(record, fmt)  # type: ignore[arg-type]
+        text = register.render(record, fmt)
         media = {"json": "application/json", "md": "text/markdown", "html": "text/html"}[fmt]
         return Response(text, media_type=f"{media}; charset=utf-8", headers=HEADERS)
 
