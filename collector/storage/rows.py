@@ -1,14 +1,21 @@
-"""What the ingest pipeline hands to storage: pseudonymized events and drop counts.
+"""What the backends share: the rows passed to and from storage, and the rules both apply.
 
-These Structs carry no raw identifier by construction: there is no field for an IP address, a
-client id or a user id, only their keyed hashes.
+The ingest pipeline hands storage pseudonymized events and drop counts; the privacy tools hand
+it subjects' hashes and get back what an erasure or a purge removed. These Structs carry no raw
+identifier by construction: there is no field for an IP address, a client id or a user id, only
+their keyed hashes. :data:`DIMENSION_TABLE` is the one list of report dimensions: the report API
+accepts its names and each backend maps every one of them to its SQL.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Literal, NamedTuple
 
 import msgspec
+
+#: A visit ends after 30 minutes without an event (docs/metrics.md).
+VISIT_GAP_MS = 30 * 60 * 1000
 
 VisitorKind = Literal["client", "cookieless"]
 PropValue = str | int | float | bool
@@ -62,3 +69,115 @@ class DropCount(msgspec.Struct, frozen=True):
     day: str
     reason: str
     hits: int = 1
+
+
+SubjectColumn = Literal["visitor", "user"]
+#: The epoch column that goes with each subject column; both names are column names.
+SUBJECT_EPOCH_COLUMN: dict[SubjectColumn, str] = {"visitor": "key_epoch", "user": "user_epoch"}
+#: A client visitor hash is only ever compared with client rows: a cookieless hash of the same
+#: bytes (astronomically unlikely) must not be erased by a client-id request.
+SUBJECT_VISITOR_KIND: dict[SubjectColumn, VisitorKind | None] = {
+    "visitor": "client",
+    "user": None,
+}
+
+
+class SubjectHash(msgspec.Struct, frozen=True):
+    """A keyed hash of a data subject's identifier and the key epoch that produced it."""
+
+    epoch: int
+    digest: bytes
+
+
+class Deleted(msgspec.Struct, frozen=True, kw_only=True):
+    """What an erasure removed: the subject's own events, the other events of their visits
+    (the same browser in the same visit), and the visits."""
+
+    subject_events: int
+    visit_events: int
+    visits: int
+
+
+class ErasureScope(msgspec.Struct, frozen=True, kw_only=True):
+    """The rows an erasure removes: the subject's events, and the visits they belong to with
+    every event of those visits (for a client id, every visit under its hashes)."""
+
+    event_ids: frozenset[int]
+    visit_ids: frozenset[int]
+
+
+class PurgeCount(msgspec.Struct, frozen=True, kw_only=True):
+    site: str
+    mode: str
+    events: int
+
+
+class Dimension(NamedTuple):
+    """A dimension a report filter or breakdown may name."""
+
+    name: str
+    #: ``visit``: the value is the visit's (entry and exit pages), read through the event's
+    #: visit; events without a visit have none. ``event``: each event's own value.
+    level: Literal["event", "visit"]
+    #: Only pageviews count under it: a page is what a pageview shows, and other events (an
+    #: engagement ping, a signup) would otherwise make up visits to it.
+    pageviews_only: bool = False
+    #: The SQLite rollups keep rows for it (the dashboard's default breakdowns): reports by
+    #: any other dimension read the events. Rollups are rebuilt only by a migration: changing
+    #: this needs one (``rollups_sqlite.rebuild_all``).
+    rolled_up: bool = False
+
+
+#: Every dimension, in the order the API documents them (docs/reports-api.md).
+DIMENSION_TABLE: tuple[Dimension, ...] = (
+    Dimension("page", "event", pageviews_only=True, rolled_up=True),
+    Dimension("entry_page", "visit", rolled_up=True),
+    Dimension("exit_page", "visit"),
+    Dimension("hostname", "event"),
+    Dimension("source", "event", rolled_up=True),
+    Dimension("referrer", "event"),
+    Dimension("utm_source", "event"),
+    Dimension("utm_medium", "event"),
+    Dimension("utm_campaign", "event"),
+    Dimension("utm_term", "event"),
+    Dimension("utm_content", "event"),
+    Dimension("device", "event"),
+    Dimension("browser", "event", rolled_up=True),
+    Dimension("browser_version", "event"),
+    Dimension("os", "event", rolled_up=True),
+    Dimension("os_version", "event"),
+    Dimension("country", "event", rolled_up=True),
+    Dimension("screen", "event"),
+    Dimension("event", "event"),
+    Dimension("mode", "event"),
+)
+DIMENSIONS = tuple(d.name for d in DIMENSION_TABLE)
+VISIT_DIMENSIONS = frozenset(d.name for d in DIMENSION_TABLE if d.level == "visit")
+PAGEVIEW_DIMENSIONS = frozenset(d.name for d in DIMENSION_TABLE if d.pageviews_only)
+ROLLED_UP_DIMENSIONS = tuple(d.name for d in DIMENSION_TABLE if d.rolled_up)
+#: A custom property as a dimension: ``prop:NAME``.
+PROP_PREFIX = "prop:"
+
+
+def dimension_map(backend: str, sql: Mapping[str, str]) -> dict[str, str]:
+    """``sql`` (a backend's expression per dimension), checked to name every dimension of the
+    table and nothing else: a backend that misses one fails when it is imported, not when a
+    report asks for it."""
+    missing = [name for name in DIMENSIONS if name not in sql]
+    extra = sorted(set(sql) - set(DIMENSIONS))
+    if missing or extra:
+        raise LookupError(f"{backend} dimension SQL: missing {missing}, not in the table {extra}")
+    return {name: sql[name] for name in DIMENSIONS}
+
+
+class AccountRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A user or an API token as stored; ``sites`` empty means every site."""
+
+    id: int
+    name: str
+    role: str
+    sites: tuple[str, ...]
+    created_ts: int
+    revoked_ts: int | None = None
+    #: Users only: when ``mesure user disable`` disabled the account.
+    disabled_ts: int | None = None

@@ -26,7 +26,7 @@ from collector.privacy.retention import run_retention
 from collector.reports import Filter, ReportQuery
 from collector.reports.model import Goal
 from collector.storage import open_events, prepare, privacy_for, reports_for
-from collector.storage.sqlite.privacy import SubjectHash
+from collector.storage.rows import DIMENSION_TABLE, SubjectHash
 from tests.clickhouse.conftest import KINDS, drop, new_target, on_clickhouse
 from tests.clickhouse.synthetic import SITES, build, now_for_tests
 from tests.reports.dataset import config_for, visitor
@@ -130,7 +130,7 @@ QUERIES = [
     ReportQuery(period="30d", filters=(Filter(dimension="prop:variant", op="is", value="A"),)),
 ]
 DIMENSIONS = [
-    *reports.query.DIMENSIONS,
+    *(dimension.name for dimension in DIMENSION_TABLE),
     "prop:variant",
     "prop:score",
     "prop:beta",

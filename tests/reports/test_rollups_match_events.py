@@ -22,9 +22,9 @@ from collector.config import Config
 from collector.reports import Filter, ReportQuery
 from collector.reports.core import buckets
 from collector.reports.query import resolve_scope
-from collector.storage import Storage, open_storage
-from collector.storage.rows import Event
-from collector.storage.sqlite.privacy import SubjectHash, privacy_database
+from collector.storage.rows import Event, SubjectHash
+from collector.storage.sqlite.events import Storage, open_storage
+from collector.storage.sqlite.privacy import privacy_database
 from collector.storage.sqlite.reports import reports_database
 from collector.storage.sqlite.rollups import ROLLUP_DIMENSIONS
 from tests.reports.dataset import config_for, visitor

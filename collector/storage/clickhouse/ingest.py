@@ -23,8 +23,7 @@ import msgspec
 from collector.errors import ConfigError
 from collector.storage.clickhouse import schema as ch_schema
 from collector.storage.clickhouse.client import Client
-from collector.storage.rows import DropCount, Event
-from collector.storage.sqlite.events import VISIT_GAP_MS
+from collector.storage.rows import VISIT_GAP_MS, DropCount, Event
 
 #: How long a visit stays in memory after its last event: the batch API backdates up to 24 h.
 HORIZON_MS = 24 * 3600 * 1000 + VISIT_GAP_MS
@@ -308,7 +307,8 @@ class _Batch:
         return [*(values[name] for name in EVENT_NAMES), props_text, retention]
 
     def _assign(self, event: Event, values: dict[str, Any]) -> int | None:
-        """SQLite's rule (``sqlite._assign_visit``), over the visits in memory."""
+        """SQLite's rule (``collector.storage.sqlite.events._assign_visit``), over the visits
+        in memory."""
         if event.visitor is None:
             return None
         previous = event.previous_visitor or event.visitor

@@ -15,7 +15,6 @@ from collector.reports.model import Bucket, Goal
 from collector.reports.query import Filter, SiteRange
 from collector.storage.clickhouse.sql import (
     EVENTS,
-    VISIT_DIMENSIONS,
     VISITS,
     Params,
     at,
@@ -30,6 +29,7 @@ from collector.storage.clickhouse.sql import (
     visit_join,
     visitor_key,
 )
+from collector.storage.rows import PAGEVIEW_DIMENSIONS, VISIT_DIMENSIONS
 
 ORDER = " ORDER BY 2 DESC, 3 DESC, k ASC NULLS FIRST"
 # A one-pageview visit bounced unless one of its events (selected or not) is an interaction.
@@ -65,7 +65,7 @@ def metrics_sql(
         if dimension is not None:
             event_key = dimension_sql(dimension, params)
         visit_bucket = "CAST(NULL AS Nullable(Int64))"
-    only_pageviews = " AND e.name = 'pageview'" if dimension == "page" else ""
+    only_pageviews = " AND e.name = 'pageview'" if dimension in PAGEVIEW_DIMENSIONS else ""
     where = filters_sql(filters, params)
     joined = visit_join(needs_visit(filters, dimension), scope)
     not_null = " AND k IS NOT NULL" if dimension in VISIT_DIMENSIONS else ""

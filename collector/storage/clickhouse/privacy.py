@@ -1,5 +1,5 @@
 """The privacy-officer tools' SQL for ClickHouse: the same methods and rows as
-``privacy_sqlite``.
+:mod:`collector.storage.sqlite.privacy`.
 
 Deletions are mutations run with ``mutations_sync = 2``: ``ALTER TABLE … DELETE`` rewrites the
 parts holding the rows (on every replica) before the call returns, so an erasure or a purge is
@@ -17,7 +17,9 @@ from typing import Any
 from collector.storage.clickhouse.client import Client
 from collector.storage.clickhouse.ingest import event_select, visit_select
 from collector.storage.clickhouse.schema import EVENT_COLUMNS, VISIT_EXPORT_COLUMNS
-from collector.storage.sqlite.privacy import (
+from collector.storage.rows import (
+    SUBJECT_EPOCH_COLUMN,
+    SUBJECT_VISITOR_KIND,
     Deleted,
     ErasureScope,
     PurgeCount,
@@ -25,8 +27,11 @@ from collector.storage.sqlite.privacy import (
     SubjectHash,
 )
 
-_EPOCH_COLUMN: dict[SubjectColumn, str] = {"visitor": "key_epoch", "user": "user_epoch"}
-_KIND_FILTER: dict[SubjectColumn, str] = {"visitor": " AND visitor_kind = 'client'", "user": ""}
+# Spliced into the SQL: built from constants, never from a request.
+_KIND_FILTER: dict[SubjectColumn, str] = {
+    column: f" AND visitor_kind = '{kind}'" if kind else ""
+    for column, kind in SUBJECT_VISITOR_KIND.items()
+}
 SYNC = {"mutations_sync": 2, "final": 1}
 #: How long an erasure or retention run on chDB waits for the parts it replaced to be removed.
 OUTDATED_PARTS_WAIT_S = 30
@@ -81,7 +86,7 @@ class ClickHousePrivacy:
 
     def _subject_where(self, column: SubjectColumn, hashes: Sequence[SubjectHash]) -> str:
         pairs = " OR ".join(
-            f"({column} = {{d{i}:String}} AND {_EPOCH_COLUMN[column]} = {{e{i}:Int64}})"
+            f"({column} = {{d{i}:String}} AND {SUBJECT_EPOCH_COLUMN[column]} = {{e{i}:Int64}})"
             for i in range(len(hashes))
         )
         return f"site = {{site:String}} AND ({pairs or '0'}){_KIND_FILTER[column]}"

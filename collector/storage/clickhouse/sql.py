@@ -1,4 +1,4 @@
-"""Building blocks of the ClickHouse report SQL: the dimension allowlist, filters, goals,
+"""Building blocks of the ClickHouse report SQL: each dimension's expression, filters, goals,
 period scopes and time buckets, each value a typed server-side parameter (``{p0:String}``)."""
 
 from __future__ import annotations
@@ -8,36 +8,40 @@ from collections.abc import Sequence
 from typing import Any
 
 from collector.reports.model import Bucket, Goal
-from collector.reports.query import PROP_PREFIX, Filter, SiteRange
+from collector.reports.query import Filter, SiteRange
+from collector.storage.rows import PROP_PREFIX, VISIT_DIMENSIONS, dimension_map
 
 SOURCE = (
     "multiIf(e.mode = 'granted' AND e.utm_source IS NOT NULL, e.utm_source, "
     "coalesce(e.source, 'Direct / None'))"
 )
-DIMENSION_SQL: dict[str, str] = {
-    "page": "e.path",
-    "entry_page": "v.entry_path",
-    "exit_page": "v.exit_path",
-    "hostname": "e.hostname",
-    "source": SOURCE,
-    "referrer": "e.referrer",
-    "utm_source": "e.utm_source",
-    "utm_medium": "e.utm_medium",
-    "utm_campaign": "e.utm_campaign",
-    "utm_term": "e.utm_term",
-    "utm_content": "e.utm_content",
-    "device": "e.device",
-    "browser": "e.browser",
-    "browser_version": "if(e.browser_version IS NULL, e.browser, "
-    "concat(e.browser, ' ', e.browser_version))",
-    "os": "e.os",
-    "os_version": "if(e.os_version IS NULL, e.os, concat(e.os, ' ', e.os_version))",
-    "country": "e.country",
-    "screen": "e.screen",
-    "event": "e.name",
-    "mode": "e.mode",
-}
-VISIT_DIMENSIONS = frozenset({"entry_page", "exit_page"})
+#: The value of each dimension for an event ``e`` of visit ``v``.
+DIMENSION_SQL = dimension_map(
+    "ClickHouse",
+    {
+        "page": "e.path",
+        "entry_page": "v.entry_path",
+        "exit_page": "v.exit_path",
+        "hostname": "e.hostname",
+        "source": SOURCE,
+        "referrer": "e.referrer",
+        "utm_source": "e.utm_source",
+        "utm_medium": "e.utm_medium",
+        "utm_campaign": "e.utm_campaign",
+        "utm_term": "e.utm_term",
+        "utm_content": "e.utm_content",
+        "device": "e.device",
+        "browser": "e.browser",
+        "browser_version": "if(e.browser_version IS NULL, e.browser, "
+        "concat(e.browser, ' ', e.browser_version))",
+        "os": "e.os",
+        "os_version": "if(e.os_version IS NULL, e.os, concat(e.os, ' ', e.os_version))",
+        "country": "e.country",
+        "screen": "e.screen",
+        "event": "e.name",
+        "mode": "e.mode",
+    },
+)
 # Every version of a visit shares its partition (``created_ts`` never changes), so ``FINAL``
 # may collapse each partition on its own, in parallel.
 SETTINGS = {"final": 1, "join_use_nulls": 1, "do_not_merge_across_partitions_select_final": 1}

@@ -15,12 +15,9 @@ from typing import Any
 import msgspec
 from sqlite_utils import Database
 
-from collector.storage.rows import DropCount, Event
+from collector.storage.rows import VISIT_GAP_MS, DropCount, Event
 from collector.storage.sqlite import rollups as rollups_sqlite
 from collector.storage.sqlite.schema import migrations
-
-#: A visit ends after 30 minutes without an event (docs/metrics.md).
-VISIT_GAP_MS = 30 * 60 * 1000
 
 # Every Event field is a column, except the previous-key candidate used only to find the visit.
 _EVENT_COLUMNS = [

@@ -12,53 +12,27 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import msgspec
-
+from collector.storage.rows import (
+    SUBJECT_EPOCH_COLUMN,
+    SUBJECT_VISITOR_KIND,
+    Deleted,
+    ErasureScope,
+    PurgeCount,
+    SubjectColumn,
+    SubjectHash,
+)
 from collector.storage.sqlite import rollups as rollups_sqlite
 
-SubjectColumn = Literal["visitor", "user"]
 #: How long :meth:`PrivacyDatabase.reclaim_space` keeps trying to empty the WAL: 10 s.
 _CHECKPOINT_ATTEMPTS = 200
 _CHECKPOINT_PAUSE_S = 0.05
-
-
-class SubjectHash(msgspec.Struct, frozen=True):
-    """A keyed hash of a data subject's identifier and the key epoch that produced it."""
-
-    epoch: int
-    digest: bytes
-
-
-class Deleted(msgspec.Struct, frozen=True, kw_only=True):
-    """What an erasure removed: the subject's own events, the other events of their visits
-    (the same browser in the same visit), and the visits."""
-
-    subject_events: int
-    visit_events: int
-    visits: int
-
-
-class ErasureScope(msgspec.Struct, frozen=True, kw_only=True):
-    """The rows an erasure removes: the subject's events, and the visits they belong to with
-    every event of those visits (for a client id, every visit under its hashes)."""
-
-    event_ids: frozenset[int]
-    visit_ids: frozenset[int]
-
-
-class PurgeCount(msgspec.Struct, frozen=True, kw_only=True):
-    site: str
-    mode: str
-    events: int
-
-
-# The epoch column that goes with each subject column; both names are this module's constants.
-_EPOCH_COLUMN: dict[SubjectColumn, str] = {"visitor": "key_epoch", "user": "user_epoch"}
-# A client visitor hash is only ever compared with client rows: a cookieless hash of the same
-# bytes (astronomically unlikely) must not be erased by a client-id request.
-_KIND_FILTER: dict[SubjectColumn, str] = {"visitor": " AND visitor_kind = 'client'", "user": ""}
+# Spliced into the SQL: built from constants, never from a request.
+_KIND_FILTER: dict[SubjectColumn, str] = {
+    column: f" AND visitor_kind = '{kind}'" if kind else ""
+    for column, kind in SUBJECT_VISITOR_KIND.items()
+}
 
 
 class PrivacyDatabase:
@@ -118,7 +92,7 @@ class PrivacyDatabase:
         for subject in hashes:
             rows += self._rows(
                 f"SELECT * FROM events WHERE site = ? AND {column} = ? "
-                f"AND {_EPOCH_COLUMN[column]} = ?{_KIND_FILTER[column]} ORDER BY ts, id",
+                f"AND {SUBJECT_EPOCH_COLUMN[column]} = ?{_KIND_FILTER[column]} ORDER BY ts, id",
                 (site, subject.digest, subject.epoch),
             )
         return sorted(rows, key=lambda row: (row["ts"], row["id"]))

@@ -21,10 +21,13 @@ from collections.abc import Iterable
 
 import msgspec
 
+from collector.storage.rows import PAGEVIEW_DIMENSIONS, ROLLED_UP_DIMENSIONS, VISIT_DIMENSIONS
+from collector.storage.sqlite.sql import DIMENSION_SQL
+
 #: Dimensions with rollup rows; ``*`` is the visit itself (aggregate and time series).
-ROLLUP_DIMENSIONS = ("*", "page", "entry_page", "source", "country", "browser", "os")
+ROLLUP_DIMENSIONS = ("*", *ROLLED_UP_DIMENSIONS)
 #: Dimensions whose value is the visit's (entry page): no row for unidentified events.
-VISIT_LEVEL = frozenset({"entry_page"})
+VISIT_LEVEL = VISIT_DIMENSIONS.intersection(ROLLED_UP_DIMENSIONS)
 HOUR_MS = 3_600_000
 
 SCHEMA = """
@@ -202,8 +205,6 @@ _CHAIN_LINKS = (
 
 def key_sql(dimension: str) -> str:
     """The value of ``dimension`` for an event ``e`` of visit ``v`` (the reports' expression)."""
-    from collector.storage.sqlite.reports import DIMENSION_SQL
-
     return "NULL" if dimension == "*" else DIMENSION_SQL[dimension]
 
 
@@ -237,7 +238,7 @@ def refresh_visits(conn: sqlite3.Connection, visit_ids: Iterable[int]) -> None:
     conn.execute(f"DELETE FROM visit_keys WHERE visit IN {_IDS}", params)
     for dimension in ROLLUP_DIMENSIONS:
         key = key_sql(dimension)
-        where = " AND e.name = 'pageview'" if dimension == "page" else ""
+        where = " AND e.name = 'pageview'" if dimension in PAGEVIEW_DIMENSIONS else ""
         if dimension in VISIT_LEVEL:
             where += f" AND {key} IS NOT NULL"
         conn.execute(
@@ -351,7 +352,7 @@ def refresh_anon_hours(conn: sqlite3.Connection, site_hours: Iterable[tuple[str,
         if dimension in VISIT_LEVEL:
             continue
         key = key_sql(dimension)
-        where = " AND e.name = 'pageview'" if dimension == "page" else ""
+        where = " AND e.name = 'pageview'" if dimension in PAGEVIEW_DIMENSIONS else ""
         conn.execute(
             "INSERT INTO anon_hours (site, dim, key, hour, pageviews, events, engaged) "
             f"SELECT h.site, '{dimension}', {key}, h.hour, SUM(e.name = 'pageview'), "
