@@ -27,6 +27,7 @@ from typing import Literal
 import msgspec
 
 from collector.config import Config
+from collector.errors import LoginThrottledError
 from collector.storage.sqlite.accounts import AccountRow, AuthDatabase
 
 Role = Literal["owner", "analyst", "dpo"]
@@ -97,14 +98,6 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
 
     def visible_sites(self, config: Config) -> list[str]:
         return [site.id for site in config.sites if self.may_see(site.id)]
-
-
-class LoginThrottledError(Exception):
-    """Too many failed logins (or too many logins at once); retry after ``retry_after`` s."""
-
-    def __init__(self, retry_after: int, message: str = "too many failed logins") -> None:
-        super().__init__(f"{message}, retry in {retry_after} s")
-        self.retry_after = retry_after
 
 
 def backoff_ms(failures: int, free: int) -> int:

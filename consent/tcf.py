@@ -4,9 +4,9 @@ A TC string is ``.``-separated segments of base64url (padding optional). The cor
 first; the optional DisclosedVendors (type 1) and PublisherTC (type 3) segments follow in any
 order. Fields are big-endian and read left to right.
 
-Exceptions::
+Exceptions (drawn in the tree of ``collector/errors.py``)::
 
-    ValueError
+    MesureError, ValueError
     └── TCStringError   anything wrong with the string; the message says what and where
 """
 
@@ -19,6 +19,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+
+from consent.errors import MesureError
 
 __all__ = [
     "SEGMENT_DISCLOSED_VENDORS",
@@ -47,8 +49,9 @@ VendorSet = frozenset[int]
 Restriction = tuple[int, int, VendorSet]
 
 
-class TCStringError(ValueError):
-    """A TC string that cannot be decoded; the message names the segment and field."""
+class TCStringError(MesureError, ValueError):
+    """A TC string that cannot be decoded; the message names the segment and field. A
+    ValueError too, as a bad value handed to a decoder is."""
 
 
 class TCString(msgspec.Struct, frozen=True, kw_only=True):

@@ -21,7 +21,8 @@ from typing import IO
 import pyrage
 from pyrage import x25519
 
-from collector.backup.manifest import Archive, BackupError, BackupFile
+from collector.backup.manifest import Archive, BackupFile
+from collector.errors import BackupError
 
 CHUNK = 1 << 20
 _BLOCK = tarfile.BLOCKSIZE

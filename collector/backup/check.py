@@ -23,7 +23,6 @@ from collector.backup import archive
 from collector.backup.manifest import (
     MANIFEST_FILE,
     SIGNATURE_FILE,
-    BackupError,
     BackupFile,
     BackupManifest,
     is_backed_up_directory,
@@ -32,6 +31,7 @@ from collector.backup.manifest import (
     manifest_decoder,
 )
 from collector.backup.recipients import public_keys
+from collector.errors import BackupError
 from collector.privacy import keyring
 from collector.privacy.verify import Verification
 

@@ -35,12 +35,12 @@ from collector.backup.manifest import (
     PLAIN_ARCHIVE,
     SIGNATURE_FILE,
     AuditHead,
-    BackupError,
     BackupManifest,
     ClickHouseBackup,
     encode_manifest,
 )
 from collector.config import AUDIT_FILE, CONFIG_FILE, DATABASE_FILE, KEYS_DIR, Config
+from collector.errors import BackupError
 from collector.privacy import keyring
 from collector.privacy.instance import mesure_version
 from collector.serving_lock import LOCK_FILE

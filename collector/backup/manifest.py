@@ -12,7 +12,6 @@ from typing import Literal
 
 import msgspec
 
-from collector.errors import MesureError
 from collector.privacy.manifest import MANIFEST_FILE, SIGNATURE_FILE, AuditHead
 
 __all__ = [
@@ -20,7 +19,6 @@ __all__ = [
     "SIGNATURE_FILE",
     "Archive",
     "AuditHead",
-    "BackupError",
     "BackupFile",
     "BackupManifest",
     "ClickHouseBackup",
@@ -38,10 +36,6 @@ Encryption = Literal["age", "none"]
 #: from anyone holding a recipient's public key and a signing key of their own.
 _FILE = re.compile(r"^(mesure\.toml|mesure\.db|audit\.log|keys(/[A-Za-z0-9_][A-Za-z0-9._-]*)+)$")
 _DIRECTORY = re.compile(r"^keys(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
-
-
-class BackupError(MesureError):
-    """A backup or restore cannot be done as asked; nothing was written."""
 
 
 class BackupFile(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pyrage import IdentityError, RecipientError, x25519
 
-from collector.backup.manifest import BackupError
+from collector.errors import BackupError
 
 _SECRET_PREFIX = "AGE-SECRET-KEY-"
 

@@ -22,9 +22,10 @@ from collector import serving_lock
 from collector.audit import AuditLog
 from collector.backup import staging
 from collector.backup.check import Checked, read_archive, read_manifest
-from collector.backup.manifest import MANIFEST_FILE, BackupError, BackupManifest
+from collector.backup.manifest import MANIFEST_FILE, BackupManifest
 from collector.backup.recipients import public_keys
 from collector.config import AUDIT_FILE
+from collector.errors import BackupError
 from collector.storage.sqlite.schema import migrations
 
 

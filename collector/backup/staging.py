@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from collector.backup.manifest import BackupError
+from collector.errors import BackupError
 
 PARTIAL_MARK = ".mesure-partial-"
 LOCK_NAME = ".writing"

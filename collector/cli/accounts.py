@@ -22,11 +22,11 @@ from collector import auth
 from collector.audit import AuditLog
 from collector.cli.common import data_option, load
 from collector.config import Config
+from collector.errors import DuplicateUserError
 from collector.storage import open_storage
 from collector.storage.sqlite.accounts import (
     AccountRow,
     AuthDatabase,
-    DuplicateUserError,
     auth_database,
 )
 

@@ -17,14 +17,13 @@ from collector.cli.common import ConfigProblem, data_option, load
 from collector.cli.site import create_data_directory, embed_tag
 from collector.config import CONFIG_FILE, DEFAULT_ORIGIN, load_config
 from collector.datadir import DEMO_SITE, audit_config_change
-from collector.errors import ConfigError, KeyFileError
+from collector.errors import ConfigError, KeyFileError, WorkersFailedError
 from collector.ingest.parsers import agents
 from collector.ingest.ratelimit import SharedCounters
 from collector.keys import KeyStore
 from collector.storage import prepare
 from collector.web.app import create_app
 from collector.web.server import UVICORN_SETTINGS, run_server
-from collector.web.workers import WorkersFailed
 from collector.web.workers import default_count as default_workers
 from collector.web.workers import serve as run_workers
 
@@ -106,7 +105,7 @@ def serve(data_dir: Path, host: str, port: int, workers: int | None) -> None:
 
     try:
         run_workers(make_app, host=host, port=port, workers=workers, settings=UVICORN_SETTINGS)
-    except WorkersFailed as exc:
+    except WorkersFailedError as exc:
         raise click.ClickException(str(exc)) from None
 
 

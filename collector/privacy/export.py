@@ -21,9 +21,10 @@ from typing import IO, Any
 import msgspec
 
 from collector import csv_cells
+from collector.errors import PrivacyToolError
 from collector.privacy import keyring
 from collector.privacy.audit_check import check as check_audit
-from collector.privacy.instance import Instance, PrivacyToolError, mesure_version, residency
+from collector.privacy.instance import Instance, mesure_version, residency
 from collector.privacy.manifest import (
     MANIFEST_FILE,
     MANIFEST_VERSION,

@@ -16,15 +16,11 @@ import msgspec
 
 from collector.audit import AuditLog
 from collector.config import Config
-from collector.errors import MesureError
+from collector.errors import PrivacyToolError
 from collector.keys import KeyStore
 from collector.storage import prepare
 
 _PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
-
-
-class PrivacyToolError(MesureError):
-    """A privacy command cannot do what was asked (unknown site, bad period, missing extra)."""
 
 
 class Residency(msgspec.Struct, frozen=True, kw_only=True):

@@ -22,17 +22,13 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from collector.audit import AuditLog
-from collector.errors import KeyFileError, MesureError
+from collector.errors import KeyEpochError, KeyFileError
 from collector.keys import KeyStore, SiteKey, SiteKeyKind, shred
 
 EPOCHS_DIR = "epochs"
 EXPORT_KEY_FILE = "export.ed25519"
 KINDS: tuple[SiteKeyKind, ...] = ("client", "user")
 _RETIRED = re.compile(r"^(?P<site>.+)\.(?P<kind>client|user)\.(?P<epoch>[0-9]+)\.json$")
-
-
-class KeyEpochError(MesureError):
-    """An epoch cannot be destroyed: it is the current one, or it is not kept."""
 
 
 class _KeyFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from collector.config import Config
+from collector.errors import ReportParameterError
 from collector.reports.model import Bucket, Goal, MetricRow
 from collector.reports.query import (
     Filter,
@@ -99,7 +100,9 @@ def buckets(scope: Scope, interval: Interval) -> tuple[list[str], list[Bucket]]:
     last buckets are cut to the period."""
     days = (scope.last_day - scope.first_day).days + 1
     if interval == "hour" and days > MAX_HOUR_BUCKET_DAYS:
-        raise ValueError(f"interval=hour covers at most {MAX_HOUR_BUCKET_DAYS} days")
+        raise ReportParameterError(
+            f"interval=hour covers at most {MAX_HOUR_BUCKET_DAYS} days", field="interval"
+        )
     starts = _bucket_starts(scope.first_day, scope.last_day, interval)
     labels: list[str] = []
     found: list[Bucket] = []
@@ -197,11 +200,11 @@ def breakdown(
     goal: Goal | None = None,
 ) -> BreakdownReport:
     """Rows by ``by`` ordered by visitors then pageviews; ``page`` counts from 1."""
-    check_dimension(by)
+    check_dimension(by, field="by")
     if not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+        raise ReportParameterError(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
     if page < 1:
-        raise ValueError("page must be 1 or more")
+        raise ReportParameterError("page must be 1 or more", field="page")
     scope = resolve_scope(query, config, sites, now)
     found = db.metrics(
         scope.ranges,

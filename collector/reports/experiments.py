@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from collector.config import Config
+from collector.errors import ReportParameterError
 from collector.reports.core import period_out
 from collector.reports.funnels import matches
 from collector.reports.model import Goal
@@ -129,7 +130,7 @@ def experiment(
     """Per variant of property ``prop``: exposed, converted, rate, and the test vs control
     (``control`` defaults to the variant named ``control``, else the first by name)."""
     if not PROP_NAME.match(prop):
-        raise ValueError(f"invalid property name {prop!r}")
+        raise ReportParameterError(f"invalid property name {prop!r}", field="property")
     scope = resolve_scope(query, config, sites, now)
     first_exposure: dict[str, dict[tuple[str, bytes], int]] = {}
     goal_times: dict[tuple[str, bytes], list[int]] = {}

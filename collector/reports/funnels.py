@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from collector.config import Config
+from collector.errors import ReportParameterError
 from collector.reports.core import period_out
 from collector.reports.model import Goal, StepEvent
 from collector.reports.query import ReportQuery, resolve_scope
@@ -166,9 +167,9 @@ def funnel(
 ) -> FunnelReport:
     """``within_days=None``: the steps must happen in one visit."""
     if not 2 <= len(steps) <= MAX_STEPS:
-        raise ValueError(f"a funnel has 2 to {MAX_STEPS} steps")
+        raise ReportParameterError(f"a funnel has 2 to {MAX_STEPS} steps", field="step")
     if within_days is not None and not 1 <= within_days <= 366:
-        raise ValueError("within must be `visit` or 1 to 366 days")
+        raise ReportParameterError("within must be `visit` or 1 to 366 days", field="within")
     scope = resolve_scope(query, config, sites, now)
     within = "visit" if within_days is None else f"{within_days}d"
     with _collector_paused():

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from collector.config import Config
+from collector.errors import ReportParameterError
 from collector.reports.core import period_out
 from collector.reports.model import Goal, GoalKind, parse_goal_spec
 from collector.reports.query import ReportQuery, resolve_scope
@@ -91,7 +92,9 @@ def resolve_goal(
         if saved.name == spec:
             kind: GoalKind = "page" if saved.kind == "page" else "event"
             return Goal(name=saved.name, kind=kind, match=saved.match)
-    raise ValueError(f"no goal named {spec!r} (or use page:PATTERN / event:NAME)")
+    raise ReportParameterError(
+        f"no goal named {spec!r} (or use page:PATTERN / event:NAME)", field="goal"
+    )
 
 
 def goals_report(

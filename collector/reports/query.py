@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from collector.config import Config
+from collector.errors import ReportParameterError
 
 Period = Literal["today", "7d", "30d", "month", "year", "custom"]
 Operator = Literal["is", "is_not", "contains"]
@@ -62,7 +63,7 @@ class Filter(QueryStruct, frozen=True):
     value: FilterValue
 
     def __post_init__(self) -> None:
-        check_dimension(self.dimension)
+        check_dimension(self.dimension, field="filter")
 
 
 class ReportQuery(QueryStruct, frozen=True):
@@ -83,11 +84,16 @@ class ReportQuery(QueryStruct, frozen=True):
     def __post_init__(self) -> None:
         if self.period == "custom":
             if self.date_from is None or self.date_to is None:
-                raise ValueError("period=custom needs `from` and `to` (YYYY-MM-DD)")
+                raise ReportParameterError(
+                    "period=custom needs `from` and `to` (YYYY-MM-DD)",
+                    field="from" if self.date_from is None else "to",
+                )
             if self.date_to < self.date_from:
-                raise ValueError("`to` is before `from`")
+                raise ReportParameterError("`to` is before `from`", field="to")
             if (self.date_to - self.date_from).days >= MAX_CUSTOM_DAYS:
-                raise ValueError(f"a custom period spans at most {MAX_CUSTOM_DAYS} days")
+                raise ReportParameterError(
+                    f"a custom period spans at most {MAX_CUSTOM_DAYS} days", field="to"
+                )
 
 
 class SiteRange(msgspec.Struct, frozen=True):
@@ -111,12 +117,14 @@ class Scope(msgspec.Struct, frozen=True):
         return tuple(r.site for r in self.ranges)
 
 
-def check_dimension(name: str) -> str:
+def check_dimension(name: str, field: str = "by") -> str:
+    """``name`` if a filter or a breakdown may name it; ``field`` is the parameter that named
+    it, for the error: ``by`` for a breakdown, ``filter``."""
     if name in DIMENSIONS:
         return name
     if name.startswith(PROP_PREFIX) and PROP_NAME.match(name[len(PROP_PREFIX) :]):
         return name
-    raise ValueError(f"unknown dimension {name!r}")
+    raise ReportParameterError(f"unknown dimension {name!r}", field=field)
 
 
 def period_days(query: ReportQuery, today: date) -> tuple[date, date]:
@@ -162,7 +170,7 @@ def resolve_scope(
     its own zone, so "today" means the same calendar day everywhere in a group view.
     """
     if not sites:
-        raise ValueError("no site to report on")
+        raise ReportParameterError("no site to report on", field="site")
     first_zone = ZoneInfo(_timezone(config, sites[0]))
     first, last = period_days(query, now.astimezone(first_zone).date())
     if previous:
@@ -190,7 +198,7 @@ def to_ms(moment: datetime) -> int:
 def _timezone(config: Config, site_id: str) -> str:
     site = config.site(site_id)
     if site is None:
-        raise ValueError(f"unknown site {site_id!r}")
+        raise ReportParameterError(f"unknown site {site_id!r}", field="site")
     return site.timezone
 
 

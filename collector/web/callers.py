@@ -13,19 +13,9 @@ from starlette.responses import Response
 
 from collector import auth, hashing
 from collector.config import Config
-from collector.errors import ForbiddenError, HTTPError
+from collector.errors import ForbiddenError, UnauthorizedError
 from collector.storage.sqlite.accounts import auth_database
 from collector.web.routes.ingest import client_of
-
-
-class UnauthorizedError(HTTPError):
-    """401: no valid session cookie or API token."""
-
-    status = 401
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": 'Bearer realm="mesure"'}
 
 
 def request_now(request: Request) -> datetime:

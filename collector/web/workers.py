@@ -37,6 +37,7 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
+from collector.errors import WorkersFailedError
 from collector.ingest.ratelimit import SharedCounters
 from collector.web.server import STARTUP_FAILURE, GracefulServer
 
@@ -59,10 +60,6 @@ def default_count(*, clickhouse: bool) -> int:
     return min(len(os.sched_getaffinity(0)), MAX_DEFAULT_WORKERS)
 
 
-class WorkersFailed(Exception):
-    """The collector's workers could not start, or kept dying."""
-
-
 def serve(
     make_app: Callable[[SharedCounters, int], ASGIApp],
     *,
@@ -76,7 +73,7 @@ def serve(
     is the worker's number, 0 to ``workers - 1``; a replaced worker gets the number of the one
     it replaces."""
     if not sys.platform.startswith("linux"):
-        raise WorkersFailed("several workers need Linux (SO_REUSEPORT, PR_SET_PDEATHSIG)")
+        raise WorkersFailedError("several workers need Linux (SO_REUSEPORT, PR_SET_PDEATHSIG)")
     _check_port_free(host, port)
     counters = SharedCounters(workers)
     supervisor = os.getpid()
@@ -130,7 +127,7 @@ def serve(
         logger.warning("worker %d ended (exit status %d); starting another", pid, code)
         start_worker(ended[0])  # in the same row of the counters: its counts stay valid
     if failure is not None:
-        raise WorkersFailed(failure)
+        raise WorkersFailedError(failure)
 
 
 def _run_worker(
@@ -178,5 +175,7 @@ def _check_port_free(host: str, port: int) -> None:
                 return
             except OSError as exc:
                 if time.monotonic() > deadline:
-                    raise WorkersFailed(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+                    raise WorkersFailedError(
+                        f"cannot listen on {host}:{port}: {exc.strerror}"
+                    ) from None
         time.sleep(0.05)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import msgspec
 
+from collector.errors import DuplicateUserError
+
 
 class AccountRow(msgspec.Struct, frozen=True, kw_only=True):
     """A user or an API token as stored; ``sites`` empty means every site."""
@@ -26,10 +28,6 @@ class AccountRow(msgspec.Struct, frozen=True, kw_only=True):
     revoked_ts: int | None = None
     #: Users only: when ``mesure user disable`` disabled the account.
     disabled_ts: int | None = None
-
-
-class DuplicateUserError(Exception):
-    """A user with this e-mail address already exists."""
 
 
 class AuthDatabase:

@@ -20,10 +20,9 @@ from starlette.routing import BaseRoute, Route
 import sdk_snippet
 from collector import auth
 from collector.config import Config
-from collector.errors import ForbiddenError
+from collector.errors import ForbiddenError, LoginThrottledError, UnauthorizedError
 from collector.storage.sqlite.accounts import auth_database
 from collector.web.callers import (
-    UnauthorizedError,
     current_principal,
     login_address,
     set_session_cookie,
@@ -181,7 +180,7 @@ def routes(config: Config) -> list[BaseRoute]:
 
         try:
             session = await run_in_threadpool(change)
-        except auth.LoginThrottledError:
+        except LoginThrottledError:
             return _back("throttled")
         if session is None:
             return _back("wrong")

@@ -20,10 +20,15 @@ from starlette.routing import BaseRoute, Route
 from collector import auth
 from collector.audit import AuditLog
 from collector.config import Config
-from collector.errors import BadRequestError, ForbiddenError, RateLimitedError
+from collector.errors import (
+    BadRequestError,
+    ForbiddenError,
+    LoginThrottledError,
+    RateLimitedError,
+    UnauthorizedError,
+)
 from collector.storage.sqlite.accounts import auth_database
 from collector.web.callers import (
-    UnauthorizedError,
     check_csrf,
     current_principal,
     login_address,
@@ -76,7 +81,7 @@ def routes(config: Config) -> list[BaseRoute]:
         form = is_form(request)
         try:
             session = await run_in_threadpool(check)
-        except auth.LoginThrottledError as exc:
+        except LoginThrottledError as exc:
             if form:  # the dashboard's login page says so instead of showing JSON
                 return _login_again(fields, "throttled", exc.retry_after)
             raise RateLimitedError(str(exc), retry_after=exc.retry_after) from None
@@ -131,7 +136,7 @@ def routes(config: Config) -> list[BaseRoute]:
 
         try:
             session = await run_in_threadpool(change)
-        except auth.LoginThrottledError as exc:
+        except LoginThrottledError as exc:
             raise RateLimitedError(str(exc), retry_after=exc.retry_after) from None
         if session is None:
             raise ForbiddenError("the current password is wrong", field="current_password")
