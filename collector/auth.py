@@ -28,7 +28,8 @@ import msgspec
 
 from collector.config import Config
 from collector.errors import LoginThrottledError
-from collector.storage.sqlite.accounts import AccountRow, AuthDatabase
+from collector.storage.ports import AccountStore
+from collector.storage.rows import AccountRow
 
 Role = Literal["owner", "analyst", "dpo"]
 ROLES: tuple[Role, ...] = ("owner", "analyst", "dpo")
@@ -182,7 +183,7 @@ def check_sites(config: Config, sites: Sequence[str]) -> list[str]:
 
 
 def add_user(
-    db: AuthDatabase, email: str, password: str, role: str, sites: Sequence[str], now_ms: int
+    db: AccountStore, email: str, password: str, role: str, sites: Sequence[str], now_ms: int
 ) -> int:
     return db.add_user(
         normalize_email(email), check_role(role), hash_password(password), sites, now_ms
@@ -190,7 +191,7 @@ def add_user(
 
 
 def create_token(
-    db: AuthDatabase, name: str, role: str, sites: Sequence[str], now_ms: int
+    db: AccountStore, name: str, role: str, sites: Sequence[str], now_ms: int
 ) -> tuple[int, str]:
     """A new API token: its id and the secret, which is shown once and never stored."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -227,7 +228,7 @@ class _Attempt(msgspec.Struct, frozen=True):
     forgotten_at_login: list[str]
 
 
-def _reserve(db: AuthDatabase, email: str, address: str, now_ms: int) -> _Attempt:
+def _reserve(db: AccountStore, email: str, address: str, now_ms: int) -> _Attempt:
     """Count this attempt as a failure before the password is checked, unless a throttle says
     to wait (:class:`LoginThrottledError`). Reading the counts and adding the attempt happen
     in one write transaction, so concurrent attempts (in any process) see each other."""
@@ -250,7 +251,7 @@ def _reserve(db: AuthDatabase, email: str, address: str, now_ms: int) -> _Attemp
 
 
 def _check_password(
-    db: AuthDatabase, email: str, password: str, now_ms: int, address: str
+    db: AccountStore, email: str, password: str, now_ms: int, address: str
 ) -> tuple[int, _Attempt] | None:
     """The user id for a right password of an enabled account (its attempt still reserved),
     ``None`` otherwise (the attempt stays a failure)."""
@@ -267,7 +268,7 @@ def _check_password(
 
 
 def login(
-    db: AuthDatabase, email: str, password: str, now_ms: int, *, address: str = ""
+    db: AccountStore, email: str, password: str, now_ms: int, *, address: str = ""
 ) -> str | None:
     """A new session token for valid credentials, ``None`` otherwise.
 
@@ -286,7 +287,7 @@ def login(
 
 
 def change_password(
-    db: AuthDatabase,
+    db: AccountStore,
     email: str,
     current: str,
     new: str,
@@ -315,12 +316,12 @@ def change_password(
     return session
 
 
-def logout(db: AuthDatabase, session: str) -> None:
+def logout(db: AccountStore, session: str) -> None:
     db.delete_session(sha256_hex(session))
 
 
 def authenticate(
-    db: AuthDatabase, *, bearer: str | None, session: str | None, now_ms: int
+    db: AccountStore, *, bearer: str | None, session: str | None, now_ms: int
 ) -> Principal | None:
     """The caller behind an ``Authorization: Bearer`` token or a session cookie."""
     if bearer is not None:

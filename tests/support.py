@@ -15,7 +15,9 @@ import httpx
 import uvicorn
 
 from collector.config import Config, config_from_mapping
-from collector.storage import EventStore, open_events, open_storage
+from collector.storage import open_events
+from collector.storage.ports import EventStore
+from collector.storage.sqlite.events import open_storage
 from collector.web.app import create_app
 from collector.web.server import UVICORN_SETTINGS, GracefulServer
 

@@ -101,7 +101,7 @@ def restore_backup(
 
 def _refuse_newer_schema(manifest: BackupManifest) -> None:
     # An older Mesure would serve a database it does not understand, and could damage it.
-    # Imported here, after collector.storage, which imports sqlite-utils without pandas.
+    # Imported here, after collector.storage.sqlite, which imports sqlite-utils without pandas.
     from sqlite_utils import Database
 
     known = {migration.name for migration in migrations.pending(Database(memory=True))}

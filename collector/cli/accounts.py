@@ -23,12 +23,9 @@ from collector.audit import AuditLog
 from collector.cli.common import data_option, load
 from collector.config import Config
 from collector.errors import DuplicateUserError
-from collector.storage import open_storage
-from collector.storage.sqlite.accounts import (
-    AccountRow,
-    AuthDatabase,
-    auth_database,
-)
+from collector.storage import accounts_for
+from collector.storage.ports import AccountStore
+from collector.storage.rows import AccountRow
 
 role_option = click.option(
     "--role", type=click.Choice(auth.ROLES), required=True, help="owner, analyst or dpo."
@@ -55,11 +52,11 @@ def _config(data_dir: Path) -> Config:
 
 
 @contextmanager
-def _opened(config: Config) -> Iterator[AuthDatabase]:
-    """The database of ``config``, created and migrated if needed, for one command."""
+def _opened(config: Config) -> Iterator[AccountStore]:
+    """The accounts of ``config``, their database created and migrated if needed, for one
+    command."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    open_storage(config.database_path).close()
-    with auth_database(config.database_path) as db:
+    with accounts_for(config, migrate=True) as db:
         yield db
 
 
@@ -154,7 +151,7 @@ def user_passwd(data_dir: Path, email: str) -> None:
     click.echo(f"password changed for {found.name}")
 
 
-def _account(db: AuthDatabase, email: str) -> AccountRow:
+def _account(db: AccountStore, email: str) -> AccountRow:
     try:
         found = db.user_by_email(auth.normalize_email(email))
     except ValueError:

@@ -27,7 +27,7 @@ from collector.privacy.manifest import FORMATS, Format
 from collector.privacy.retention import run_retention
 from collector.privacy.verify import verify_export
 from collector.storage import privacy_for
-from collector.storage.sqlite.privacy import PrivacyDatabase
+from collector.storage.ports import PrivacyStore
 
 by_option = click.option(
     "--by", "actor", default=None, help="Who runs this, for the audit log (default: OS user)."
@@ -50,7 +50,7 @@ def config_of(data_dir: Path) -> Config:
 
 
 @contextmanager
-def opened(data_dir: Path) -> Iterator[tuple[Instance, PrivacyDatabase]]:
+def opened(data_dir: Path) -> Iterator[tuple[Instance, PrivacyStore]]:
     """The instance and a database connection; any :class:`MesureError` becomes a clean exit."""
     try:
         inst = Instance.open(config_of(data_dir), utc_now)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 
 from collector.errors import QueueFullError, WriteFailedError
-from collector.storage import EventStore
+from collector.storage.ports import EventStore
 from collector.storage.rows import DropCount, Event
 
 logger = logging.getLogger(__name__)

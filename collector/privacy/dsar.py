@@ -27,13 +27,8 @@ from collector.privacy import kept_exports, keyring
 from collector.privacy.export import write_signed
 from collector.privacy.instance import Instance
 from collector.privacy.manifest import Format, Manifest, Period, Request
-from collector.storage.sqlite.privacy import (
-    Deleted,
-    ErasureScope,
-    PrivacyDatabase,
-    SubjectColumn,
-    SubjectHash,
-)
+from collector.storage.ports import PrivacyStore
+from collector.storage.rows import Deleted, ErasureScope, SubjectColumn, SubjectHash
 
 Identifier = Literal["user-id", "client-id"]
 
@@ -96,7 +91,7 @@ def subject_hashes(inst: Instance, subject: Subject) -> tuple[SubjectColumn, lis
 
 
 def access(
-    inst: Instance, db: PrivacyDatabase, subject: Subject, *, out: Path, fmt: Format, actor: str
+    inst: Instance, db: PrivacyStore, subject: Subject, *, out: Path, fmt: Format, actor: str
 ) -> tuple[DsarReport, Manifest]:
     """Write everything stored under the subject's hashes to a signed export in ``out``: their
     events, one file per month, and the visits those events belong to."""
@@ -143,7 +138,7 @@ def access(
     return report, manifest
 
 
-def erase(inst: Instance, db: PrivacyDatabase, subject: Subject, *, actor: str) -> DsarReport:
+def erase(inst: Instance, db: PrivacyStore, subject: Subject, *, actor: str) -> DsarReport:
     """Delete the subject's rows and their visits, then search again to prove it."""
     column, hashes = subject_hashes(inst, subject)
     rows = db.subject_rows(subject.site, column, hashes)

@@ -43,7 +43,7 @@ from collector.privacy.manifest import (
     SiteTerms,
     columns_of,
 )
-from collector.storage.sqlite.privacy import PrivacyDatabase
+from collector.storage.ports import PrivacyStore
 from consent.site_policy import MAX_EXEMPT_RETENTION_DAYS
 
 CSV_FORMULA_CELLS = CsvCells(
@@ -64,7 +64,7 @@ def day_bounds_ms(first_day: date, last_day: date) -> tuple[int, int]:
 
 def export_events(
     inst: Instance,
-    db: PrivacyDatabase,
+    db: PrivacyStore,
     *,
     sites: list[str],
     first_day: date,
@@ -104,7 +104,7 @@ def export_events(
 
 def write_signed(
     inst: Instance,
-    db: PrivacyDatabase,
+    db: PrivacyStore,
     rows_by_site: Iterable[tuple[str, Iterable[dict[str, Any]]]],
     *,
     kind: ExportKind,

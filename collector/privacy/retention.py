@@ -30,7 +30,8 @@ from collector.keys import KeyStore
 from collector.privacy import kept_exports
 from collector.privacy.instance import Instance
 from collector.storage import privacy_for
-from collector.storage.sqlite.privacy import PrivacyDatabase, PurgeCount
+from collector.storage.ports import PrivacyStore
+from collector.storage.rows import PurgeCount
 from consent.site_policy import MAX_EXEMPT_RETENTION_DAYS
 
 
@@ -79,7 +80,7 @@ def cutoffs(
 
 def run_retention(
     inst: Instance,
-    db: PrivacyDatabase,
+    db: PrivacyStore,
     *,
     now: datetime,
     dry_run: bool,

@@ -2,7 +2,7 @@
 
 Every report is a function ``report(db, config, query, *, sites, now, …)`` returning a
 ``msgspec.Struct``; the JSON API and the dashboard both call these functions directly, with a
-:class:`~collector.storage.sqlite.reports.ReportsDatabase` from ``reports_database(path)``.
+:class:`~collector.storage.ports.ReportStore` from ``collector.storage.reports_for(config)``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from collector.reports.core import aggregate, breakdown, realtime, timeseries
 from collector.reports.experiments import experiment, two_proportion_test
 from collector.reports.funnels import funnel
 from collector.reports.goals import goals_report, resolve_goal, stored_goals
-from collector.reports.model import Goal
-from collector.reports.query import Filter, ReportQuery
+from collector.reports.query import ReportQuery
 from collector.reports.retention import retention
 from collector.reports.rfm import rfm
+from collector.storage.rows import Filter, Goal
 
 __all__ = [
     "Filter",

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 from collector.config import Config
 from collector.reports.core import buckets, period_out
-from collector.reports.model import Bucket, Goal
 from collector.reports.query import ReportQuery, Scope, resolve_scope
 from collector.reports.results import PeriodOut, Result, ratio
+from collector.storage.rows import Bucket, Goal
 
 if TYPE_CHECKING:
-    from collector.storage.sqlite.reports import ReportsDatabase
+    from collector.storage.ports import ReportStore
 
 MODES = ("granted", "exempt", "denied")
 
@@ -70,7 +70,7 @@ def _day(label: str, counts: dict[str, ModeCounts], optouts: int) -> ConsentDay:
 
 
 def consent_report(
-    db: ReportsDatabase,
+    db: ReportStore,
     config: Config,
     query: ReportQuery,
     *,
@@ -109,7 +109,7 @@ def consent_report(
 
 
 def _totals(
-    db: ReportsDatabase, scope: Scope, query: ReportQuery, dropped: dict[str, int]
+    db: ReportStore, scope: Scope, query: ReportQuery, dropped: dict[str, int]
 ) -> ConsentDay:
     """The whole period as one bucket per site: visitors are distinct over the period."""
     whole = [Bucket(0, r.site, r.start_ms, r.end_ms) for r in scope.ranges]
@@ -120,7 +120,7 @@ def _totals(
 
 
 def _dropped(
-    db: ReportsDatabase, sites: Sequence[str], labels: Sequence[str]
+    db: ReportStore, sites: Sequence[str], labels: Sequence[str]
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Hits not stored by reason over the days ``labels``, and opt-outs per day."""
     dropped: dict[str, int] = {}
@@ -164,7 +164,7 @@ class AttributionReport(Result):
 
 
 def attribution(
-    db: ReportsDatabase,
+    db: ReportStore,
     config: Config,
     query: ReportQuery,
     *,
@@ -188,7 +188,7 @@ def attribution(
 
 
 def _attribution(
-    db: ReportsDatabase, scope: Scope, query: ReportQuery, goal: Goal
+    db: ReportStore, scope: Scope, query: ReportQuery, goal: Goal
 ) -> AttributionReport:
     by_mode: dict[str, int] = {}
     sources: dict[str, int] = {}

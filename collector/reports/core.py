@@ -1,6 +1,6 @@
 """The everyday reports: aggregate, time series, breakdowns and real time.
 
-Each function takes an open :class:`ReportsDatabase`, the configuration, the query, the sites
+Each function takes an open :class:`ReportStore`, the configuration, the query, the sites
 the caller may see (already checked) and ``now``; the dashboard calls them directly.
 """
 
@@ -13,14 +13,11 @@ from zoneinfo import ZoneInfo
 
 from collector.config import Config
 from collector.errors import ReportParameterError
-from collector.reports.model import Bucket, Goal, MetricRow
 from collector.reports.query import (
-    Filter,
     Interval,
     ReportQuery,
     Scope,
     add_months,
-    check_dimension,
     local_midnight_ms,
     resolve_scope,
     to_ms,
@@ -39,9 +36,10 @@ from collector.reports.results import (
     metrics_from,
     ratio,
 )
+from collector.storage.rows import Bucket, Filter, Goal, MetricRow, check_dimension
 
 if TYPE_CHECKING:
-    from collector.storage.sqlite.reports import ReportsDatabase
+    from collector.storage.ports import ReportStore
 
 REALTIME_WINDOW_MS = 30 * 60 * 1000
 MAX_HOUR_BUCKET_DAYS = 31
@@ -58,7 +56,7 @@ def period_out(scope: Scope) -> PeriodOut:
 
 
 def aggregate(
-    db: ReportsDatabase,
+    db: ReportStore,
     config: Config,
     query: ReportQuery,
     *,
@@ -83,14 +81,12 @@ def aggregate(
     return report
 
 
-def _engaged(
-    db: ReportsDatabase, scope: Scope, query: ReportQuery, metrics: Metrics
-) -> EngagedTime:
+def _engaged(db: ReportStore, scope: Scope, query: ReportQuery, metrics: Metrics) -> EngagedTime:
     total = db.engaged_time(scope.ranges, query.filters)
     return EngagedTime(total_ms=total, per_visit_ms=ratio(total, metrics.visits))
 
 
-def _total(db: ReportsDatabase, scope: Scope, query: ReportQuery, goal: Goal | None) -> Metrics:
+def _total(db: ReportStore, scope: Scope, query: ReportQuery, goal: Goal | None) -> Metrics:
     rows = db.metrics(scope.ranges, query.filters, goal=goal)
     return metrics_from(rows[0] if rows else None, with_goal=goal is not None)
 
@@ -151,7 +147,7 @@ def _bucket_starts(first: date, last: date, interval: Interval) -> list[date]:
 
 
 def timeseries(
-    db: ReportsDatabase,
+    db: ReportStore,
     config: Config,
     query: ReportQuery,
     *,
@@ -175,7 +171,7 @@ def timeseries(
 
 
 def _points(
-    db: ReportsDatabase, scope: Scope, query: ReportQuery, interval: Interval, goal: Goal | None
+    db: ReportStore, scope: Scope, query: ReportQuery, interval: Interval, goal: Goal | None
 ) -> list[TimePoint]:
     labels, ranges = buckets(scope, interval)
     rows = {
@@ -188,7 +184,7 @@ def _points(
 
 
 def breakdown(
-    db: ReportsDatabase,
+    db: ReportStore,
     config: Config,
     query: ReportQuery,
     *,
@@ -245,7 +241,7 @@ def _text(key: str | int | None) -> str | None:
 
 
 def realtime(
-    db: ReportsDatabase,
+    db: ReportStore,
     *,
     sites: Sequence[str],
     now: datetime,

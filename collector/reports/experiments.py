@@ -20,12 +20,12 @@ from collector.config import Config
 from collector.errors import ReportParameterError
 from collector.reports.core import period_out
 from collector.reports.funnels import matches
-from collector.reports.model import Goal
-from collector.reports.query import PROP_NAME, ReportQuery, resolve_scope
+from collector.reports.query import ReportQuery, resolve_scope
 from collector.reports.results import PeriodOut, Result, ratio
+from collector.storage.rows import PROP_NAME, Goal
 
 if TYPE_CHECKING:
-    from collector.storage.sqlite.reports import ReportsDatabase
+    from collector.storage.ports import ReportStore
 
 MIN_EXPOSED = 100
 Z_95 = 1.959963984540054
@@ -117,7 +117,7 @@ def compare_variant(row: VariantResult, control: VariantResult) -> None:
 
 
 def experiment(
-    db: ReportsDatabase,
+    db: ReportStore,
     config: Config,
     query: ReportQuery,
     *,

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 from collector.config import Config
 from collector.errors import ReportParameterError
 from collector.reports.core import period_out
-from collector.reports.model import Goal, StepEvent
 from collector.reports.query import ReportQuery, resolve_scope
 from collector.reports.results import PeriodOut, Result, ratio
+from collector.storage.rows import Goal, StepEvent
 
 if TYPE_CHECKING:
-    from collector.storage.sqlite.reports import ReportsDatabase
+    from collector.storage.ports import ReportStore
 
 MAX_STEPS = 10
 DAY_MS = 86_400_000
@@ -156,7 +156,7 @@ def compute_steps(
 
 
 def funnel(
-    db: ReportsDatabase,
+    db: ReportStore,
     config: Config,
     query: ReportQuery,
     *,

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 from collector.config import Config
 from collector.errors import ReportParameterError
 from collector.reports.core import period_out
-from collector.reports.model import Goal, GoalKind, parse_goal_spec
+from collector.reports.model import parse_goal_spec
 from collector.reports.query import ReportQuery, resolve_scope
 from collector.reports.results import PeriodOut, Result, ratio
+from collector.storage.rows import Goal, GoalKind
 
 if TYPE_CHECKING:
-    from collector.storage.sqlite.reports import ReportsDatabase
+    from collector.storage.ports import ReportStore
 
 
 class GoalOut(Result):
@@ -50,7 +51,7 @@ class GoalsReport(Result):
     previous_period: PeriodOut | None = None
 
 
-def stored_goals(db: ReportsDatabase, sites: Sequence[str]) -> list[GoalOut]:
+def stored_goals(db: ReportStore, sites: Sequence[str]) -> list[GoalOut]:
     return [
         GoalOut(site=site, name=name, kind=kind, match=match)
         for site, name, kind, match in db.stored_goals(sites)
@@ -71,7 +72,7 @@ def config_goals(config: Config, sites: Sequence[str]) -> list[GoalOut]:
     return found
 
 
-def site_goals(db: ReportsDatabase, config: Config, sites: Sequence[str]) -> list[GoalOut]:
+def site_goals(db: ReportStore, config: Config, sites: Sequence[str]) -> list[GoalOut]:
     """Every goal of ``sites``: the configuration's, then the API's not shadowed by them."""
     configured = config_goals(config, sites)
     taken = {(goal.site, goal.name) for goal in configured}
@@ -80,7 +81,7 @@ def site_goals(db: ReportsDatabase, config: Config, sites: Sequence[str]) -> lis
 
 
 def resolve_goal(
-    db: ReportsDatabase, sites: Sequence[str], spec: str, *, config: Config | None = None
+    db: ReportStore, sites: Sequence[str], spec: str, *, config: Config | None = None
 ) -> Goal:
     """``page:/pattern*``, ``event:name``, or the name of a goal of one of ``sites`` (from
     ``config`` when given, then saved through the API)."""
@@ -98,7 +99,7 @@ def resolve_goal(
 
 
 def goals_report(
-    db: ReportsDatabase,
+    db: ReportStore,
     config: Config,
     query: ReportQuery,
     *,

@@ -9,8 +9,9 @@ from datetime import date
 from starlette.datastructures import QueryParams
 
 from collector.errors import BadRequestError
-from collector.reports.model import Goal, parse_goal_spec
-from collector.reports.query import Filter, ReportQuery, check_dimension
+from collector.reports.model import parse_goal_spec
+from collector.reports.query import ReportQuery
+from collector.storage.rows import Filter, Goal, check_dimension
 
 COMMON_PARAMS = frozenset({"site", "period", "from", "to", "filter", "compare"})
 PERIODS = ("today", "7d", "30d", "month", "year", "custom")

@@ -6,64 +6,25 @@ exact UTC millisecond ranges per site, in each site's own time zone, for a ``now
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
 
 from collector.config import Config
 from collector.errors import ReportParameterError
+from collector.storage.rows import Filter, SiteRange
 
 Period = Literal["today", "7d", "30d", "month", "year", "custom"]
-Operator = Literal["is", "is_not", "contains"]
 Interval = Literal["hour", "day", "week", "month"]
 
-#: Dimensions a filter or a breakdown may name; storage maps each to a fixed SQL expression.
-DIMENSIONS = (
-    "page",
-    "entry_page",
-    "exit_page",
-    "hostname",
-    "source",
-    "referrer",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "device",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-    "country",
-    "screen",
-    "event",
-    "mode",
-)
-PROP_PREFIX = "prop:"
-PROP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_CUSTOM_DAYS = 3660
-
-FilterValue = Annotated[str, msgspec.Meta(max_length=2048)]
 
 
 class QueryStruct(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """Shared options of the query model."""
-
-
-class Filter(QueryStruct, frozen=True):
-    """``dimension`` ``op`` ``value``; several filters are combined with AND."""
-
-    dimension: str
-    op: Operator
-    value: FilterValue
-
-    def __post_init__(self) -> None:
-        check_dimension(self.dimension, field="filter")
 
 
 class ReportQuery(QueryStruct, frozen=True):
@@ -96,15 +57,6 @@ class ReportQuery(QueryStruct, frozen=True):
                 )
 
 
-class SiteRange(msgspec.Struct, frozen=True):
-    """One site's part of a report: ``[start_ms, end_ms)`` in UTC epoch milliseconds."""
-
-    site: str
-    timezone: str
-    start_ms: int
-    end_ms: int
-
-
 class Scope(msgspec.Struct, frozen=True):
     """A resolved period: local dates ``[first_day, last_day]`` and each site's UTC range."""
 
@@ -115,16 +67,6 @@ class Scope(msgspec.Struct, frozen=True):
     @property
     def sites(self) -> tuple[str, ...]:
         return tuple(r.site for r in self.ranges)
-
-
-def check_dimension(name: str, field: str = "by") -> str:
-    """``name`` if a filter or a breakdown may name it; ``field`` is the parameter that named
-    it, for the error: ``by`` for a breakdown, ``filter``."""
-    if name in DIMENSIONS:
-        return name
-    if name.startswith(PROP_PREFIX) and PROP_NAME.match(name[len(PROP_PREFIX) :]):
-        return name
-    raise ReportParameterError(f"unknown dimension {name!r}", field=field)
 
 
 def period_days(query: ReportQuery, today: date) -> tuple[date, date]:

@@ -6,7 +6,7 @@ from datetime import date
 
 import msgspec
 
-from collector.reports.model import MetricRow
+from collector.storage.rows import MetricRow
 
 
 class Result(msgspec.Struct, kw_only=True):

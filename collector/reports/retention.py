@@ -18,7 +18,7 @@ from collector.reports.query import ReportQuery, add_months, resolve_scope
 from collector.reports.results import PeriodOut, Result, ratio
 
 if TYPE_CHECKING:
-    from collector.storage.sqlite.reports import ReportsDatabase
+    from collector.storage.ports import ReportStore
 
 Cohorts = Literal["week", "month"]
 
@@ -56,7 +56,7 @@ def _index(start: date, later: date, by: Cohorts) -> int:
 
 
 def retention(
-    db: ReportsDatabase,
+    db: ReportStore,
     config: Config,
     query: ReportQuery,
     *,

@@ -19,7 +19,7 @@ from collector.reports.query import ReportQuery, resolve_scope, to_ms
 from collector.reports.results import PeriodOut, Result
 
 if TYPE_CHECKING:
-    from collector.storage.sqlite.reports import ReportsDatabase
+    from collector.storage.ports import ReportStore
 
 DAY_MS = 86_400_000
 
@@ -98,7 +98,7 @@ class RFMReport(Result):
 
 
 def rfm(
-    db: ReportsDatabase,
+    db: ReportStore,
     config: Config,
     query: ReportQuery,
     *,

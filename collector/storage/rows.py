@@ -9,10 +9,13 @@ accepts its names and each backend maps every one of them to its SQL.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import msgspec
+
+from collector.errors import ReportParameterError
 
 #: A visit ends after 30 minutes without an event (docs/metrics.md).
 VISIT_GAP_MS = 30 * 60 * 1000
@@ -181,3 +184,111 @@ class AccountRow(msgspec.Struct, frozen=True, kw_only=True):
     revoked_ts: int | None = None
     #: Users only: when ``mesure user disable`` disabled the account.
     disabled_ts: int | None = None
+
+
+# What the reports ask of storage and get back: goals, filters, periods, buckets and raw counts.
+
+GoalKind = Literal["page", "event"]
+GoalName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]*$")]
+GoalMatch = Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f]*$")]
+
+
+class Goal(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A pageview path pattern (``*`` matches anything) or an event name."""
+
+    name: GoalName
+    kind: GoalKind
+    match: GoalMatch
+
+    @property
+    def glob(self) -> str:
+        """``match`` as an SQLite GLOB pattern where only ``*`` is special."""
+        return self.match.replace("[", "[[]").replace("?", "[?]")
+
+
+class Bucket(msgspec.Struct, frozen=True):
+    """One time-series bucket of one site: ``[start_ms, end_ms)``."""
+
+    index: int
+    site: str
+    start_ms: int
+    end_ms: int
+
+
+class MetricRow(msgspec.Struct, frozen=True, kw_only=True):
+    """Raw counts for one group (a breakdown value, a bucket index, or the whole period)."""
+
+    key: str | int | None
+    visitors: int
+    pageviews: int
+    events: int
+    visits: int
+    bounces: int
+    duration_ms: int
+    visit_pageviews: int
+    converted: int
+    unidentified_pageviews: int
+
+
+class StepEvent(msgspec.Struct, frozen=True, array_like=True):
+    """An event relevant to a funnel or an experiment, in time order per visitor."""
+
+    site: str
+    visitor: bytes
+    visit: int | None
+    ts: int
+    name: str
+    path: str
+    value: str | None = None
+
+
+FunnelStepSpec = Annotated[
+    str, msgspec.Meta(min_length=6, max_length=500, pattern=r"^(page|event):[^\x00-\x1f]+$")
+]
+FunnelWithin = Annotated[str, msgspec.Meta(pattern=r"^(visit|[0-9]{1,3}d)$")]
+
+
+class SavedFunnel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A funnel saved for a site (the body of ``POST /api/v1/funnels``): 2 to 10 steps,
+    each ``page:PATTERN`` or ``event:NAME``, within one visit or ``N`` days (``7d``)."""
+
+    site: str
+    name: GoalName
+    steps: Annotated[list[FunnelStepSpec], msgspec.Meta(min_length=2, max_length=10)]
+    within: FunnelWithin = "visit"
+
+
+Operator = Literal["is", "is_not", "contains"]
+FilterValue = Annotated[str, msgspec.Meta(max_length=2048)]
+PROP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def check_dimension(name: str, field: str = "by") -> str:
+    """``name`` if a filter or a breakdown may name it: an entry of the storage's dimension
+    table (each backend maps every entry to a fixed SQL expression) or ``prop:NAME``. ``field``
+    is the parameter that named it, for the error: ``by`` for a breakdown, ``filter``."""
+    if name in DIMENSIONS:
+        return name
+    if name.startswith(PROP_PREFIX) and PROP_NAME.match(name[len(PROP_PREFIX) :]):
+        return name
+    raise ReportParameterError(f"unknown dimension {name!r}", field=field)
+
+
+class Filter(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """``dimension`` ``op`` ``value``; several filters are combined with AND."""
+
+    dimension: str
+    op: Operator
+    value: FilterValue
+
+    def __post_init__(self) -> None:
+        check_dimension(self.dimension, field="filter")
+
+
+class SiteRange(msgspec.Struct, frozen=True):
+    """One site's part of a report: ``[start_ms, end_ms)`` in UTC epoch milliseconds."""
+
+    site: str
+    timezone: str
+    start_ms: int
+    end_ms: int

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from collector import auth, hashing
 from collector.config import Config
 from collector.errors import ForbiddenError, UnauthorizedError
-from collector.storage.sqlite.accounts import auth_database
+from collector.storage import accounts_for
 from collector.web.routes.ingest import client_of
 
 
@@ -32,7 +32,7 @@ async def current_principal(request: Request, config: Config) -> auth.Principal:
     moment = int(request_now(request).timestamp() * 1000)
 
     def lookup() -> auth.Principal | None:
-        with auth_database(config.database_path) as db:
+        with accounts_for(config) as db:
             return auth.authenticate(db, bearer=bearer, session=session, now_ms=moment)
 
     found = await run_in_threadpool(lookup)

@@ -21,7 +21,7 @@ from collector.reports.consent_report import AttributionReport, ConsentReport
 from collector.reports.experiments import ExperimentReport
 from collector.reports.funnels import FunnelReport
 from collector.reports.goals import GoalsReport
-from collector.reports.model import GoalIn, SavedFunnel
+from collector.reports.model import GoalIn
 from collector.reports.results import (
     AggregateReport,
     BreakdownReport,
@@ -30,6 +30,7 @@ from collector.reports.results import (
 )
 from collector.reports.retention import RetentionReport
 from collector.reports.rfm import RFMReport
+from collector.storage.rows import SavedFunnel
 from collector.web.routes.accounts import PasswordIn
 from collector.web.routes.privacy import (
     DestroyIn,

@@ -14,7 +14,7 @@ from collector.config import Config
 from collector.ingest.pipeline import Pipeline
 from collector.ingest.writer import Writer
 from collector.keys import KeyStore
-from collector.storage import EventStore
+from collector.storage.ports import EventStore
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from collector.config import load_config
-from collector.storage import open_storage
+from collector.storage.sqlite.events import open_storage
 from tests.backup.support import (
     COMMAND_TIMEOUT,
     ENV,

@@ -505,8 +505,8 @@ def breakdown(hits: list[tuple[dict[str, Any], dict[str, str]]], work: Path) -> 
     from collector.ingest.steps import pseudonymize
     from collector.ingest.wire import decode_hit
     from collector.keys import KeyStore
-    from collector.storage import open_storage
     from collector.storage.rows import Event
+    from collector.storage.sqlite.events import open_storage
     from collector.web.routes.ingest import SIGNAL_HEADERS
 
     data = work / "data"

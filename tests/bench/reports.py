@@ -44,8 +44,7 @@ from collector.reports import (
     retention,
     timeseries,
 )
-from collector.reports.model import Goal
-from collector.storage.rows import Event
+from collector.storage.rows import Event, Goal
 from tests.support import build_config
 
 SITE = "bench"
@@ -75,7 +74,7 @@ class Backend(Protocol):
 
 class SqliteBackend:
     def __init__(self, config: Config) -> None:
-        from collector.storage import open_storage
+        from collector.storage.sqlite.events import open_storage
 
         self._path = config.database_path
         self._storage = open_storage(self._path)

@@ -24,9 +24,8 @@ from collector.privacy.export import export_events
 from collector.privacy.instance import Instance
 from collector.privacy.retention import run_retention
 from collector.reports import Filter, ReportQuery
-from collector.reports.model import Goal
 from collector.storage import open_events, prepare, privacy_for, reports_for
-from collector.storage.rows import DIMENSION_TABLE, SubjectHash
+from collector.storage.rows import DIMENSION_TABLE, Goal, SubjectHash
 from tests.clickhouse.conftest import KINDS, drop, new_target, on_clickhouse
 from tests.clickhouse.synthetic import SITES, build, now_for_tests
 from tests.reports.dataset import config_for, visitor

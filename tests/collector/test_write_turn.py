@@ -13,9 +13,13 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.storage import open_storage
 from collector.storage.rows import Event
-from collector.storage.sqlite.events import _EVENTS_PER_INSERT, _SMALL_INSERT, _insert_sizes
+from collector.storage.sqlite.events import (
+    _EVENTS_PER_INSERT,
+    _SMALL_INSERT,
+    _insert_sizes,
+    open_storage,
+)
 
 
 def _event(path: str) -> Event:

@@ -16,11 +16,10 @@ from typing import TypeVar
 
 from collector import auth
 from collector.config import Config
-from collector.reports.model import Goal, SavedFunnel
-from collector.storage.rows import DropCount, Event
+from collector.storage.rows import DropCount, Event, Goal, SavedFunnel
 from collector.storage.sqlite.accounts import auth_database
 from collector.storage.sqlite.reports import reports_database
-from collector.storage.sqlite.saved import funnels_database
+from collector.storage.sqlite.saved import saved_database
 from tests.reports.dataset import event, store, visitor
 from tests.support import build_config
 
@@ -193,7 +192,7 @@ def write(data_dir: Path, now: datetime = NOW) -> Config:
     with reports_database(found.database_path) as db:
         db.save_goal("example", Goal(name="Signed up", kind="event", match="signup"), moment)
         db.save_goal("example", Goal(name="Saw pricing", kind="page", match="/pricing"), moment)
-    with funnels_database(found.database_path) as db:
+    with saved_database(found.database_path) as db:
         db.save_funnel(
             SavedFunnel(
                 site="example",

@@ -32,7 +32,7 @@ from click.testing import CliRunner
 import sdk_snippet
 from collector import auth
 from collector.cli.main import main
-from collector.storage import open_storage
+from collector.storage.sqlite.events import open_storage
 from tests.deploy.harness import (
     CONTACTS,
     DEPLOY,

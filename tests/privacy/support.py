@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from collector.cli.main import main as cli
 from collector.config import Config, load_config
-from collector.storage import open_storage
+from collector.storage.sqlite.events import open_storage
 from tests.support import ROOT, LiveServer, browser_client, mesure_command
 
 SITE = "shop"

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from collector import auth
 from collector.cli.main import main as cli
 from collector.config import Config, load_config
-from collector.storage import open_storage
 from collector.storage.sqlite.accounts import auth_database
+from collector.storage.sqlite.events import open_storage
 from collector.web.dashboard.routes import CSP
 from tests.conftest import CLOCK_START
 from tests.support import BROWSER_UA, Clock, LiveServer

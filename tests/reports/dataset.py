@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from collector.config import Config
-from collector.storage import open_storage
 from collector.storage.rows import DropCount, Event
+from collector.storage.sqlite.events import open_storage
 from collector.storage.sqlite.reports import ReportsDatabase, reports_database
 from tests.support import build_config
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from collector import auth
-from collector.storage import open_storage
 from collector.storage.sqlite.accounts import auth_database
+from collector.storage.sqlite.events import open_storage
 
 PASSWORD = "a long enough password"
 

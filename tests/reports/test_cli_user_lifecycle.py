@@ -15,7 +15,7 @@ import pytest
 
 from collector.audit import verify
 from collector.config import Config, load_config
-from collector.storage import open_storage
+from collector.storage.sqlite.events import open_storage
 from tests.conftest import CLOCK_START
 from tests.support import BROWSER_UA, ROOT, Clock, LiveServer, mesure_command
 

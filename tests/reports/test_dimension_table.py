@@ -13,9 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from collector.reports.query import DIMENSIONS, Filter, check_dimension
 from collector.storage.clickhouse import sql as clickhouse_sql
-from collector.storage.rows import DIMENSION_TABLE, ROLLED_UP_DIMENSIONS, dimension_map
+from collector.storage.rows import (
+    DIMENSION_TABLE,
+    DIMENSIONS,
+    ROLLED_UP_DIMENSIONS,
+    Filter,
+    check_dimension,
+    dimension_map,
+)
 from collector.storage.sqlite import rollups as rollups_sqlite
 from collector.storage.sqlite import sql as sqlite_sql
 from tests.reports.test_report_every_dimension import EXPECTED

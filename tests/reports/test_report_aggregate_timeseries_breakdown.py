@@ -12,8 +12,8 @@ import pytest
 
 from collector.config import Config
 from collector.reports import Filter, ReportQuery, aggregate, breakdown, goals_report, timeseries
-from collector.reports.model import Goal
 from collector.reports.results import Metrics
+from collector.storage.rows import Goal
 from collector.storage.sqlite.reports import ReportsDatabase
 from tests.reports.dataset import config_for, event, ms, opened, store
 

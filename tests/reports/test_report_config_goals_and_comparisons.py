@@ -21,8 +21,7 @@ from collector.reports import (
     resolve_goal,
 )
 from collector.reports.goals import site_goals
-from collector.reports.model import Goal
-from collector.storage.rows import DropCount
+from collector.storage.rows import DropCount, Goal
 from collector.storage.sqlite.reports import ReportsDatabase
 from tests.reports.dataset import event, ms, opened, store
 from tests.support import build_config

@@ -7,8 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from collector.reports import ReportQuery, attribution, consent_report, realtime, rfm
-from collector.reports.model import Goal
-from collector.storage.rows import DropCount, Event
+from collector.storage.rows import DropCount, Event, Goal
 from tests.reports.dataset import config_for, event, ms, opened, store, visitor
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

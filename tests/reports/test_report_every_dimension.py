@@ -13,8 +13,7 @@ import pytest
 
 from collector.config import Config
 from collector.reports import Filter, ReportQuery, aggregate, breakdown, realtime, rfm, timeseries
-from collector.reports.model import Goal
-from collector.storage.rows import Event
+from collector.storage.rows import Event, Goal
 from collector.storage.sqlite.reports import ReportsDatabase
 from tests.reports.dataset import config_for, event, ms, opened, store, visitor
 

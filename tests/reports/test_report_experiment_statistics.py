@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from collector.reports import ReportQuery, experiment, two_proportion_test
-from collector.reports.model import Goal
-from collector.storage.rows import Event
+from collector.storage.rows import Event, Goal
 from tests.reports.dataset import config_for, event, ms, opened, store
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

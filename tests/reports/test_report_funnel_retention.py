@@ -11,7 +11,7 @@ import pytest
 from collector.config import Config
 from collector.reports import ReportQuery, funnel, retention
 from collector.reports.funnels import _glob
-from collector.reports.model import Goal
+from collector.storage.rows import Goal
 from tests.reports.dataset import config_for, event, ms, opened, store
 
 MINUTE = 60_000

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.reports.query import Filter, ReportQuery, resolve_scope
+from collector.reports.query import ReportQuery, resolve_scope
+from collector.storage.rows import Filter
 from tests.reports.dataset import config_for, ms
 
 # 23:30 UTC on Tuesday March 10 is already Wednesday March 11 in Paris.

@@ -12,8 +12,8 @@ from starlette.datastructures import QueryParams
 from collector.config import Config
 from collector.errors import BadRequestError
 from collector.reports import Filter, ReportQuery, aggregate, breakdown
-from collector.reports.model import Goal
 from collector.reports.params import report_query
+from collector.storage.rows import Goal
 from tests.reports.dataset import config_for, event, ms, opened, store
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from collector.reports.model import Bucket, Goal
-from collector.reports.query import Filter, SiteRange
 from collector.storage.clickhouse.sql import (
     EVENTS,
     VISITS,
@@ -29,7 +27,14 @@ from collector.storage.clickhouse.sql import (
     visit_join,
     visitor_key,
 )
-from collector.storage.rows import PAGEVIEW_DIMENSIONS, VISIT_DIMENSIONS
+from collector.storage.rows import (
+    PAGEVIEW_DIMENSIONS,
+    VISIT_DIMENSIONS,
+    Bucket,
+    Filter,
+    Goal,
+    SiteRange,
+)
 
 ORDER = " ORDER BY 2 DESC, 3 DESC, k ASC NULLS FIRST"
 # A one-pageview visit bounced unless one of its events (selected or not) is an interaction.

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from collector.reports.model import Bucket, Goal, MetricRow, StepEvent
-from collector.reports.query import PROP_PREFIX, Filter, SiteRange
 from collector.storage.clickhouse.client import Client
 from collector.storage.clickhouse.metrics import metrics_sql
 from collector.storage.clickhouse.sql import (
@@ -34,14 +32,26 @@ from collector.storage.clickhouse.sql import (
     visit_join,
     visitor_key,
 )
+from collector.storage.ports import SavedStore
+from collector.storage.rows import (
+    PROP_PREFIX,
+    Bucket,
+    Filter,
+    Goal,
+    MetricRow,
+    SavedFunnel,
+    SiteRange,
+    StepEvent,
+)
 
 
 class ClickHouseReports:
-    """The reports' queries over ClickHouse; goals are read and saved in SQLite (``goals``)."""
+    """The reports' queries over ClickHouse; goals and funnels are read and saved in the data
+    directory's SQLite file (``saved``)."""
 
-    def __init__(self, client: Client, goals: Any) -> None:
+    def __init__(self, client: Client, saved: SavedStore) -> None:
         self._client = client
-        self._goals = goals
+        self._saved = saved
 
     def _rows(self, sql: str, params: Params | dict[str, Any]) -> list[tuple[Any, ...]]:
         values = params.values if isinstance(params, Params) else params
@@ -293,14 +303,22 @@ class ClickHouseReports:
         )
         return int(self._rows(sql, params)[0][0] or 0)
 
-    # Goals live with the accounts, in SQLite.
+    # Goals and funnels live with the accounts, in SQLite.
 
     def stored_goals(self, sites: Sequence[str]) -> list[tuple[str, str, str, str]]:
-        result: list[tuple[str, str, str, str]] = self._goals.stored_goals(sites)
-        return result
+        return self._saved.stored_goals(sites)
 
     def save_goal(self, site: str, goal: Goal, created_ms: int) -> None:
-        self._goals.save_goal(site, goal, created_ms)
+        self._saved.save_goal(site, goal, created_ms)
 
     def delete_goal(self, site: str, name: str) -> bool:
-        return bool(self._goals.delete_goal(site, name))
+        return self._saved.delete_goal(site, name)
+
+    def stored_funnels(self, sites: Sequence[str]) -> list[SavedFunnel]:
+        return self._saved.stored_funnels(sites)
+
+    def save_funnel(self, funnel: SavedFunnel, created_ms: int) -> None:
+        self._saved.save_funnel(funnel, created_ms)
+
+    def delete_funnel(self, site: str, name: str) -> bool:
+        return self._saved.delete_funnel(site, name)

@@ -7,9 +7,15 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from collector.reports.model import Bucket, Goal
-from collector.reports.query import Filter, SiteRange
-from collector.storage.rows import PROP_PREFIX, VISIT_DIMENSIONS, dimension_map
+from collector.storage.rows import (
+    PROP_PREFIX,
+    VISIT_DIMENSIONS,
+    Bucket,
+    Filter,
+    Goal,
+    SiteRange,
+    dimension_map,
+)
 
 SOURCE = (
     "multiIf(e.mode = 'granted' AND e.utm_source IS NOT NULL, e.utm_source, "

@@ -12,25 +12,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-import msgspec
-
 from collector.errors import DuplicateUserError
-
-
-class AccountRow(msgspec.Struct, frozen=True, kw_only=True):
-    """A user or an API token as stored; ``sites`` empty means every site."""
-
-    id: int
-    name: str
-    role: str
-    sites: tuple[str, ...]
-    created_ts: int
-    revoked_ts: int | None = None
-    #: Users only: when ``mesure user disable`` disabled the account.
-    disabled_ts: int | None = None
+from collector.storage.rows import AccountRow
 
 
 class AuthDatabase:
+    """The accounts on one connection (:class:`~collector.storage.ports.AccountStore`)."""
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 

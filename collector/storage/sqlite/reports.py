@@ -1,9 +1,8 @@
 """All the report SQL: parameterised queries over ``events``, ``visits`` and ``dropped_hits``.
 
-Nothing from a request is ever spliced into SQL text: dimension names map through
-:data:`DIMENSION_SQL` (a fixed allowlist), property names and every value are bound
-parameters, and the period arrives as JSON bound to ``json_each``. Each call opens its own
-read connection (WAL readers never block the writer), so reports run in worker threads.
+Nothing from a request is ever spliced into SQL text (see :mod:`collector.storage.sqlite.sql`
+for the dimensions, filters and goals). Each call opens its own read connection (WAL readers
+never block the writer), so reports run in worker threads.
 """
 
 from __future__ import annotations
@@ -16,40 +15,30 @@ from typing import Any
 
 import msgspec
 
-from collector.reports.model import Bucket, Goal, MetricRow, StepEvent
-from collector.reports.query import PROP_PREFIX, Filter, SiteRange
+from collector.storage.rows import (
+    PAGEVIEW_DIMENSIONS,
+    PROP_PREFIX,
+    VISIT_DIMENSIONS,
+    Bucket,
+    Filter,
+    Goal,
+    MetricRow,
+    SiteRange,
+    StepEvent,
+)
 from collector.storage.sqlite import rollup_reports as rollup_reports_sqlite
+from collector.storage.sqlite.saved import SavedDatabase
+from collector.storage.sqlite.sql import (
+    SOURCE,
+    Params,
+    dimension_sql,
+    filters_sql,
+    goal_sql,
+    scope_json,
+)
 
 #: Events that are not interactions: they neither count as events nor save a visit from bouncing.
 NON_INTERACTIONS = ("pageview", "engagement")
-_SOURCE = (
-    "CASE WHEN e.mode = 'granted' AND e.utm_source IS NOT NULL THEN e.utm_source "
-    "ELSE coalesce(e.source, 'Direct / None') END"
-)
-DIMENSION_SQL: dict[str, str] = {
-    "page": "e.path",
-    "entry_page": "v.entry_path",
-    "exit_page": "v.exit_path",
-    "hostname": "e.hostname",
-    "source": _SOURCE,
-    "referrer": "e.referrer",
-    "utm_source": "e.utm_source",
-    "utm_medium": "e.utm_medium",
-    "utm_campaign": "e.utm_campaign",
-    "utm_term": "e.utm_term",
-    "utm_content": "e.utm_content",
-    "device": "e.device",
-    "browser": "e.browser",
-    "browser_version": "CASE WHEN e.browser_version IS NULL THEN e.browser "
-    "ELSE e.browser || ' ' || e.browser_version END",
-    "os": "e.os",
-    "os_version": "CASE WHEN e.os_version IS NULL THEN e.os ELSE e.os || ' ' || e.os_version END",
-    "country": "e.country",
-    "screen": "e.screen",
-    "event": "e.name",
-    "mode": "e.mode",
-}
-VISIT_DIMENSIONS = frozenset({"entry_page", "exit_page"})
 _SCOPE_CTE = (
     "scope(site, lo, hi) AS MATERIALIZED (SELECT json_extract(value, '$[0]'), "
     "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(:scope))"
@@ -63,55 +52,9 @@ _BUCKET_CTE = (
 _IN_SCOPE = "JOIN events e ON e.site = s.site AND e.ts >= s.lo AND e.ts < s.hi"
 
 
-class Params:
-    """Bound parameters of one statement, named ``p0``, ``p1``, … as they are added."""
-
-    def __init__(self, **initial: Any) -> None:
-        self.values: dict[str, Any] = dict(initial)
-
-    def add(self, value: Any) -> str:
-        name = f"p{len(self.values)}"
-        self.values[name] = value
-        return ":" + name
-
-
-def dimension_sql(dimension: str, params: Params) -> str:
-    if dimension.startswith(PROP_PREFIX):
-        path = params.add('$."' + dimension[len(PROP_PREFIX) :] + '"')
-        return f"CAST(json_extract(e.props, {path}) AS TEXT)"
-    return DIMENSION_SQL[dimension]
-
-
-def filters_sql(filters: Sequence[Filter], params: Params) -> str:
-    """The AND of ``filters`` over aliases ``e`` (events) and ``v`` (its visit), or ``1``."""
-    clauses = ["1"]
-    for item in filters:
-        expr = dimension_sql(item.dimension, params)
-        value = params.add(item.value)
-        if item.op == "is":
-            clauses.append(f"{expr} = {value}")
-        elif item.op == "is_not":
-            clauses.append(f"({expr} IS NULL OR {expr} != {value})")
-        else:
-            clauses.append(f"instr({expr}, {value}) > 0")
-    return " AND ".join(clauses)
-
-
-def goal_sql(goal: Goal, params: Params) -> str:
-    if goal.kind == "page":
-        return f"(e.name = 'pageview' AND e.path GLOB {params.add(goal.glob)})"
-    return f"e.name = {params.add(goal.match)}"
-
-
-def scope_json(ranges: Sequence[SiteRange]) -> str:
-    return msgspec.json.encode([[r.site, r.start_ms, r.end_ms] for r in ranges]).decode()
-
-
-class ReportsDatabase:
-    """A read connection on the events database, for the duration of one report call."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+class ReportsDatabase(SavedDatabase):
+    """A read connection on the events database, for the duration of one report call (the
+    saved goals and funnels are read on the same connection, in the same snapshot)."""
 
     def _rows(self, sql: str, params: Params | dict[str, Any]) -> list[tuple[Any, ...]]:
         values = params.values if isinstance(params, Params) else params
@@ -166,7 +109,7 @@ class ReportsDatabase:
             visit_key = "sel.k"
         else:
             event_key = visit_key = "NULL"
-        only_pageviews = " AND e.name = 'pageview'" if dimension == "page" else ""
+        only_pageviews = " AND e.name = 'pageview'" if dimension in PAGEVIEW_DIMENSIONS else ""
         where = filters_sql(filters, params)
         needs_visit = dimension in VISIT_DIMENSIONS or any(
             f.dimension in VISIT_DIMENSIONS for f in filters
@@ -381,7 +324,7 @@ class ReportsDatabase:
     ) -> list[tuple[str, str | None, int]]:
         """``(mode, source of the visit's first event, conversions)`` for goal events."""
         params = Params(scope=scope_json(ranges))
-        first_source = _SOURCE.replace("e.", "f.")
+        first_source = SOURCE.replace("e.", "f.")
         sql = (
             f"WITH {_SCOPE_CTE} SELECT e.mode, CASE WHEN e.mode = 'granted' THEN "
             f"(SELECT {first_source} FROM events f WHERE f.visit = e.visit "
@@ -424,32 +367,6 @@ class ReportsDatabase:
             params,
         )
         return {"visitors": visitors, "pageviews": pageviews, "pages": pages}
-
-    def stored_goals(self, sites: Sequence[str]) -> list[tuple[str, str, str, str]]:
-        """``(site, name, kind, match)`` of goals saved through the API."""
-        sql = (
-            "SELECT site, name, kind, match FROM goals "
-            "WHERE site IN (SELECT value FROM json_each(:sites)) ORDER BY site, name"
-        )
-        params = {"sites": msgspec.json.encode(list(sites)).decode()}
-        return [(r[0], r[1], r[2], r[3]) for r in self._rows(sql, params)]
-
-    def save_goal(self, site: str, goal: Goal, created_ms: int) -> None:
-        """Insert or replace the goal ``goal.name`` of ``site``."""
-        with self._conn:
-            self._conn.execute(
-                "INSERT INTO goals (site, name, kind, match, created_ts) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (site, name) DO UPDATE SET kind = excluded.kind, "
-                "match = excluded.match",
-                (site, goal.name, goal.kind, goal.match, created_ms),
-            )
-
-    def delete_goal(self, site: str, name: str) -> bool:
-        with self._conn:
-            cursor = self._conn.execute(
-                "DELETE FROM goals WHERE site = ? AND name = ?", (site, name)
-            )
-        return cursor.rowcount > 0
 
     # Added by the reports audit: the filtered forms of recent_pages and revenue_events, so
     # that `filter` applies to real time and RFM as to every other report, and engaged time.

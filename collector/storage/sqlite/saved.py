@@ -1,4 +1,5 @@
-"""Saved funnels: the ``funnels`` table, read and written for the funnels API and dashboard."""
+"""Saved goals and funnels: the ``goals`` and ``funnels`` tables, read and written for the goals
+and funnels APIs, the dashboard and the reports that name them."""
 
 from __future__ import annotations
 
@@ -9,16 +10,42 @@ from pathlib import Path
 
 import msgspec
 
-from collector.reports.model import SavedFunnel
+from collector.storage.rows import Goal, SavedFunnel
 
 _steps_decoder = msgspec.json.Decoder(list[str])
 
 
-class FunnelsDatabase:
-    """Typed access to saved funnels on one connection."""
+class SavedDatabase:
+    """Saved goals and funnels on one connection (:class:`~collector.storage.ports.SavedStore`)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+
+    def stored_goals(self, sites: Sequence[str]) -> list[tuple[str, str, str, str]]:
+        """``(site, name, kind, match)`` of goals saved through the API."""
+        rows = self._conn.execute(
+            "SELECT site, name, kind, match FROM goals "
+            "WHERE site IN (SELECT value FROM json_each(?)) ORDER BY site, name",
+            (msgspec.json.encode(list(sites)).decode(),),
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def save_goal(self, site: str, goal: Goal, created_ms: int) -> None:
+        """Insert or replace the goal ``goal.name`` of ``site``."""
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO goals (site, name, kind, match, created_ts) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (site, name) DO UPDATE SET kind = excluded.kind, "
+                "match = excluded.match",
+                (site, goal.name, goal.kind, goal.match, created_ms),
+            )
+
+    def delete_goal(self, site: str, name: str) -> bool:
+        with self._conn:
+            cursor = self._conn.execute(
+                "DELETE FROM goals WHERE site = ? AND name = ?", (site, name)
+            )
+        return cursor.rowcount > 0
 
     def stored_funnels(self, sites: Sequence[str]) -> list[SavedFunnel]:
         rows = self._conn.execute(
@@ -56,8 +83,8 @@ class FunnelsDatabase:
 
 
 @contextmanager
-def funnels_database(path: Path, *, timeout_ms: int = 10_000) -> Iterator[FunnelsDatabase]:
+def saved_database(path: Path, *, timeout_ms: int = 10_000) -> Iterator[SavedDatabase]:
     """A connection on the (existing, migrated) database at ``path`` for one call."""
     conn = sqlite3.connect(path, timeout=timeout_ms / 1000)
     with closing(conn):
-        yield FunnelsDatabase(conn)
+        yield SavedDatabase(conn)

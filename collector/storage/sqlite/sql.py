@@ -9,17 +9,11 @@ every value are bound parameters, and the period arrives as JSON bound to ``json
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
-from collector.storage.rows import PROP_PREFIX, dimension_map
-
-if TYPE_CHECKING:
-    # Annotations only: the writer imports this module (through the rollups), and the query
-    # model's own module imports the dimension table from storage.
-    from collector.reports.model import Goal
-    from collector.reports.query import Filter, SiteRange
+from collector.storage.rows import PROP_PREFIX, Filter, Goal, SiteRange, dimension_map
 
 SOURCE = (
     "CASE WHEN e.mode = 'granted' AND e.utm_source IS NOT NULL THEN e.utm_source "

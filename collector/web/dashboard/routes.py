@@ -21,7 +21,7 @@ import sdk_snippet
 from collector import auth
 from collector.config import Config
 from collector.errors import ForbiddenError, LoginThrottledError, UnauthorizedError
-from collector.storage.sqlite.accounts import auth_database
+from collector.storage import accounts_for
 from collector.web.callers import (
     current_principal,
     login_address,
@@ -173,7 +173,7 @@ def routes(config: Config) -> list[BaseRoute]:
         address = login_address(request)
 
         def change() -> str | None:
-            with auth.hashing_slot(), auth_database(config.database_path) as db:
+            with auth.hashing_slot(), accounts_for(config) as db:
                 return auth.change_password(
                     db, principal.name, fields.get("current", ""), new, moment, address=address
                 )

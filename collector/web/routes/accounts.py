@@ -27,7 +27,7 @@ from collector.errors import (
     RateLimitedError,
     UnauthorizedError,
 )
-from collector.storage.sqlite.accounts import auth_database
+from collector.storage import accounts_for
 from collector.web.callers import (
     check_csrf,
     current_principal,
@@ -69,7 +69,7 @@ def routes(config: Config) -> list[BaseRoute]:
         address = login_address(request)
 
         def check() -> str | None:
-            with auth.hashing_slot(), auth_database(config.database_path) as db:
+            with auth.hashing_slot(), accounts_for(config) as db:
                 session = auth.login(db, email, password, moment, address=address)
                 found = None if session is None else db.user_by_email(auth.normalize_email(email))
             if found is not None:  # logins are audited (issue 6); failures are throttled
@@ -102,7 +102,7 @@ def routes(config: Config) -> list[BaseRoute]:
             session = principal.session
 
             def end() -> None:
-                with auth_database(config.database_path) as db:
+                with accounts_for(config) as db:
                     auth.logout(db, session)
 
             await run_in_threadpool(end)
@@ -129,7 +129,7 @@ def routes(config: Config) -> list[BaseRoute]:
         address = login_address(request)
 
         def change() -> str | None:
-            with auth.hashing_slot(), auth_database(config.database_path) as db:
+            with auth.hashing_slot(), accounts_for(config) as db:
                 return auth.change_password(
                     db, principal.name, current, new, moment, address=address
                 )

@@ -17,8 +17,8 @@ from collector import auth
 from collector.config import Config
 from collector.errors import BadRequestError, ForbiddenError
 from collector.reports import params
-from collector.reports.model import SavedFunnel
-from collector.storage.sqlite.saved import funnels_database
+from collector.storage import saved_for
+from collector.storage.rows import SavedFunnel
 from collector.web.callers import authorize, request_now
 from collector.web.http import read_json
 
@@ -44,7 +44,7 @@ def routes(config: Config) -> list[BaseRoute]:
             sites = wanted
 
         def read() -> list[SavedFunnel]:
-            with funnels_database(config.database_path) as db:
+            with saved_for(config) as db:
                 return db.stored_funnels(sites)
 
         found = await run_in_threadpool(read)
@@ -61,7 +61,7 @@ def routes(config: Config) -> list[BaseRoute]:
         moment = int(request_now(request).timestamp() * 1000)
 
         def save() -> None:
-            with funnels_database(config.database_path) as db:
+            with saved_for(config) as db:
                 db.save_funnel(funnel, moment)
 
         await run_in_threadpool(save)
@@ -75,7 +75,7 @@ def routes(config: Config) -> list[BaseRoute]:
         check_site(principal, site)
 
         def delete() -> bool:
-            with funnels_database(config.database_path) as db:
+            with saved_for(config) as db:
                 return db.delete_funnel(site, name)
 
         if not await run_in_threadpool(delete):

@@ -24,10 +24,11 @@ from collector.errors import BadRequestError, ForbiddenError
 from collector.reports import params
 from collector.reports.export import breakdown_csv, csv_name
 from collector.reports.model import GoalIn
-from collector.reports.query import ReportQuery, check_dimension
+from collector.reports.query import ReportQuery
 from collector.reports.results import BreakdownReport
-from collector.storage import reports_for
-from collector.storage.sqlite.reports import ReportsDatabase
+from collector.storage import reports_for, saved_for
+from collector.storage.ports import ReportStore
+from collector.storage.rows import check_dimension
 from collector.web.callers import check_csrf, current_principal, request_now
 from collector.web.http import read_json
 
@@ -43,7 +44,7 @@ class Call(msgspec.Struct, frozen=True):
     now: datetime
 
 
-Report = Callable[[ReportsDatabase, Call, Request], msgspec.Struct]
+Report = Callable[[ReportStore, Call, Request], msgspec.Struct]
 
 
 def routes(config: Config) -> list[BaseRoute]:
@@ -99,11 +100,11 @@ def routes(config: Config) -> list[BaseRoute]:
 
         return Route(path, endpoint, methods=["GET"])
 
-    def goal_of(db: ReportsDatabase, call: Call, request: Request) -> reports.Goal | None:
+    def goal_of(db: ReportStore, call: Call, request: Request) -> reports.Goal | None:
         spec = params.goal_param(request.query_params)
         return None if spec is None else reports.resolve_goal(db, call.sites, spec, config=config)
 
-    def required_goal(db: ReportsDatabase, call: Call, request: Request) -> reports.Goal:
+    def required_goal(db: ReportStore, call: Call, request: Request) -> reports.Goal:
         goal = goal_of(db, call, request)
         if goal is None:
             raise BadRequestError("this report needs a goal", field="goal")
@@ -112,11 +113,11 @@ def routes(config: Config) -> list[BaseRoute]:
     def common(call: Call) -> dict[str, Any]:
         return {"sites": call.sites, "now": call.now}
 
-    def aggregate(db: ReportsDatabase, call: Call, request: Request) -> msgspec.Struct:
+    def aggregate(db: ReportStore, call: Call, request: Request) -> msgspec.Struct:
         goal = goal_of(db, call, request)
         return reports.aggregate(db, config, call.query, goal=goal, **common(call))
 
-    def timeseries(db: ReportsDatabase, call: Call, request: Request) -> msgspec.Struct:
+    def timeseries(db: ReportStore, call: Call, request: Request) -> msgspec.Struct:
         interval = params.choice(
             request.query_params, "interval", ("hour", "day", "week", "month"), "day"
         )
@@ -129,7 +130,7 @@ def routes(config: Config) -> list[BaseRoute]:
             **common(call),
         )
 
-    def breakdown(db: ReportsDatabase, call: Call, request: Request) -> msgspec.Struct:
+    def breakdown(db: ReportStore, call: Call, request: Request) -> msgspec.Struct:
         query = request.query_params
         if "by" not in query:
             raise BadRequestError("breakdown needs `by`", field="by")
@@ -146,10 +147,10 @@ def routes(config: Config) -> list[BaseRoute]:
             **common(call),
         )
 
-    def goals(db: ReportsDatabase, call: Call, request: Request) -> msgspec.Struct:
+    def goals(db: ReportStore, call: Call, request: Request) -> msgspec.Struct:
         return reports.goals_report(db, config, call.query, **common(call))
 
-    def funnel(db: ReportsDatabase, call: Call, request: Request) -> msgspec.Struct:
+    def funnel(db: ReportStore, call: Call, request: Request) -> msgspec.Struct:
         return reports.funnel(
             db,
             config,
@@ -159,11 +160,11 @@ def routes(config: Config) -> list[BaseRoute]:
             **common(call),
         )
 
-    def retention(db: ReportsDatabase, call: Call, request: Request) -> msgspec.Struct:
+    def retention(db: ReportStore, call: Call, request: Request) -> msgspec.Struct:
         by = params.choice(request.query_params, "cohorts", ("week", "month"), "week")
         return reports.retention(db, config, call.query, by=by, **common(call))  # type: ignore[arg-type]
 
-    def experiment(db: ReportsDatabase, call: Call, request: Request) -> msgspec.Struct:
+    def experiment(db: ReportStore, call: Call, request: Request) -> msgspec.Struct:
         prop = request.query_params.get("property")
         if not prop:
             raise BadRequestError("experiment needs `property`", field="property")
@@ -177,20 +178,20 @@ def routes(config: Config) -> list[BaseRoute]:
             **common(call),
         )
 
-    def consent(db: ReportsDatabase, call: Call, request: Request) -> msgspec.Struct:
+    def consent(db: ReportStore, call: Call, request: Request) -> msgspec.Struct:
         return reports.consent_report(db, config, call.query, **common(call))
 
-    def attribution(db: ReportsDatabase, call: Call, request: Request) -> msgspec.Struct:
+    def attribution(db: ReportStore, call: Call, request: Request) -> msgspec.Struct:
         goal = required_goal(db, call, request)
         return reports.attribution(db, config, call.query, goal=goal, **common(call))
 
-    def rfm(db: ReportsDatabase, call: Call, request: Request) -> msgspec.Struct:
+    def rfm(db: ReportStore, call: Call, request: Request) -> msgspec.Struct:
         currency = request.query_params.get("currency")
         if currency is not None and (len(currency) != 3 or not currency.isupper()):
             raise BadRequestError("currency is a three-letter ISO code", field="currency")
         return reports.rfm(db, config, call.query, currency=currency, **common(call))
 
-    def realtime(db: ReportsDatabase, call: Call, request: Request) -> msgspec.Struct:
+    def realtime(db: ReportStore, call: Call, request: Request) -> msgspec.Struct:
         return reports.realtime(db, sites=call.sites, now=call.now, filters=call.query.filters)
 
     async def post_goal(request: Request) -> Response:
@@ -208,7 +209,7 @@ def routes(config: Config) -> list[BaseRoute]:
         moment = int(now(request).timestamp() * 1000)
 
         def save() -> None:
-            with reports_for(config) as db:
+            with saved_for(config) as db:
                 db.save_goal(goal.site, saved, moment)
 
         await run_in_threadpool(save)
@@ -227,7 +228,7 @@ def routes(config: Config) -> list[BaseRoute]:
         _refuse_config_goal(config, site, name)
 
         def delete() -> bool:
-            with reports_for(config) as db:
+            with saved_for(config) as db:
                 return db.delete_goal(site, name)
 
         if not await run_in_threadpool(delete):
