@@ -78,3 +78,18 @@ def test_every_docs_page_is_listed() -> None:
     unlisted = [page.name for page in pages if page not in listed]
     assert unlisted == []
     assert DOCS / "README.md" in listed
+
+
+#: A repository path in inline code: ``collector/web/app.py``, ``tests/setup.sh``, ``docs/``.
+REPO_PATH = re.compile(
+    r"`((?:collector|consent|tests|examples|sdk_snippet|requirements|docs)/[\w./-]*)`"
+)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_repository_path_named_in_code_exists(page: Path) -> None:
+    """A module or file the docs name in inline code exists: a module moved or renamed without
+    its docs fails here (the layout section of the design names every package)."""
+    named = set(REPO_PATH.findall(page.read_text(encoding="utf-8")))
+    missing = sorted(path for path in named if not (ROOT / path.rstrip("/")).exists())
+    assert not missing, f"{page.name} names paths that do not exist: {missing}"
