@@ -54,14 +54,24 @@ _IN_SCOPE = "JOIN events e ON e.site = s.site AND e.ts >= s.lo AND e.ts < s.hi"
 
 class ReportsDatabase(SavedDatabase):
     """A read connection on the events database, for the duration of one report call (the
-    saved goals and funnels are read on the same connection, in the same snapshot)."""
+    saved goals and funnels are read on the same connection, in the same snapshot).
+
+    ``rollups=False`` reads the events only, as every report does while a rollup refresh is
+    pending: the reference the report benchmark checks the rollups' answers against."""
+
+    def __init__(self, conn: sqlite3.Connection, *, rollups: bool = True) -> None:
+        super().__init__(conn)
+        self._use_rollups = rollups
 
     def _rows(self, sql: str, params: Params | dict[str, Any]) -> list[tuple[Any, ...]]:
         values = params.values if isinstance(params, Params) else params
         return self._conn.execute(sql, values).fetchall()
 
     def _rollups_current(self) -> bool:
-        """No rollup refresh pending in this read's snapshot: the rollups equal the events."""
+        """The rollups may answer: this connection uses them, and no refresh is pending in
+        this read's snapshot (then they equal the events)."""
+        if not self._use_rollups:
+            return False
         sql = (
             "SELECT NOT EXISTS (SELECT 1 FROM rollup_pending) "
             "AND NOT EXISTS (SELECT 1 FROM rollup_pending_hours)"
@@ -442,11 +452,14 @@ def _metric_row(row: tuple[Any, ...]) -> MetricRow:
 
 
 @contextmanager
-def reports_database(path: Path, *, timeout_ms: int = 10_000) -> Iterator[ReportsDatabase]:
-    """A connection on the database at ``path`` (which must exist, migrated) for one call."""
+def reports_database(
+    path: Path, *, timeout_ms: int = 10_000, rollups: bool = True
+) -> Iterator[ReportsDatabase]:
+    """A connection on the database at ``path`` (which must exist, migrated) for one call;
+    ``rollups=False``: every report from the events (see :class:`ReportsDatabase`)."""
     conn = sqlite3.connect(path, timeout=timeout_ms / 1000, isolation_level="DEFERRED")
     with closing(conn):
         # One read transaction for the whole call: every query of a report (and of its
         # comparison) sees the same snapshot while the writer keeps committing.
         conn.execute("BEGIN")
-        yield ReportsDatabase(conn)
+        yield ReportsDatabase(conn, rollups=rollups)
