@@ -113,7 +113,8 @@ def test_schema_single_node_and_cluster() -> None:
     single = CliRunner().invoke(main, ["clickhouse", "schema"])
     assert single.exit_code == 0
     text = single.output
-    assert text.count("CREATE TABLE IF NOT EXISTS mesure.") == 4
+    assert text.count("CREATE TABLE IF NOT EXISTS mesure.") == 5
+    assert "ENGINE = AggregatingMergeTree()" in text
     assert "ENGINE = MergeTree()" in text and "ENGINE = ReplacingMergeTree(version)" in text
     assert "PARTITION BY toYYYYMM(ts)" in text
     assert "TTL toDateTime(ts) + toIntervalDay(retention_days) DELETE" in text
@@ -150,7 +151,7 @@ def test_the_printed_schema_is_what_a_server_accepts(ch_target: ClickHouseTarget
         if statement.strip():
             client.command(statement)
     tables = {row[0] for row in client.rows("SHOW TABLES FROM {db}")}
-    assert tables == {"events", "visits", "dropped_hits", "erasures"}
+    assert tables == {"events", "visits", "first_visits", "dropped_hits", "erasures"}
 
 
 def test_storage_key_forms_and_secrets(tmp_path: Path) -> None:

@@ -5,6 +5,10 @@ Rows are copied in id order, in batches that ClickHouse inserts atomically (one 
 copy is resumable: the checkpoint is the highest id already in ClickHouse, so a rerun after an
 interruption continues where the last acknowledged batch ended, without duplicates. It ends with a
 count of each table on both sides.
+
+``first_visits`` (ClickHouse only) is filled from the copied visits and events once they are
+all in: the engine keeps each visitor's earliest visit, so a rerun inserting them again changes
+nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import msgspec
 
 from collector.config import Config
 from collector.storage import open_events, retention_of
+from collector.storage.clickhouse import first_visits
 from collector.storage.clickhouse.client import Client, client_for
 from collector.storage.clickhouse.ingest import EVENT_NAMES, VISIT_NAMES, Retention, sqlite_text
 from collector.storage.target import ClickHouseTarget
@@ -65,6 +70,7 @@ def copy_to_clickhouse(
                 for batch in _batches(conn, table, after, batch_size):
                     client.insert(table, [convert(row, retention) for row in batch], names)
                     shown.update(len(batch))
+        first_visits.rebuild(client)
         _copy_drops(conn, client)
         return _counts(conn, client)
 

@@ -6,7 +6,9 @@ one writer process keeps every visit that a new event could still join (last eve
 at start-up, so ingest never reads ClickHouse per hit. Each batch inserts the new state of the
 visits it touched (``visits`` is a ``ReplacingMergeTree``: the highest ``version`` wins), then
 its events, then its drop counters; memory is updated only after ClickHouse acknowledged all
-three, so a failed batch leaves nothing behind that a retry would count twice.
+three, so a failed batch leaves nothing behind that a retry would count twice. Each batch also
+inserts into ``first_visits`` the start of each followed visit it touched, when that start is new
+(:mod:`collector.storage.clickhouse.first_visits`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import msgspec
 
 from collector.errors import ConfigError
+from collector.storage.clickhouse import first_visits
 from collector.storage.clickhouse import schema as ch_schema
 from collector.storage.clickhouse.client import Client
 from collector.storage.rows import VISIT_GAP_MS, DropCount, Event
@@ -46,6 +49,11 @@ class OpenVisit:
     events: int
     created_ts: int
     retention_days: int
+    #: One of its events has a client-stored identifier: the visit belongs in ``first_visits``.
+    followed: bool = False
+    #: The start last written to ``first_visits`` for this visit: a batch writes it again only
+    #: when the start moved earlier, so the table gets about one row per followed visit.
+    listed_ts: int | None = None
 
 
 class Retention:
@@ -99,6 +107,13 @@ class ClickHouseStorage:
     def migrate(self) -> None:
         target = self._client.target
         self._replace_old_erasures()
+        if self._client.target.cluster and not self._has_table("first_visits"):
+            raise ConfigError(
+                "the first_visits table is missing: apply `mesure clickhouse schema --cluster` "
+                "again (the collector then fills it from the visits at start-up)",
+                path="mesure.toml",
+                key="storage",
+            )
         for statement in ch_schema.single_node(self._client.database, embedded=target.embedded):
             self._client.command(statement)
         if target.embedded:
@@ -112,6 +127,17 @@ class ClickHouseStorage:
                 self._client.command(
                     f"ALTER TABLE {{db}}.`{name}` MODIFY SETTING {ch_schema.embedded_settings()}"
                 )
+        if first_visits.needs_rebuild(self._client):
+            first_visits.rebuild(self._client)
+
+    def _has_table(self, name: str) -> bool:
+        return bool(
+            self._client.rows(
+                "SELECT count() FROM system.tables WHERE database = {database:String} "
+                "AND name = {name:String}",
+                {"database": self._client.database, "name": name},
+            )[0][0]
+        )
 
     def _replace_old_erasures(self) -> None:
         """Earlier versions kept each erased visitor's hash in ``erasures``, where it outlived
@@ -145,13 +171,16 @@ class ClickHouseStorage:
             rows = self._client.rows(
                 "SELECT id, site, visitor, toUnixTimestamp64Milli(start_ts), "
                 "toUnixTimestamp64Milli(last_ts), entry_path, exit_path, pageviews, events, "
-                "toUnixTimestamp64Milli(created_ts), retention_days FROM {db}.visits FINAL "
-                "WHERE last_ts >= (SELECT max(last_ts) FROM {db}.visits) "
+                "toUnixTimestamp64Milli(created_ts), retention_days, id IN (SELECT visit "
+                "FROM {db}.events WHERE visitor_kind = 'client' AND visit IS NOT NULL) "
+                "FROM {db}.visits FINAL WHERE last_ts >= (SELECT max(last_ts) FROM {db}.visits) "
                 "- toIntervalMillisecond({horizon:Int64})",
                 {"horizon": HORIZON_MS},
             )
             for row in rows:
-                visit = OpenVisit(*row)
+                visit = OpenVisit(*row[:-1])
+                visit.followed = bool(row[-1])
+                visit.listed_ts = visit.start_ts if visit.followed else None
                 self._visits[visit.id] = visit
                 self._by_key.setdefault((visit.site, visit.visitor), []).append(visit.id)
                 self._newest_ts = max(self._newest_ts, visit.last_ts)
@@ -178,12 +207,24 @@ class ClickHouseStorage:
                 VISIT_NAMES,
             )
             self._client.insert("events", rows, [*EVENT_NAMES, "props_text", "retention_days"])
+            listed = [
+                visit
+                for visit in batch.touched.values()
+                if visit.followed and (visit.listed_ts is None or visit.start_ts < visit.listed_ts)
+            ]
+            self._client.insert(
+                "first_visits",
+                [(v.site, v.visitor, v.start_ts, v.retention_days) for v in listed],
+                first_visits.NAMES,
+            )
             self._client.insert(
                 "dropped_hits",
                 [(drop.site, drop.day, drop.reason, drop.hits) for drop in drops],
                 ["site", "day", "reason", "hits"],
             )
             # Acknowledged: only now does memory move on.
+            for visit in listed:
+                visit.listed_ts = visit.start_ts
             self._version = version
             self._next_event = batch.next_event
             self._next_visit = batch.next_visit
@@ -205,6 +246,12 @@ class ClickHouseStorage:
                         f"WHERE {column} IN {{ids:Array(UInt64)}}",
                         {"ids": raced},
                         mutations_sync=2,
+                    )
+                for site in sorted({batch.touched[i].site for i in raced}):
+                    first_visits.reseed(
+                        self._client,
+                        site,
+                        [batch.touched[i].visitor for i in raced if batch.touched[i].site == site],
                     )
 
     def candidates(self, site: str, visitor: bytes) -> list[OpenVisit]:
@@ -336,6 +383,7 @@ class _Batch:
                 events=int(not is_pageview),
                 created_ts=event.ts,
                 retention_days=self._storage._retention.of_visit(event.site),
+                followed=event.visitor_kind == "client",
             )
             self.next_visit += 1
             self.touched[visit.id] = visit
@@ -354,6 +402,7 @@ class _Batch:
         visit.last_ts = max(visit.last_ts, event.ts)
         visit.pageviews += int(is_pageview)
         visit.events += int(not is_pageview)
+        visit.followed = visit.followed or event.visitor_kind == "client"
         self.touched[visit.id] = visit
         return visit.id
 

@@ -5,7 +5,8 @@ Deletions are mutations run with ``mutations_sync = 2``: ``ALTER TABLE … DELET
 parts holding the rows (on every replica) before the call returns, so an erasure or a purge is
 complete when the command answers. The parts it replaced stay on disk until ClickHouse removes
 them, which :meth:`ClickHousePrivacy.reclaim_space` waits for on chDB. Counts are taken just
-before each deletion with the same condition.
+before each deletion with the same condition. ``first_visits`` follows every deletion of visits
+(:func:`collector.storage.clickhouse.first_visits.reseed`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from collector.storage.clickhouse import first_visits
 from collector.storage.clickhouse.client import Client
 from collector.storage.clickhouse.ingest import event_select, visit_select
 from collector.storage.clickhouse.schema import EVENT_COLUMNS, VISIT_EXPORT_COLUMNS
@@ -148,6 +150,16 @@ class ClickHousePrivacy:
             [(seq + i, site, visit_id) for i, visit_id in enumerate(visits)],
             ["seq", "site", "visit"],
         )
+        # Whose first visit may go: their rows of ``first_visits`` are made again afterwards.
+        visitors = [
+            row[0]
+            for row in self._client.rows(
+                "SELECT DISTINCT visitor FROM {db}.visits WHERE id IN {visits:Array(UInt64)}",
+                {"visits": visits},
+            )
+        ]
+        if column == "visitor":
+            visitors += [h.digest for h in hashes]
         visit_events = self._count(
             "SELECT count() FROM {db}.events WHERE visit IN {visits:Array(UInt64)} "
             "AND id NOT IN {ids:Array(UInt64)}",
@@ -170,6 +182,7 @@ class ClickHousePrivacy:
                 {"visits": visits},
                 **SYNC,
             )
+        first_visits.reseed(self._client, site, visitors)
         return Deleted(
             subject_events=len(subject_ids), visit_events=visit_events, visits=len(visits)
         )
@@ -190,7 +203,8 @@ class ClickHousePrivacy:
 
     def purge_before(self, site: str, modes: Sequence[str], before_ms: int) -> list[PurgeCount]:
         """Delete ``site``'s events of ``modes`` older than ``before_ms``, then the visits left
-        without any event."""
+        without any event; the visitors who lost their first visit get their ``first_visits``
+        row from the visits that remain."""
         counts = self.count_before(site, modes, before_ms)
         for count in counts:
             if count.events:
@@ -206,6 +220,9 @@ class ClickHousePrivacy:
             "WHERE site = {site:String} AND visit IS NOT NULL)",
             {"site": site, "before": before_ms},
             **SYNC,
+        )
+        first_visits.reseed(
+            self._client, site, first_visits.stale_visitors(self._client, site, before_ms)
         )
         return counts
 
@@ -228,7 +245,7 @@ class ClickHousePrivacy:
         """
         done = "mutations"
         if vacuum:
-            for table in ("events", "visits", "dropped_hits"):
+            for table in ("events", "visits", "first_visits", "dropped_hits"):
                 self._client.command(f"OPTIMIZE TABLE {self._client.mutable(table)} FINAL")
             done = "optimize"
         outdated = self._outdated_parts()
@@ -247,11 +264,12 @@ class ClickHousePrivacy:
         return done
 
     def _outdated_parts(self) -> set[tuple[str, str]]:
-        """Parts of events and visits replaced by a mutation or a merge but still on disk (on
-        the node answering, for a cluster)."""
+        """Parts of the tables holding visitors (events, visits, first visits) replaced by a
+        mutation or a merge but still on disk (on the node answering, for a cluster)."""
         rows = self._client.rows(
             "SELECT table, name FROM system.parts WHERE database = {database:String} "
-            "AND table IN ('events', 'visits', 'events_local', 'visits_local') AND NOT active",
+            "AND table IN ('events', 'visits', 'first_visits', 'events_local', 'visits_local', "
+            "'first_visits_local') AND NOT active",
             {"database": self._client.database},
         )
         return {(str(table), str(name)) for table, name in rows}

@@ -120,6 +120,8 @@ class ClickHouseReports:
     def client_visit_starts(
         self, ranges: Sequence[SiteRange], end_ms: int, filters: Sequence[Filter]
     ) -> list[tuple[str, bytes, int]]:
+        if not filters:
+            return self._new_visitors_visits(ranges, end_ms)
         params = Params()
         site_list = params.add(sorted({r.site for r in ranges}), "Array(String)")
         end = at(params.add(end_ms, "Int64"))
@@ -151,6 +153,44 @@ class ClickHouseReports:
         )
         return [(row[0], row[1], int(row[2])) for row in self._rows(sql, params)]
 
+    def _new_visitors_visits(
+        self, ranges: Sequence[SiteRange], end_ms: int
+    ) -> list[tuple[str, bytes, int]]:
+        """``client_visit_starts`` without filters: the new visitors are those whose first
+        followed visit (``first_visits``) starts in the range, and every visit of theirs starts
+        no earlier, so only visits and events from the earliest range start on are read."""
+        params = Params()
+        site_list = params.add(sorted({r.site for r in ranges}), "Array(String)")
+        end = at(params.add(end_ms, "Int64"))
+        lowest = at(params.add(min((r.start_ms for r in ranges), default=0), "Int64"))
+        # Only a visitor with a row in the range can be new: their rows alone are grouped (a
+        # visitor's rows are many until merged; the smallest start is theirs).
+        in_range = scope_sql(ranges, params, "g.site", "g.first_ts")
+        new = (
+            "SELECT site, visitor FROM {db}.first_visits AS f "
+            f"WHERE f.site IN {site_list} AND f.visitor IN (SELECT g.visitor "
+            f"FROM {{db}}.first_visits AS g WHERE {in_range}) "
+            f"GROUP BY site, visitor HAVING {scope_sql(ranges, params, 'site', 'min(f.first_ts)')}"
+        )
+        # An event is never earlier than its visit's start: the followed visits from ``lowest``
+        # on are found among the events from ``lowest`` on (the primary key's days).
+        followed = (
+            f"(SELECT groupBitmapState(assumeNotNull(e.visit)) FROM {EVENTS} AS e "
+            f"WHERE e.site IN {site_list} AND e.ts >= {lowest} AND e.visit IS NOT NULL "
+            "AND e.visitor_kind = 'client')"
+        )
+        # FINAL is written on visits alone: first_visits needs no merge before its GROUP BY,
+        # and merging it first would cost more than the rest of the query.
+        sql = (
+            f"WITH {followed} AS followed SELECT v.site, v.visitor, {ms('v.start_ts')} "
+            f"FROM {VISITS} AS v FINAL WHERE v.site IN {site_list} AND v.created_ts >= {lowest} "
+            f"AND v.start_ts >= {lowest} AND v.start_ts < {end} "
+            f"AND (v.site, v.visitor) IN ({new}) AND bitmapContains(followed, v.id) "
+            "ORDER BY v.start_ts, v.id"
+        )
+        rows = self._client.rows(sql, params.values, **{**SETTINGS, "final": 0})
+        return [(row[0], row[1], int(row[2])) for row in rows]
+
     def visitor_kinds(
         self, ranges: Sequence[SiteRange], filters: Sequence[Filter]
     ) -> dict[str, int]:
@@ -168,10 +208,28 @@ class ClickHouseReports:
         self, buckets: Sequence[Bucket], filters: Sequence[Filter]
     ) -> list[tuple[int, str, int, int, int]]:
         params = Params()
+        sites = [b.site for b in buckets]
+        counts = f"count(), uniqExact({visitor_key('e.visitor')}), uniqExact(e.visit)"
+        if len(set(sites)) == len(sites):
+            # One bucket per site (the period's totals): each site's range is its bucket, so
+            # the events are read by range and no join finds their bucket.
+            ranges = [SiteRange(b.site, "UTC", b.start_ms, b.end_ms) for b in buckets]
+            index = (
+                f"transform(CAST(e.site AS String), {params.add(sites, 'Array(String)')}, "
+                f"{params.add([b.index for b in buckets], 'Array(Int64)')}, toInt64(-1))"
+            )
+            sql = (
+                f"SELECT {index} AS i, e.mode, {counts} FROM {EVENTS} AS e "
+                f"{visit_join(needs_visit(filters))} "
+                f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} "
+                f"AND {filters_sql(filters, params)} GROUP BY i, e.mode ORDER BY i, e.mode"
+            )
+            return [
+                (int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4])) for r in self._rows(sql, params)
+            ]
         sql = (
             f"WITH {bucket_cte(buckets, params)} "
-            f"SELECT e.bucket AS i, e.mode, count(), uniqExact({visitor_key('e.visitor')}), "
-            "uniqExact(e.visit) "
+            f"SELECT e.bucket AS i, e.mode, {counts} "
             f"FROM {bucketed(EVENTS, 'ts')} AS e {visit_join(needs_visit(filters))} "
             f"WHERE {filters_sql(filters, params)} GROUP BY i, e.mode ORDER BY i, e.mode"
         )

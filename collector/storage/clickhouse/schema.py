@@ -8,7 +8,9 @@ visitor's events and visits live on one shard (visit joins and visitor counts st
 Columns keep SQLite's names; timestamps become ``DateTime64(3, 'UTC')``. Two columns exist only
 here: ``props_text`` (each property as SQLite's ``CAST(json_extract(…) AS TEXT)`` would render it,
 so property breakdowns are identical) and ``retention_days`` (the row's retention, set at
-insert from the site's consent policy and enforced by the table's ``TTL``).
+insert from the site's consent policy and enforced by the table's ``TTL``). ``first_visits``
+has no SQLite twin: each visitor's first visit with a client-stored identifier, kept at ingest
+for the retention report (:mod:`collector.storage.clickhouse.first_visits`).
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ VISIT_EXPORT_COLUMNS: list[tuple[str, str]] = [
 class Table:
     name: str
     columns: list[tuple[str, str]]
-    engine: str  # without parameters: MergeTree, ReplacingMergeTree, SummingMergeTree
+    engine: str  # without parameters: MergeTree, ReplacingMergeTree, SummingMergeTree, …
     engine_args: str
     tail: str  # PARTITION BY / ORDER BY / TTL
     shard_key: str
@@ -133,6 +135,27 @@ TABLES = [
         "hits",
         "ORDER BY (site, day, reason)",
         "cityHash64(site)",
+    ),
+    # Each visitor's first followed visit (one with a client-stored identifier), so retention
+    # finds the period's new visitors without reading every visitor's history. The minimum is
+    # kept by the engine: ingest inserts the start of each followed visit it touches (again
+    # only if it moved earlier) and merges keep the earliest, whatever the order of the
+    # inserts; readers take min().
+    # ReplacingMergeTree would keep the latest version instead, so every insert would have to
+    # read the stored row first. The row expires with the visitor's first visit (the visits'
+    # retention, counted from its start).
+    Table(
+        "first_visits",
+        [
+            ("site", "LowCardinality(String)"),
+            ("visitor", "String"),
+            ("first_ts", "SimpleAggregateFunction(min, DateTime64(3, 'UTC'))"),
+            ("retention_days", "SimpleAggregateFunction(max, UInt16)"),
+        ],
+        "AggregatingMergeTree",
+        "",
+        "ORDER BY (site, visitor)\nTTL toDateTime(first_ts) + toIntervalDay(retention_days) DELETE",
+        "cityHash64(site, visitor)",
     ),
     # One row per erased visit: the writer drops those visits from its memory. Visit ids, not
     # the visitor's hash, which must leave the data with the erased rows.
