@@ -26,9 +26,10 @@ from collector.privacy.retention import run_retention
 from collector.reports import Filter, ReportQuery
 from collector.storage import open_events, prepare, privacy_for, reports_for
 from collector.storage.rows import DIMENSION_TABLE, Goal, SubjectHash
+from collector.storage.sqlite.events import open_storage
 from tests.clickhouse.conftest import KINDS, drop, new_target, on_clickhouse
 from tests.clickhouse.synthetic import SITES, build, now_for_tests
-from tests.reports.dataset import config_for, visitor
+from tests.reports.dataset import config_for, event, visitor
 
 NOW = now_for_tests()
 ALL = ["example", "paris"]
@@ -344,3 +345,56 @@ def test_new_events_after_reopening_continue_visits_and_ids(fresh: Pair) -> None
     a, b = stores[0].events(), stores[1].events()
     assert a == b and a[-1]["visit"] == last["visit"]
     assert stores[0].visits() == stores[1].visits()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_group_out_of_time_order_keeps_one_visit_without_a_gap(
+    tmp_path: Path, chdb_path: Path, kind: str
+) -> None:
+    """docs/metrics.md: a visit is a visitor's events with no gap of 30 minutes. One group (a
+    backdated batch, a bulk load) holds a visit at 15:00 and then, later in the group, earlier
+    pageviews at 14:00, 14:20 and 14:40: one visit of five pageviews, on both backends and in
+    SQLite's bulk import (which takes its batch in time order), whatever the group's order."""
+    base = int(NOW.timestamp() * 1000) - 86_400_000
+    minute = 60_000
+    group = [
+        event(base + 60 * minute, "v1", path="/a"),
+        event(base + 62 * minute, "v1", path="/b"),
+        event(base, "v1", path="/c"),
+        event(base + 20 * minute, "v1", path="/d"),
+        event(base + 40 * minute, "v1", path="/e"),
+    ]
+    target = new_target(kind, chdb_path)
+    configs = {
+        "sqlite insert_hits": config_for(tmp_path / "sqlite"),
+        "sqlite import_events": config_for(tmp_path / "import"),
+        "clickhouse insert_hits": on_clickhouse(config_for(tmp_path / "clickhouse"), target),
+    }
+    found = {}
+    try:
+        for name, config in configs.items():
+            config.data_dir.mkdir(parents=True)
+            prepare(config)
+            if name == "sqlite import_events":
+                bulk = open_storage(config.database_path)
+                try:
+                    bulk.import_events(copy.deepcopy(group))
+                    found[name] = (bulk.visits(), bulk.events())
+                finally:
+                    bulk.close()
+                continue
+            storage = open_events(config)
+            try:
+                storage.insert_hits(copy.deepcopy(group))
+                found[name] = (storage.visits(), storage.events())
+            finally:
+                storage.close()
+    finally:
+        drop(target)
+    for name, (visits, events) in found.items():
+        assert [
+            (v["start_ts"], v["last_ts"], v["entry_path"], v["exit_path"], v["pageviews"])
+            for v in visits
+        ] == [(base, base + 62 * minute, "/c", "/b", 5)], name
+        assert {row["visit"] for row in events} == {visits[0]["id"]}, name
+    assert found["sqlite insert_hits"] == found["clickhouse insert_hits"]

@@ -199,7 +199,7 @@ class ClickHouseStorage:
         with self._lock:
             self._forget_erased()
             batch = _Batch(self, self._next_event, self._next_visit)
-            rows = [batch.row(event) for event in events]
+            rows = batch.rows(events)
             version = max(self._version + 1, time.time_ns())
             self._client.insert(
                 "visits",
@@ -341,17 +341,25 @@ class _Batch:
             found[visit_id] = self.touched[visit_id]
         return [self.touched.get(i, v) for i, v in found.items()]
 
-    def row(self, event: Event) -> list[Any]:
-        values = {name: getattr(event, name) for name in _EVENT_FIELDS}
-        values["id"] = self.next_event
-        self.next_event += 1
-        values["visit"] = self._assign(event, values)
-        values["props"] = None if event.props is None else msgspec.json.encode(event.props).decode()
-        props_text = (
-            {} if event.props is None else {k: sqlite_text(v) for k, v in event.props.items()}
-        )
-        retention = self._storage._retention.of(event.site, event.mode)
-        return [*(values[name] for name in EVENT_NAMES), props_text, retention]
+    def rows(self, events: Sequence[Event]) -> list[list[Any]]:
+        """The ``events`` rows, ids in the batch's order, visits assigned in time order (as
+        ``collector.storage.sqlite.events.Storage.insert_hits`` does)."""
+        found = [{name: getattr(event, name) for name in _EVENT_FIELDS} for event in events]
+        for index in _time_order(events):
+            found[index]["visit"] = self._assign(events[index], found[index])
+        rows = []
+        for event, values in zip(events, found, strict=True):
+            values["id"] = self.next_event
+            self.next_event += 1
+            values["props"] = (
+                None if event.props is None else msgspec.json.encode(event.props).decode()
+            )
+            props_text = (
+                {} if event.props is None else {k: sqlite_text(v) for k, v in event.props.items()}
+            )
+            retention = self._storage._retention.of(event.site, event.mode)
+            rows.append([*(values[name] for name in EVENT_NAMES), props_text, retention])
+        return rows
 
     def _assign(self, event: Event, values: dict[str, Any]) -> int | None:
         """SQLite's rule (``collector.storage.sqlite.events._assign_visit``), over the visits
@@ -405,6 +413,11 @@ class _Batch:
         visit.followed = visit.followed or event.visitor_kind == "client"
         self.touched[visit.id] = visit
         return visit.id
+
+
+def _time_order(events: Sequence[Event]) -> list[int]:
+    """Indexes of ``events`` by time (arrival order among equal times)."""
+    return sorted(range(len(events)), key=lambda index: events[index].ts)
 
 
 def _visit_row(visit: OpenVisit, version: int) -> list[Any]:

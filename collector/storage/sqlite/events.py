@@ -128,19 +128,24 @@ class Storage:
             props = event.props
             values[_PROPS_FIELD] = None if props is None else msgspec.json.encode(props).decode()
             prepared.append(values)
+        # Visits are assigned in time order: in the order given, a visitor's events from before
+        # a visit already assigned in the group could start a second visit where the definition
+        # (no gap of 30 minutes) has one (a batch of backdated events, a bulk load).
+        order = sorted(range(len(events)), key=lambda index: events[index].ts)
         with self._write() as conn:
-            visits: list[int] = []
-            rows = []
-            for event, values in zip(events, prepared, strict=True):
-                # Visits first, in order: a group may hold a visitor twice.
+            visits: list[int | None] = [None] * len(events)
+            for index in order:
+                event, values = events[index], prepared[index]
                 visit, began_as = _assign_visit(conn, event)
-                if visit is not None:
-                    visits.append(visit)
+                visits[index] = visit
                 if began_as is not None:
                     # The visit began under yesterday's daily key: keep its identifier.
                     values[_VISITOR_FIELD] = began_as
                     values[_KEY_EPOCH_FIELD] = event.previous_key_epoch
-                rows.append((*[values[index] for index in _STORED_FIELDS], visit))
+            rows = [
+                (*[values[index] for index in _STORED_FIELDS], visit)
+                for values, visit in zip(prepared, visits, strict=True)
+            ]
             # Multi-row INSERTs: one statement (one GIL hand-off) for many events, not one each.
             start = 0
             for size in _insert_sizes(len(rows)):
@@ -151,7 +156,7 @@ class Storage:
                     + ", ".join([_EVENT_ROW] * size),
                     [value for row in chunk for value in row],
                 )
-            _queue_rollups(conn, events, visits)
+            _queue_rollups(conn, events, [visit for visit in visits if visit is not None])
             for drop in drops:
                 conn.execute(
                     "INSERT INTO dropped_hits (site, day, reason, hits) VALUES (?, ?, ?, ?) "
