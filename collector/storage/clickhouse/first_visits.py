@@ -6,13 +6,20 @@ visitor's history. It is kept exact by the paths that change visits:
 
 - ingest inserts the start of each followed visit a batch touched, when the writer has not
   written that start yet (the engine keeps the minimum, so inserts need not read anything);
-- an erasure or a retention purge deletes the rows of the visitors whose visits it deleted and
-  inserts them again from the visits that remain (:func:`reseed`);
+- an erasure or a retention purge deletes the rows of the visitors whose visits it deletes
+  (:func:`forget_visitors_of`, :func:`forget_before`) and inserts them again from the visits that
+  remain (:func:`reseed`);
 - a schema migration, a copy from SQLite, or an empty table beside stored visits fills it from
   the visits (:func:`rebuild`).
 
 A visit is followed when one of its events has ``visitor_kind = 'client'``, as in the SQLite
 report query (``ReportsDatabase.client_visit_starts``).
+
+No deletion here names a visitor: ClickHouse writes each mutation's statement, parameters
+substituted, to a ``mutation_N.txt`` file that it keeps long after the mutation is done (the last
+100 by default), so a statement holding an erased subject's hash would keep that hash on disk.
+Rows are chosen by visit ids (through the ``visits`` table, before those visits go) or by time;
+the visitors' hashes appear only in reads and inserts, which ClickHouse does not keep as files.
 """
 
 from __future__ import annotations
@@ -52,19 +59,63 @@ def needs_rebuild(client: Client) -> bool:
     return bool(int(visits))
 
 
-def reseed(client: Client, site: str, visitors: Sequence[bytes]) -> None:
-    """Replace the rows of ``visitors`` by what the stored visits say now: called after their
-    visits were deleted. A visitor left without a followed visit keeps no row."""
-    unique = sorted(set(visitors))
+def forget_visitors_of(client: Client, site: str, visits: Sequence[int]) -> list[bytes]:
+    """Delete the rows of the visitors of ``visits`` and return those visitors: called before the
+    visits are deleted (the mutation finds the visitors through them), then :func:`reseed`."""
+    unique = sorted(set(visits))
+    visitors: set[bytes] = set()
     for start in range(0, len(unique), RESEED_CHUNK):
-        chunk = unique[start : start + RESEED_CHUNK]
-        params = {"site": site, "visitors": chunk}
+        params = {"site": site, "visits": unique[start : start + RESEED_CHUNK]}
+        visitors.update(
+            row[0]
+            for row in client.rows(
+                "SELECT DISTINCT visitor FROM {db}.visits "
+                "WHERE site = {site:String} AND id IN {visits:Array(UInt64)}",
+                params,
+            )
+        )
         client.command(
             f"ALTER TABLE {client.mutable('first_visits')} DELETE WHERE site = {{site:String}} "
-            "AND visitor IN {visitors:Array(String)}",
+            "AND visitor IN (SELECT visitor FROM {db}.visits "
+            "WHERE site = {site:String} AND id IN {visits:Array(UInt64)})",
+            params,
+            mutations_sync=2,
+            allow_nondeterministic_mutations=1,
+        )
+    return sorted(visitors)
+
+
+def forget_before(client: Client, site: str, before_ms: int) -> list[bytes]:
+    """Delete the rows of ``site`` whose first visit starts before ``before_ms`` and return their
+    visitors: called after a purge of the rows older than that (only those first visits can be
+    gone), then :func:`reseed` gives back the rows of the visitors who still have a visit."""
+    params = {"site": site, "before": before_ms}
+    since = "fromUnixTimestamp64Milli({before:Int64}, 'UTC')"
+    visitors = [
+        row[0]
+        for row in client.rows(
+            "SELECT DISTINCT visitor FROM {db}.first_visits "
+            f"WHERE site = {{site:String}} AND first_ts < {since}",
+            params,
+        )
+    ]
+    if visitors:
+        client.command(
+            f"ALTER TABLE {client.mutable('first_visits')} DELETE WHERE site = {{site:String}} "
+            f"AND first_ts < {since}",
             params,
             mutations_sync=2,
         )
+    return visitors
+
+
+def reseed(client: Client, site: str, visitors: Sequence[bytes]) -> None:
+    """Insert the rows of ``visitors`` from what the stored visits say now: called after their
+    rows were deleted (:func:`forget_visitors_of`, :func:`forget_before`) and their visits
+    deleted. A visitor left without a followed visit gets no row."""
+    unique = sorted(set(visitors))
+    for start in range(0, len(unique), RESEED_CHUNK):
+        params = {"site": site, "visitors": unique[start : start + RESEED_CHUNK]}
         # A batch written meanwhile inserts the start of a visit that is also in ``visits``
         # (visits are inserted first): the minimum is the same either way.
         client.command(
@@ -76,21 +127,3 @@ def reseed(client: Client, site: str, visitors: Sequence[bytes]) -> None:
             "GROUP BY v.site, v.visitor",
             params,
         )
-
-
-def stale_visitors(client: Client, site: str, before_ms: int) -> list[bytes]:
-    """After a purge of ``site``'s rows older than ``before_ms``: the visitors whose row names a
-    first visit that is gone or no longer followed (only a visit starting before ``before_ms``
-    can have lost events). Deleting visits never moves a remaining one, so the others' rows
-    still hold the minimum."""
-    rows = client.rows(
-        "SELECT f.visitor FROM (SELECT visitor, min(first_ts) AS first FROM {db}.first_visits "
-        "WHERE site = {site:String} GROUP BY visitor "
-        "HAVING first < fromUnixTimestamp64Milli({before:Int64}, 'UTC')) AS f "
-        "LEFT ANTI JOIN (SELECT v.visitor AS visitor, v.start_ts AS start_ts "
-        "FROM {db}.visits AS v FINAL WHERE v.site = {site:String} "
-        "AND v.start_ts < fromUnixTimestamp64Milli({before:Int64}, 'UTC') "
-        f"AND v.id IN ({_FOLLOWED})) AS k ON k.visitor = f.visitor AND k.start_ts = f.first",
-        {"site": site, "before": before_ms},
-    )
-    return [row[0] for row in rows]

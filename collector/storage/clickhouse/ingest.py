@@ -240,6 +240,14 @@ class ClickHouseStorage:
             late = self._forget_erased()
             raced = sorted(visit_id for visit_id in batch.touched if visit_id in late)
             if raced:
+                sites = sorted({batch.touched[i].site for i in raced})
+                # Their visitors' first_visits rows go while the visits still name them.
+                forgotten = {
+                    site: first_visits.forget_visitors_of(
+                        self._client, site, [i for i in raced if batch.touched[i].site == site]
+                    )
+                    for site in sites
+                }
                 for table, column in (("events", "visit"), ("visits", "id")):
                     self._client.command(
                         f"ALTER TABLE {self._client.mutable(table)} DELETE "
@@ -247,12 +255,8 @@ class ClickHouseStorage:
                         {"ids": raced},
                         mutations_sync=2,
                     )
-                for site in sorted({batch.touched[i].site for i in raced}):
-                    first_visits.reseed(
-                        self._client,
-                        site,
-                        [batch.touched[i].visitor for i in raced if batch.touched[i].site == site],
-                    )
+                for site, visitors in forgotten.items():
+                    first_visits.reseed(self._client, site, visitors)
 
     def candidates(self, site: str, visitor: bytes) -> list[OpenVisit]:
         return [self._visits[i] for i in self._by_key.get((site, visitor), [])]

@@ -150,16 +150,9 @@ class ClickHousePrivacy:
             [(seq + i, site, visit_id) for i, visit_id in enumerate(visits)],
             ["seq", "site", "visit"],
         )
-        # Whose first visit may go: their rows of ``first_visits`` are made again afterwards.
-        visitors = [
-            row[0]
-            for row in self._client.rows(
-                "SELECT DISTINCT visitor FROM {db}.visits WHERE id IN {visits:Array(UInt64)}",
-                {"visits": visits},
-            )
-        ]
-        if column == "visitor":
-            visitors += [h.digest for h in hashes]
+        # Whose first visit may go: their rows of ``first_visits`` go now, while the visits
+        # still name them, and are made again from the visits left afterwards.
+        visitors = first_visits.forget_visitors_of(self._client, site, visits)
         visit_events = self._count(
             "SELECT count() FROM {db}.events WHERE visit IN {visits:Array(UInt64)} "
             "AND id NOT IN {ids:Array(UInt64)}",
@@ -222,7 +215,7 @@ class ClickHousePrivacy:
             **SYNC,
         )
         first_visits.reseed(
-            self._client, site, first_visits.stale_visitors(self._client, site, before_ms)
+            self._client, site, first_visits.forget_before(self._client, site, before_ms)
         )
         return counts
 
