@@ -131,10 +131,3 @@ PAGES: tuple[Page, ...] = (
         summary="How to install the tag and what each page shows.",
     ),
 )
-
-
-def page_by_id(page_id: str) -> Page:
-    for page in PAGES:
-        if page.id == page_id:
-            return page
-    raise KeyError(page_id)
