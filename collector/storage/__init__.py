@@ -40,12 +40,15 @@ __all__ = [
 
 
 class StorageSite(Protocol):
-    """What the ClickHouse retention reads of a site."""
+    """What storage reads of a site: its retention (ClickHouse) and its time zone (the SQLite
+    rollups' local days)."""
 
     @property
     def id(self) -> str: ...
     @property
     def consent(self) -> SitePolicy: ...
+    @property
+    def timezone(self) -> str: ...
 
 
 class StorageConfig(Protocol):
@@ -66,7 +69,7 @@ class StorageConfig(Protocol):
 def prepare(config: StorageConfig) -> None:
     """Create or migrate every database of ``config`` (SQLite always: accounts live there)."""
     if config.clickhouse is None:
-        open_storage(config.database_path).close()
+        open_storage(config.database_path, timezones=timezones_of(config)).close()
     else:
         open_events(config).close()
 
@@ -74,13 +77,20 @@ def prepare(config: StorageConfig) -> None:
 def open_events(config: StorageConfig, *, lock_timeout_ms: int = 10_000) -> EventStore:
     """The ingest backend of ``config``, migrated (and, for ClickHouse, its open visits loaded)."""
     if config.clickhouse is None:
-        return open_storage(config.database_path, lock_timeout_ms=lock_timeout_ms)
+        return open_storage(
+            config.database_path, lock_timeout_ms=lock_timeout_ms, timezones=timezones_of(config)
+        )
     # Accounts and goals stay in the data directory's SQLite file: create or migrate it too.
     open_storage(config.database_path, lock_timeout_ms=lock_timeout_ms).close()
     storage = ClickHouseStorage(client_for(config.clickhouse), retention_of(config))
     storage.migrate()
     storage.load_state()
     return storage
+
+
+def timezones_of(config: StorageConfig) -> dict[str, str]:
+    """Each site's time zone: the local days of its SQLite rollups."""
+    return {site.id: site.timezone for site in config.sites}
 
 
 def retention_of(config: StorageConfig) -> Retention:

@@ -65,7 +65,9 @@ def config_for(data_dir: Path, sites: dict[str, str] | None = None) -> Config:
 def store(config: Config, events: list[Event], drops: list[DropCount] | None = None) -> None:
     """Insert ``events`` in time order (visits are assigned as at ingest) and ``drops``."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    storage = open_storage(config.database_path)
+    storage = open_storage(
+        config.database_path, timezones={site.id: site.timezone for site in config.sites}
+    )
     try:
         storage.insert_hits(sorted(events, key=lambda e: e.ts), drops or [])
     finally:

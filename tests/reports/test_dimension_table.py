@@ -7,6 +7,7 @@ list from the table)."""
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -77,8 +78,26 @@ def test_the_rollups_keep_the_dimensions_the_table_says() -> None:
     assert rollups_sqlite.ROLLUP_DIMENSIONS[0] == "*"
     assert rollups_sqlite.ROLLUP_DIMENSIONS[1:] == ROLLED_UP_DIMENSIONS
     assert set(ROLLED_UP_DIMENSIONS) <= set(NAMES)
+    # The rollups compute each event's value in Python: it must be what the reports' SQL
+    # computes, on events that exercise every branch of it.
+    conn = sqlite3.connect(":memory:")
+    columns = [c.strip() for c in rollups_sqlite.EVENT_COLUMNS.split(",")]
+    conn.execute(f"CREATE TABLE events ({', '.join(columns)})")
+    samples = [
+        (1, "pageview", "granted", "/a", "mail", "Google", "Firefox", "Linux", "FR", None),
+        (2, "pageview", "exempt", "/b", "mail", "Google", None, None, None, None),
+        (3, "signup", "granted", "/c", None, None, "Chrome", "Windows", "DE", 5),
+        (4, "engagement", "denied", "/", None, "Bing", None, "iOS", None, 3000),
+    ]
+    conn.executemany(f"INSERT INTO events VALUES ({', '.join('?' * len(columns))})", samples)
     for dimension in ROLLED_UP_DIMENSIONS:
-        assert rollups_sqlite.key_sql(dimension) == sqlite_sql.DIMENSION_SQL[dimension]
+        if dimension in rollups_sqlite.VISIT_LEVEL:
+            assert sqlite_sql.DIMENSION_SQL[dimension] == "v.entry_path"
+            continue
+        expression = sqlite_sql.DIMENSION_SQL[dimension]
+        in_sql = [row[0] for row in conn.execute(f"SELECT {expression} FROM events e ORDER BY ts")]
+        assert in_sql == [rollups_sqlite.event_key(dimension, row) for row in samples], dimension
+    conn.close()
 
 
 @pytest.mark.parametrize(

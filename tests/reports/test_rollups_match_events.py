@@ -4,7 +4,8 @@ A seeded random dataset (visits crossing midnight, cookieless visits carried ove
 denied hits, events stored out of order and in bulk) is reported twice for every rolled-up
 dimension, period and bucket size: once from the rollups (no filter) and once from the events
 (a filter that keeps every event sends the query to the events table). After an erasure and a
-retention purge the two must still agree, and the erased visitor must be gone from the
+retention purge the two must still agree, the rows kept up to date through every change must
+equal the rows rebuilt afresh from the events, and the erased visitor must be gone from the
 derived tables and from the database file's bytes.
 """
 
@@ -17,12 +18,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from pyroaring import BitMap
 
 from collector.config import Config
 from collector.reports import Filter, ReportQuery
 from collector.reports.core import buckets
 from collector.reports.query import resolve_scope
 from collector.storage.rows import Event, SubjectHash
+from collector.storage.sqlite import rollups as rollups_sqlite
 from collector.storage.sqlite.events import Storage, open_storage
 from collector.storage.sqlite.privacy import privacy_database
 from collector.storage.sqlite.reports import reports_database
@@ -121,7 +124,7 @@ def store_unordered(config: Config, events: list[Event]) -> None:
     ordered = sorted(events, key=lambda e: e.ts)
     quarter = len(ordered) // 4
     parts = [ordered[i * quarter : (i + 1) * quarter] for i in range(3)] + [ordered[3 * quarter :]]
-    storage = open_storage(config.database_path)
+    storage = open_storage(config.database_path, timezones=SITES)
     try:
         storage.insert_hits(parts[1])
         storage.insert_hits(parts[0])
@@ -133,18 +136,72 @@ def store_unordered(config: Config, events: list[Event]) -> None:
 
 
 def refresh_all(storage: Storage) -> None:
-    """What the collector's writer does when idle: every pending rollup refreshed."""
+    """What the collector's writer does when idle: every queued day rebuilt."""
     while storage.refresh_rollups():
         pass
     conn = sqlite3.connect(storage.path)
     try:
-        pending = [
-            conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table in ("rollup_pending", "rollup_pending_hours")
-        ]
+        pending = conn.execute("SELECT count(*) FROM rollup_pending_days").fetchone()[0]
     finally:
         conn.close()
-    assert pending == [0, 0]
+    assert pending == 0
+
+
+def stored_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every rollup row, visitors as their hashes (ids are numbers given in arrival order)."""
+    conn = sqlite3.connect(path)
+    try:
+        hashes = dict(conn.execute("SELECT id, hash FROM visitor_ids").fetchall())
+        sites = dict(conn.execute("SELECT code, site FROM rollup_sites").fetchall())
+        visitors: dict[tuple[object, ...], set[bytes]] = {}
+        for site, dim, key, day, ids in conn.execute(
+            "SELECT site, dim, key, day, ids FROM day_visitors"
+        ):
+            found = visitors.setdefault((sites[site], dim, key, day), set())
+            found |= {hashes[ident] for ident in BitMap.deserialize(ids)}
+
+        def visitors_key(row: tuple[object, ...]) -> tuple[object, ...]:
+            return (sites[row[0]], row[1], row[3], row[2])
+
+        # Each row without its bitmaps' sizes (how its ids are split between them varies).
+        rows = sorted(
+            (
+                (
+                    sites[row[0]],
+                    *row[1:-2],
+                    sorted(visitors.get((sites[row[0]], row[1], row[3], row[2]), set())),
+                )
+                for row in conn.execute("SELECT * FROM day_rollups")
+            ),
+            key=repr,
+        )
+        late = sorted(
+            ((sites[row[0]], *row[1:]) for row in conn.execute("SELECT * FROM late_visits")),
+            key=repr,
+        )
+    finally:
+        conn.close()
+    return {"day_rollups": rows, "late_visits": late}
+
+
+def rebuilt_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """The rows rebuilt from the events, in a copy of the database."""
+    copy = path.with_name("rebuilt.db")
+    source = sqlite3.connect(path)
+    target = sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    with target:
+        for (site,) in target.execute("SELECT site FROM rollup_sites").fetchall():
+            zone = rollups_sqlite.sites(target)[site].zone
+            rollups_sqlite.queue_site_days(target, site, zone)
+        while rollups_sqlite.rebuild_pending(target, 50):
+            pass
+    target.close()
+    try:
+        return stored_rows(copy)
+    finally:
+        copy.unlink()
 
 
 def both_ways(config: Config) -> Iterator[tuple[str, object, object]]:
@@ -228,24 +285,24 @@ def test_after_erasure_and_retention_rollups_still_equal_and_hold_no_erased_row(
         left = [
             conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
             for table, where, params in [
-                ("visit_keys", "visitor = ?", (ERASED,)),
-                ("visit_keys", "visit NOT IN (SELECT id FROM visits)", ()),
+                ("visitor_ids", "hash = ?", (ERASED,)),
                 ("events", "visitor = ?", (ERASED,)),
             ]
         ]
-        # The day-to-day links of the visitors' chains, kept up to date through the changes,
-        # equal the ones counted afresh from the rows.
-        links = conn.execute(
-            "SELECT site, day, prev_day, rows FROM visitor_links ORDER BY 1, 2, 3"
-        ).fetchall()
-        recounted = conn.execute(
-            "SELECT site, hour / 24, coalesce(prev_last / 3600000 / 24, -1), count(*) "
-            "FROM visit_keys WHERE dim = '*' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-        ).fetchall()
+        known = {row[0] for row in conn.execute("SELECT id FROM visitor_ids")}
+        in_bitmaps: set[int] = set()
+        for (ids,) in conn.execute("SELECT ids FROM day_visitors"):
+            in_bitmaps |= set(BitMap.deserialize(ids))
     finally:
         conn.close()
-    assert left == [0, 0, 0]
-    assert links == recounted and len(links) > 20
+    assert left == [0, 0]
+    # No bitmap holds the id of a visitor the dictionary has forgotten.
+    assert in_bitmaps <= known and len(in_bitmaps) > 20
+    # The rows kept up to date through ingest, the erasure and the purge equal the rows
+    # rebuilt afresh from the events.
+    kept = stored_rows(config.database_path)
+    assert kept == rebuilt_rows(config.database_path)
+    assert len(kept["day_rollups"]) > 100 and kept["late_visits"]
     with privacy_database(config.database_path) as db:
         db.reclaim_space()
     stored = b"".join(
@@ -263,7 +320,7 @@ def test_bulk_import_stores_what_ingest_stores(tmp_path: Path) -> None:
     for name in ("ingest", "bulk"):
         config = config_for(tmp_path / name, SITES)
         config.data_dir.mkdir(parents=True)
-        storage = open_storage(config.database_path)
+        storage = open_storage(config.database_path, timezones=SITES)
         try:
             if name == "ingest":
                 for start in range(0, len(events), 40):
@@ -271,11 +328,7 @@ def test_bulk_import_stores_what_ingest_stores(tmp_path: Path) -> None:
                 refresh_all(storage)
             else:
                 storage.import_events(events)
-            conn = sqlite3.connect(config.database_path)
-            rollups = conn.execute(
-                "SELECT * FROM visit_keys ORDER BY visit, dim, key, hour"
-            ).fetchall()
-            conn.close()
+            rollups = stored_rows(config.database_path)
             stored.append((storage.events(), storage.visits(), rollups))
         finally:
             storage.close()
@@ -283,21 +336,36 @@ def test_bulk_import_stores_what_ingest_stores(tmp_path: Path) -> None:
     assert stored[0] == stored[1]
 
 
-def test_reports_read_the_events_while_rollups_are_pending(tmp_path: Path) -> None:
-    """Hits stored after the last refresh are in every report at once: while any rollup is
-    pending, the reports read the events, and they agree again after the refresh."""
+def test_queued_days_are_read_from_the_events(tmp_path: Path) -> None:
+    """Days queued for a rebuild (here: a time zone change) are read from the events in every
+    report at once, whatever their rows hold, and agree again once rebuilt."""
     config = config_for(tmp_path / "pending", SITES)
     config.data_dir.mkdir(parents=True)
     events = sorted(random_events(7), key=lambda e: e.ts)
-    half = len(events) // 2
-    storage = open_storage(config.database_path)
+    storage = open_storage(config.database_path, timezones={site: "UTC" for site in SITES})
+    storage.insert_hits(events)
+    storage.close()
+    # Opened with the configured zones: the Paris and Kathmandu rows were built in UTC.
+    storage = open_storage(config.database_path, timezones=SITES)
     try:
-        storage.insert_hits(events[:half])
+        conn = sqlite3.connect(config.database_path)
+        with conn:
+            queued = conn.execute("SELECT count(*) FROM rollup_pending_days").fetchone()[0]
+            # Rows of a queued day that are wrong: no report may read them.
+            conn.execute(
+                "UPDATE day_rollups SET pageviews = pageviews + 1000 WHERE site = "
+                "(SELECT code FROM rollup_sites WHERE site = 'example')"
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO rollup_pending_days (site, day) SELECT 'example', day "
+                "FROM day_rollups WHERE site = (SELECT code FROM rollup_sites WHERE site = "
+                "'example')"
+            )
+        conn.close()
+        assert queued > 10
+        pending = list(both_ways(config))
         refresh_all(storage)
-        storage.insert_hits(events[half:])  # not refreshed: the rollups lack these
-        pending = [(what, rolled, raw) for what, rolled, raw in both_ways(config)]
-        refresh_all(storage)
-        refreshed = [(what, rolled, raw) for what, rolled, raw in both_ways(config)]
+        refreshed = list(both_ways(config))
     finally:
         storage.close()
     assert len(pending) > 100

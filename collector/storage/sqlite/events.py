@@ -7,7 +7,7 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,15 +59,33 @@ _EXTEND_VISIT = (
     "WHERE id = (SELECT id FROM visits INDEXED BY visits_by_visitor "
     "WHERE site = :site AND visitor IN (:visitor, :previous) AND last_ts > :after "
     "AND start_ts < :before ORDER BY last_ts DESC LIMIT 1) "
-    "RETURNING id, visitor"
+    "RETURNING id, visitor, start_ts, last_ts, entry_path, pageviews, events"
 )
+# The visits a group may extend, as they were before it: what the rollups hold for them.
+_PREFETCH = (
+    "WITH q(s, h, a) AS (VALUES {rows}) SELECT v.id, v.visitor, v.start_ts, v.last_ts, "
+    "v.entry_path, v.pageviews, v.events FROM q JOIN visits v INDEXED BY visits_by_visitor "
+    "ON v.site = q.s AND v.visitor = q.h AND v.last_ts > q.a"
+)
+#: Visit states kept per process (the rollups' view of each recent visit), at most this many.
+_CACHED_VISITS = 50_000
+_EVENT_TUPLE = [
+    Event.__struct_fields__.index(name.strip()) for name in rollups_sqlite.EVENT_COLUMNS.split(",")
+]
 
 
 class Storage:
     """One process's handle on the database; safe to share between threads."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, timezones: Mapping[str, str] | None = None
+    ) -> None:
         self._conn = conn
+        #: Each site's configured time zone (the rollups' local days); others are UTC.
+        self._timezones = dict(timezones or {})
+        #: What this process last added to the rollups for each visit, checked against the
+        #: stored visit (another worker may have extended it since) before it is used.
+        self._visit_states: dict[int, rollups_sqlite.VisitState] = {}
         self._db = Database(conn, execute_plugins=False)
         self._lock = threading.RLock()
         self._turns = 0
@@ -118,6 +136,8 @@ class Storage:
     def migrate(self) -> None:
         with self._write():
             migrations.apply(self._db)
+            if self._timezones:
+                rollups_sqlite.set_timezones(self._conn, self._timezones)
 
     def insert_hits(self, events: Sequence[Event], drops: Sequence[DropCount] = ()) -> None:
         """Store ``events`` (assigning each to a visit) and add ``drops`` to the daily counters,
@@ -133,15 +153,22 @@ class Storage:
         # (no gap of 30 minutes) has one (a batch of backdated events, a bulk load).
         order = sorted(range(len(events)), key=lambda index: events[index].ts)
         with self._write() as conn:
+            known = self._sites(conn, events)
+            before = _prefetch_visits(conn, events)
             visits: list[int | None] = [None] * len(events)
+            after: dict[int, tuple[Any, ...]] = {}
             for index in order:
                 event, values = events[index], prepared[index]
-                visit, began_as = _assign_visit(conn, event)
+                visit, began_as, row = _assign_visit(conn, event)
                 visits[index] = visit
+                if visit is not None and row is not None:
+                    after[visit] = row
                 if began_as is not None:
                     # The visit began under yesterday's daily key: keep its identifier.
                     values[_VISITOR_FIELD] = began_as
                     values[_KEY_EPOCH_FIELD] = event.previous_key_epoch
+            # What the rollups hold for the visits extended (read before the new events).
+            states = self._old_states(conn, known, events, visits, before, after)
             rows = [
                 (*[values[index] for index in _STORED_FIELDS], visit)
                 for values, visit in zip(prepared, visits, strict=True)
@@ -156,7 +183,7 @@ class Storage:
                     + ", ".join([_EVENT_ROW] * size),
                     [value for row in chunk for value in row],
                 )
-            _queue_rollups(conn, events, [visit for visit in visits if visit is not None])
+            self._roll_up(conn, known, events, prepared, visits, before, after, states)
             for drop in drops:
                 conn.execute(
                     "INSERT INTO dropped_hits (site, day, reason, hits) VALUES (?, ?, ?, ?) "
@@ -164,32 +191,131 @@ class Storage:
                     (drop.site, drop.day, drop.reason, drop.hits),
                 )
 
-    def refresh_rollups(self, limit: int = 32) -> bool:
-        """Bring up to ``limit`` pending visits (and unidentified hours) into the rollups, in one
-        short transaction (a few ms: hits arriving meanwhile wait for it); ``True`` while more
-        are pending."""
+    def _sites(
+        self, conn: sqlite3.Connection, events: Sequence[Event]
+    ) -> dict[str, rollups_sqlite.Site]:
+        """The rollups' record of each site (code, time zone, generation), new sites added."""
+        known = rollups_sqlite.sites(conn)
+        for site in sorted({event.site for event in events} - set(known)):
+            known[site] = rollups_sqlite.add_site(conn, site, self._timezones.get(site, "UTC"))
+        return known
+
+    def _old_states(
+        self,
+        conn: sqlite3.Connection,
+        known: dict[str, rollups_sqlite.Site],
+        events: Sequence[Event],
+        visits: Sequence[int | None],
+        before: dict[int, tuple[Any, ...]],
+        after: dict[int, tuple[Any, ...]],
+    ) -> dict[int, tuple[rollups_sqlite.VisitState, list[Any]]]:
+        """For each stored visit the group extends: its state before the group (cached when the
+        stored row still matches, else read from its events) and, when its entry page changes,
+        its earlier events."""
+        sites_of = {visit: events[i].site for i, visit in enumerate(visits) if visit is not None}
+        found: dict[int, tuple[rollups_sqlite.VisitState, list[Any]]] = {}
+        read: list[int] = []
+        for visit in after:
+            old = before.get(visit)
+            if old is None:
+                continue
+            site = known[sites_of[visit]]
+            cached = self._visit_states.get(visit)
+            moved = old[3] != after[visit][3]
+            if (
+                cached is not None
+                and cached.generation == site.generation
+                and cached.same_row(old)
+                and not moved
+            ):
+                found[visit] = (cached, [])
+            else:
+                read.append(visit)
+        if read:
+            earlier: dict[int, list[Any]] = {visit: [] for visit in read}
+            for row in conn.execute(
+                f"SELECT visit, {rollups_sqlite.EVENT_COLUMNS} FROM events "
+                "WHERE visit IN (SELECT value FROM json_each(?))",
+                (msgspec.json.encode(read).decode(),),
+            ):
+                earlier[int(row[0])].append(row[1:])
+            for visit in read:
+                site = known[sites_of[visit]]
+                state = rollups_sqlite.visit_state(before[visit], site.generation)
+                for row in earlier[visit]:
+                    state.add(row)
+                found[visit] = (state, earlier[visit])
+        return found
+
+    def _roll_up(
+        self,
+        conn: sqlite3.Connection,
+        known: dict[str, rollups_sqlite.Site],
+        events: Sequence[Event],
+        prepared: list[list[Any]],
+        visits: Sequence[int | None],
+        before: dict[int, tuple[Any, ...]],
+        after: dict[int, tuple[Any, ...]],
+        states: dict[int, tuple[rollups_sqlite.VisitState, list[Any]]],
+    ) -> None:
+        """Add what the group changed to the daily rollups, in its transaction: each event's
+        sums and visitor, and for each visit it touched, its new figures in place of its old."""
+        changes = rollups_sqlite.Changes()
+        kinds: dict[str, dict[bytes, str | None]] = {}
+        for event, values in zip(events, prepared, strict=True):
+            visitor = values[_VISITOR_FIELD]
+            if visitor is not None:
+                kinds.setdefault(event.site, {})[visitor] = event.visitor_kind
+        ids = {
+            site: rollups_sqlite.visitor_ids(conn, known[site], found)
+            for site, found in kinds.items()
+        }
+        grown: dict[int, list[Any]] = {}
+        for event, values, visit in zip(events, prepared, visits, strict=True):
+            visitor = values[_VISITOR_FIELD]
+            ident = None if visitor is None else ids[event.site][visitor]
+            row = [values[index] for index in _EVENT_TUPLE]
+            entry = None if visit is None else after[visit][3]
+            changes.add_event(known[event.site], row, ident, entry)
+            if visit is not None:
+                grown.setdefault(visit, []).append(row)
+        site_of = {visit: events[i].site for i, visit in enumerate(visits) if visit is not None}
+        for visit, rows in grown.items():
+            site = known[site_of[visit]]
+            new = after[visit]
+            old = states.get(visit)
+            if old is not None:
+                state, earlier = old
+                changes.add_visit(site, state, -1)
+                if before[visit][3] != new[3]:
+                    ident = ids[site.name][bytes(new[0])]
+                    for row in earlier:
+                        day = changes.move_entry(site, row, ident, before[visit][3], new[3])
+                        if before[visit][3] is not None and not rollups_sqlite.still_entered(
+                            conn, site, bytes(new[0]), before[visit][3], day
+                        ):
+                            key = (site.code, rollups_sqlite.ENTRY, day, before[visit][3])
+                            changes.row(key).removed.add(ident)
+            else:
+                state = rollups_sqlite.visit_state(new, site.generation)
+            state.visitor, state.start, state.last = bytes(new[0]), int(new[1]), int(new[2])
+            state.entry, state.pageviews, state.events = new[3], int(new[4]), int(new[5])
+            state.generation = site.generation
+            for row in sorted(rows, key=lambda item: item[rollups_sqlite.TS]):
+                state.add(row)
+            changes.add_visit(site, state)
+            self._visit_states.pop(visit, None)
+            self._visit_states[visit] = state
+        while len(self._visit_states) > _CACHED_VISITS:
+            del self._visit_states[next(iter(self._visit_states))]
+        rollups_sqlite.apply(conn, changes)
+
+    def refresh_rollups(self, limit: int = 1) -> bool:
+        """Rebuild up to ``limit`` queued days of the rollups from the events (an erasure's,
+        a retention purge's, a time zone change's, the upgrade's), in one transaction;
+        ``True`` while more are queued."""
         with self._write() as conn:
-            visits = [
-                int(row[0])
-                for row in conn.execute("SELECT visit FROM rollup_pending LIMIT ?", (limit,))
-            ]
-            hours = [
-                (str(row[0]), int(row[1]))
-                for row in conn.execute(
-                    "SELECT site, hour FROM rollup_pending_hours LIMIT ?", (limit,)
-                )
-            ]
-            if visits:
-                rollups_sqlite.refresh_visits(conn, visits)
-                conn.executemany(
-                    "DELETE FROM rollup_pending WHERE visit = ?", [(v,) for v in visits]
-                )
-            if hours:
-                rollups_sqlite.refresh_anon_hours(conn, set(hours))
-                conn.executemany(
-                    "DELETE FROM rollup_pending_hours WHERE site = ? AND hour = ?", hours
-                )
-        return len(visits) == limit or len(hours) == limit
+            return rollups_sqlite.rebuild_pending(conn, limit)
 
     def import_events(self, events: Sequence[Event]) -> None:
         """Store a large batch of ``events`` (an import, a benchmark data set) in one
@@ -242,7 +368,21 @@ class Storage:
                 ],
             )
             conn.executemany(_INSERT_EVENT, rows)
-            _refresh_rollups(conn, ordered, list(changed))
+            self._sites(conn, ordered)
+            # The rollups of every day the batch touched are rebuilt from the events: the
+            # days of its events, and every day of each visit it created or extended.
+            days: dict[str, set[int]] = {}
+            for event in ordered:
+                days.setdefault(event.site, set()).add(event.ts)
+            for visit in changed.values():
+                days.setdefault(visit[7], set()).update(
+                    range(visit[1], visit[2] + 1, rollups_sqlite.DAY_MS // 2)
+                )
+                days[visit[7]].add(visit[2])
+            for site, times in days.items():
+                rebuild = rollups_sqlite.days_of(conn, site, times)
+                rollups_sqlite.rebuild_days(conn, site, rebuild)
+            self._visit_states.clear()
 
     def events(self, site: str | None = None) -> list[dict[str, Any]]:
         """Every stored event (of ``site``), ordered by id; ``props`` decoded."""
@@ -306,15 +446,18 @@ def _insert_sizes(count: int) -> Iterator[int]:
         yield count
 
 
-def _assign_visit(conn: sqlite3.Connection, event: Event) -> tuple[int | None, bytes | None]:
+def _assign_visit(
+    conn: sqlite3.Connection, event: Event
+) -> tuple[int | None, bytes | None, tuple[Any, ...] | None]:
     """The visit of ``event``: its visitor's visit still active at ``event.ts`` or a new one;
-    and the visit's visitor identifier when it began under yesterday's daily key (``None``
-    otherwise), which the event keeps.
+    the visit's visitor identifier when it began under yesterday's daily key (``None``
+    otherwise), which the event keeps; and the visit as stored after the event
+    ``(visitor, start, last, entry page, pageviews, events)``.
 
     Runs inside the write transaction, so concurrent worker processes agree on visits.
     """
     if event.visitor is None:
-        return None, None
+        return None, None, None
     previous = event.previous_visitor or event.visitor
     is_pageview = event.name == "pageview"
     found = conn.execute(
@@ -345,42 +488,36 @@ def _assign_visit(conn: sqlite3.Connection, event: Event) -> tuple[int | None, b
                 int(not is_pageview),
             ),
         )
-        return cursor.lastrowid, None
-    visit_id, visitor = found
-    return int(visit_id), (None if visitor == event.visitor else bytes(visitor))
+        path = event.path if is_pageview else None
+        row = (event.visitor, event.ts, event.ts, path, int(is_pageview), int(not is_pageview))
+        return cursor.lastrowid, None, row
+    visit_id, visitor = found[0], found[1]
+    began_as = None if visitor == event.visitor else bytes(visitor)
+    return int(visit_id), began_as, (bytes(visitor), *found[2:])
 
 
-def _queue_rollups(
-    conn: sqlite3.Connection, events: Sequence[Event], visits: Sequence[int]
-) -> None:
-    """Record which rollups this transaction made stale. Refreshing them here measured about
-    three quarters of a hit's CPU in the ingest benchmark, so the writer does it when idle
-    (:meth:`Storage.refresh_rollups`) and reports read the events while any are pending."""
-    # One statement each, from a JSON array: ``executemany`` steps once per row, and every step
-    # gives up the GIL and must win it back from the busy event loop while the turn is held.
-    if visits:
-        conn.execute(
-            "INSERT OR IGNORE INTO rollup_pending (visit) SELECT value FROM json_each(?)",
-            (msgspec.json.encode(sorted(set(visits))).decode(),),
-        )
-    hours = {(e.site, e.ts // rollups_sqlite.HOUR_MS) for e in events if e.visitor is None}
-    if hours:
-        conn.execute(
-            "INSERT OR IGNORE INTO rollup_pending_hours (site, hour) "
-            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)",
-            (msgspec.json.encode(sorted(hours)).decode(),),
-        )
-
-
-def _refresh_rollups(
-    conn: sqlite3.Connection, events: Sequence[Event], visits: Sequence[int]
-) -> None:
-    """Bring the report rollups up to date with what this transaction stored."""
-    rollups_sqlite.refresh_visits(conn, visits)
-    rollups_sqlite.refresh_anon_hours(
-        conn,
-        {(e.site, e.ts // rollups_sqlite.HOUR_MS) for e in events if e.visitor is None},
-    )
+def _prefetch_visits(
+    conn: sqlite3.Connection, events: Sequence[Event]
+) -> dict[int, tuple[Any, ...]]:
+    """``{id: (visitor, start, last, entry page, pageviews, events)}`` of every stored visit
+    the group's events could extend, as it is before them."""
+    after: dict[tuple[str, bytes], int] = {}
+    for event in events:
+        if event.visitor is None:
+            continue
+        for visitor in {event.visitor, event.previous_visitor or event.visitor}:
+            key = (event.site, visitor)
+            after[key] = min(after.get(key, event.ts), event.ts)
+    found: dict[int, tuple[Any, ...]] = {}
+    pairs = [(site, visitor, ts - VISIT_GAP_MS) for (site, visitor), ts in after.items()]
+    start = 0
+    for size in _insert_sizes(len(pairs)):
+        chunk = pairs[start : start + size]
+        start += size
+        sql = _PREFETCH.format(rows=", ".join(["(?, ?, ?)"] * size))
+        for row in conn.execute(sql, [value for pair in chunk for value in pair]):
+            found[int(row[0])] = (bytes(row[1]), *row[2:])
+    return found
 
 
 def _batch_visit(
@@ -437,10 +574,18 @@ def _extend_visit(visit: list[Any], event: Event) -> None:
     visit[6] += int(not is_pageview)
 
 
-def open_storage(path: Path, *, migrate: bool = True, lock_timeout_ms: int = 10_000) -> Storage:
+def open_storage(
+    path: Path,
+    *,
+    migrate: bool = True,
+    lock_timeout_ms: int = 10_000,
+    timezones: Mapping[str, str] | None = None,
+) -> Storage:
     """Open (creating if needed) the database at ``path`` in WAL mode and run migrations.
 
     A write waits up to ``lock_timeout_ms`` for another process's write to finish.
+    ``timezones``: each site's configured time zone, the local days of its rollups (a site
+    whose rollups were built in another is rebuilt; sites not named keep theirs, or UTC).
     """
     conn = sqlite3.connect(path, check_same_thread=False, timeout=lock_timeout_ms / 1000)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -451,7 +596,7 @@ def open_storage(path: Path, *, migrate: bool = True, lock_timeout_ms: int = 10_
     # not left in free space where an erasure could not reach them. Some builds of SQLite have
     # it on by default; others do not.
     conn.execute("PRAGMA secure_delete = ON")
-    storage = Storage(conn, path)
+    storage = Storage(conn, path, timezones)
     if migrate:
         storage.migrate()
     return storage

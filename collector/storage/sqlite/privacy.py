@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,9 @@ class PrivacyDatabase:
             self._conn.execute("BEGIN IMMEDIATE")
             scope = self.erasure_scope(site, column, hashes)
             subject_ids, visit_ids = scope.event_ids, scope.visit_ids
+            # The days whose rollups these rows are part of: their events' days and the days
+            # their visits started; and the visitors whose ids may be left unused.
+            times, visitors = self._touched(subject_ids, visit_ids)
             for event_id in subject_ids:
                 self._conn.execute("DELETE FROM events WHERE id = ?", (event_id,))
             visit_events = 0
@@ -141,9 +144,41 @@ class PrivacyDatabase:
                 visits += self._conn.execute(
                     "DELETE FROM visits WHERE id = ?", (visit_id,)
                 ).rowcount
-            # The rollups of these visits go too (and their visitors' chains are rejoined).
-            rollups_sqlite.refresh_visits(self._conn, visit_ids)
+            # The rollups of those days are rebuilt from the events left, in this transaction,
+            # and the ids of visitors with no visit left are forgotten.
+            self._rebuild(site, times, visitors)
         return Deleted(subject_events=len(subject_ids), visit_events=visit_events, visits=visits)
+
+    def _touched(
+        self, event_ids: Iterable[int], visit_ids: Iterable[int]
+    ) -> tuple[set[int], set[bytes]]:
+        """The times of the events ``event_ids``, of every event of ``visit_ids`` and of those
+        visits' starts; and the visitor hashes of all of them."""
+        times: set[int] = set()
+        visitors: set[bytes] = set()
+        for event_id in event_ids:
+            for ts, visitor in self._conn.execute(
+                "SELECT ts, visitor FROM events WHERE id = ?", (event_id,)
+            ):
+                times.add(int(ts))
+                if visitor is not None:
+                    visitors.add(bytes(visitor))
+        for visit_id in visit_ids:
+            for ts, visitor in self._conn.execute(
+                "SELECT start_ts, visitor FROM visits WHERE id = ? UNION ALL "
+                "SELECT ts, NULL FROM events WHERE visit = ?",
+                (visit_id, visit_id),
+            ):
+                times.add(int(ts))
+                if visitor is not None:
+                    visitors.add(bytes(visitor))
+        return times, visitors
+
+    def _rebuild(self, site: str, times: Iterable[int], visitors: Iterable[bytes]) -> None:
+        rollups_sqlite.bump_generation(self._conn, site)
+        days = rollups_sqlite.days_of(self._conn, site, times)
+        rollups_sqlite.rebuild_days(self._conn, site, days)
+        rollups_sqlite.drop_unused_visitors(self._conn, site, visitors)
 
     def count_before(self, site: str, modes: Sequence[str], before_ms: int) -> list[PurgeCount]:
         return [
@@ -166,25 +201,18 @@ class PrivacyDatabase:
         counts: list[PurgeCount] = []
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
-            touched: set[int] = set()
-            hours: set[tuple[str, int]] = set()
+            times: set[int] = set()
+            visitors: set[bytes] = set()
             for mode in modes:
                 where = "site = ? AND mode = ? AND ts < ?"
-                touched.update(
-                    int(row[0])
-                    for row in self._conn.execute(
-                        f"SELECT DISTINCT visit FROM events WHERE {where} AND visit IS NOT NULL",
-                        (site, mode, before_ms),
-                    )
-                )
-                hours.update(
-                    (site, int(row[0]))
-                    for row in self._conn.execute(
-                        f"SELECT DISTINCT ts / {rollups_sqlite.HOUR_MS} FROM events "
-                        f"WHERE {where} AND visitor IS NULL",
-                        (site, mode, before_ms),
-                    )
-                )
+                # The purged events' days (every day from the first to the last) are rebuilt;
+                # the visits they belong to started on one of them.
+                first, last = self._conn.execute(
+                    f"SELECT min(ts), max(ts) FROM events WHERE {where}", (site, mode, before_ms)
+                ).fetchone()
+                if first is not None:
+                    times.update(range(int(first), int(last), rollups_sqlite.DAY_MS // 2))
+                    times.add(int(last))
                 cursor = self._conn.execute(
                     f"DELETE FROM events WHERE {where}", (site, mode, before_ms)
                 )
@@ -196,16 +224,16 @@ class PrivacyDatabase:
                     "site = ? AND last_ts < ? AND NOT EXISTS "
                     "(SELECT 1 FROM events WHERE events.visit = visits.id)"
                 )
-                touched.update(
-                    int(row[0])
+                visitors.update(
+                    bytes(row[0])
                     for row in self._conn.execute(
-                        f"SELECT id FROM visits WHERE {empty}", (site, before_ms)
+                        f"SELECT visitor FROM visits WHERE {empty}", (site, before_ms)
                     )
                 )
                 self._conn.execute(f"DELETE FROM visits WHERE {empty}", (site, before_ms))
-            # Rollups follow: rows of emptied visits go, partly purged visits are recounted.
-            rollups_sqlite.refresh_visits(self._conn, touched)
-            rollups_sqlite.refresh_anon_hours(self._conn, hours)
+            # Rollups follow: the purged days are rebuilt from the events left.
+            if times:
+                self._rebuild(site, times, visitors)
         return counts
 
     def count_events(self, site: str | None = None) -> int:

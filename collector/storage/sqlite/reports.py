@@ -56,8 +56,8 @@ class ReportsDatabase(SavedDatabase):
     """A read connection on the events database, for the duration of one report call (the
     saved goals and funnels are read on the same connection, in the same snapshot).
 
-    ``rollups=False`` reads the events only, as every report does while a rollup refresh is
-    pending: the reference the report benchmark checks the rollups' answers against."""
+    ``rollups=False`` reads the events only, as every report does for the days queued for a
+    rollup rebuild: the reference the report benchmark checks the rollups' answers against."""
 
     def __init__(self, conn: sqlite3.Connection, *, rollups: bool = True) -> None:
         super().__init__(conn)
@@ -66,17 +66,6 @@ class ReportsDatabase(SavedDatabase):
     def _rows(self, sql: str, params: Params | dict[str, Any]) -> list[tuple[Any, ...]]:
         values = params.values if isinstance(params, Params) else params
         return self._conn.execute(sql, values).fetchall()
-
-    def _rollups_current(self) -> bool:
-        """The rollups may answer: this connection uses them, and no refresh is pending in
-        this read's snapshot (then they equal the events)."""
-        if not self._use_rollups:
-            return False
-        sql = (
-            "SELECT NOT EXISTS (SELECT 1 FROM rollup_pending) "
-            "AND NOT EXISTS (SELECT 1 FROM rollup_pending_hours)"
-        )
-        return bool(self._rows(sql, {})[0][0])
 
     def metrics(
         self,
@@ -95,14 +84,14 @@ class ReportsDatabase(SavedDatabase):
         A visit counts when it starts in the period and has at least one selected event; its
         bounce and duration are computed over all its events.
         """
+        if self._use_rollups and not filters and goal is None:
+            found = rollup_reports_sqlite.metrics(
+                self._conn, ranges, dimension, buckets, limit, offset
+            )
+            if found is not None:
+                return found
         params = Params(scope=scope_json(ranges))
         ctes = [_SCOPE_CTE]
-        edges = [(r.start_ms, r.end_ms) for r in ranges]
-        edges += [(b.start_ms, b.end_ms) for b in buckets or ()]
-        if self._rollups_current() and rollup_reports_sqlite.answers(
-            dimension, bool(filters), goal is not None, edges
-        ):
-            return self._rollup_metrics(params, dimension, buckets, limit, offset)
         bucket_join = visit_bucket_join = ""
         if buckets is not None:
             params.values["buckets"] = msgspec.json.encode(
@@ -192,26 +181,6 @@ class ReportsDatabase(SavedDatabase):
         )
         return [_metric_row(row) for row in self._rows(sql, params)]
 
-    def _rollup_metrics(
-        self,
-        params: Params,
-        dimension: str | None,
-        buckets: Sequence[Bucket] | None,
-        limit: int | None,
-        offset: int,
-    ) -> list[MetricRow]:
-        ctes = [_SCOPE_CTE]
-        if buckets is not None:
-            params.values["buckets"] = msgspec.json.encode(
-                [[b.index, b.site, b.start_ms, b.end_ms] for b in buckets]
-            ).decode()
-            ctes.append(_BUCKET_CTE)
-        page = ""
-        if limit is not None:
-            page = f" LIMIT {params.add(limit)} OFFSET {params.add(offset)}"
-        sql = rollup_reports_sqlite.metrics_sql(dimension, ctes, buckets is not None, page)
-        return [_metric_row(row) for row in self._rows(sql, params)]
-
     def step_events(
         self,
         ranges: Sequence[SiteRange],
@@ -267,15 +236,11 @@ class ReportsDatabase(SavedDatabase):
         self, ranges: Sequence[SiteRange], filters: Sequence[Filter]
     ) -> dict[str, int]:
         """Distinct identified visitors of the period by ``visitor_kind``."""
+        if self._use_rollups and not filters:
+            found = rollup_reports_sqlite.visitor_kinds(self._conn, ranges)
+            if found is not None:
+                return found
         params = Params(scope=scope_json(ranges))
-        edges = [(r.start_ms, r.end_ms) for r in ranges]
-        rolled_up = rollup_reports_sqlite.answers(None, bool(filters), False, edges)
-        if rolled_up and self._rollups_current():
-            sql = rollup_reports_sqlite.visitor_kinds_sql(_SCOPE_CTE)
-            client, cookieless, other = self._rows(sql, params)[0]
-            if not other:
-                found = {"client": client, "cookieless": cookieless}
-                return {kind: count for kind, count in found.items() if count}
         sql = (
             f"WITH {_SCOPE_CTE} SELECT e.visitor_kind, COUNT(DISTINCT e.visitor) "
             f"FROM scope s {_IN_SCOPE} LEFT JOIN visits v ON v.id = e.visit "
@@ -422,12 +387,11 @@ class ReportsDatabase(SavedDatabase):
     def engaged_time(self, ranges: Sequence[SiteRange], filters: Sequence[Filter]) -> int:
         """Total ``engaged_ms`` of the period's events matching ``filters`` (the snippet sends
         each engagement ping as the visible time since the previous one, so they add up)."""
+        if self._use_rollups and not filters:
+            total = rollup_reports_sqlite.engaged(self._conn, ranges)
+            if total is not None:
+                return total
         params = Params(scope=scope_json(ranges))
-        edges = [(r.start_ms, r.end_ms) for r in ranges]
-        rolled_up = rollup_reports_sqlite.answers(None, bool(filters), False, edges)
-        if rolled_up and self._rollups_current():
-            sql = rollup_reports_sqlite.engaged_sql(_SCOPE_CTE)
-            return int(self._rows(sql, params)[0][0])
         sql = (
             f"WITH {_SCOPE_CTE} SELECT coalesce(SUM(e.engaged_ms), 0) FROM scope s {_IN_SCOPE} "
             f"LEFT JOIN visits v ON v.id = e.visit WHERE e.engaged_ms IS NOT NULL "

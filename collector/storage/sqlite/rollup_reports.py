@@ -1,228 +1,262 @@
-"""The rollup form of the reports' queries (see :mod:`collector.storage.sqlite.rollups` for
+"""The reports read from the daily rollups (see :mod:`collector.storage.sqlite.rollups` for
 what the tables hold).
 
-Distinct visitors in a range of whole UTC hours are the chain rows in the range whose
-predecessor ended before it. When the range reaches past the newest row (every period that ends
-today), that count is a plain sum of ``firsts`` (+1 at a row's hour, -1 at its predecessor's):
-each row in the range whose predecessor is in the range too cancels out, and no row after the
-range can have one in it. Ranges that end earlier (comparisons, a time series' past buckets)
-count the rows. Sums come from ``key_days`` for the range's whole UTC days and ``key_hours``
-for the hours at either end, so a year reads a few hundred rows per value, not thousands.
+A report is answered here when it has no filter and no goal, is broken down by a rolled-up
+dimension (or not at all, or by whole-day buckets), and each site's range is whole local days
+in the time zone its rollups were built with, none of them queued for a rebuild; otherwise the
+functions return ``None`` and the caller reads the events. Sums are sums of day rows; distinct
+visitors are the size of the union of the days' bitmaps; a visit that started in the period but
+shows a value only after its end (``late_visits``) is taken back out, as the events path does.
+
+Breakdowns rank values by visitors: each value's sum of daily counts bounds its visitors from
+above, so the unions are computed in that order and stop once no value left can reach the
+rows asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
 
-from collector.storage.sqlite.rollups import HOUR_MS, ROLLUP_DIMENSIONS, VISIT_LEVEL
+from pyroaring import BitMap
 
+from collector.storage.rows import Bucket, MetricRow, SiteRange
+from collector.storage.sqlite.rollups import (
+    DIM_CODE,
+    ID_LIMITS,
+    NULL_KEY,
+    ROLLUP_DIMENSIONS,
+    Site,
+    decode_key,
+    sites,
+)
 
-def answers(
-    dimension: str | None,
-    has_filters: bool,
-    has_goal: bool,
-    edges: Iterable[tuple[int, int]],
-) -> bool:
-    """Whether the rollups answer a metrics query exactly: no filter, no goal, a rolled-up
-    dimension (or none), and every range on whole UTC hours (``anon_hours``' grain) and at
-    least 30 minutes long."""
-    if has_filters or has_goal:
-        return False
-    if dimension is not None and (dimension == "*" or dimension not in ROLLUP_DIMENSIONS):
-        return False
-    return all(
-        lo % HOUR_MS == 0 and hi % HOUR_MS == 0 and hi - lo >= HOUR_MS // 2 for lo, hi in edges
-    )
+# Positions in the sums read from day_rollups.
+_HITS, _PV, _EVENTS, _ENGAGED, _UNIDENTIFIED, _VISITS, _BOUNCES, _DURATION, _VISIT_PV, _BOUND = (
+    range(10)
+)
+_SUMS = (
+    "SUM(hits), SUM(pageviews), SUM(events), SUM(engaged), SUM(unidentified), SUM(visits), "
+    "SUM(bounces), SUM(duration), SUM(visit_pageviews), SUM(nbase + nrecent)"
+)
 
-
-def _pieces(bucketed: bool) -> list[str]:
-    """CTEs cutting each range of ``b`` (``scope`` itself when not ``bucketed``) into its whole
-    UTC days and the hours before and after them: ``pieces(i, site, grain, a, z, cur, lo)``, with
-    ``a``/``z`` in days or hours. ``cur``: no chain row at or after the range's end, so its
-    visitors are a sum of ``firsts``."""
-    ctes = []
-    if not bucketed:
-        ctes.append("b(i, site, lo, hi) AS MATERIALIZED (SELECT NULL, site, lo, hi FROM scope)")
-    ctes.append(
-        f"bh(i, site, lo, hi, fh, th, fd, td, cur) AS MATERIALIZED (SELECT i, site, lo, hi, "
-        f"lo / {HOUR_MS}, hi / {HOUR_MS}, (lo / {HOUR_MS} + 23) / 24, hi / {HOUR_MS} / 24, "
-        f"hi / {HOUR_MS} > coalesce((SELECT max(x.hour) FROM visit_keys x WHERE x.site = b.site "
-        "AND x.dim = '*' AND x.key IS NULL), -1) FROM b)"
-    )
-    ctes.append(
-        "pieces(i, site, grain, a, z, cur, lo) AS MATERIALIZED ("
-        "SELECT i, site, 'h', fh, CASE WHEN fd < td THEN fd * 24 ELSE th END, cur, lo FROM bh "
-        "UNION ALL SELECT i, site, 'd', fd, td, cur, lo FROM bh WHERE fd < td "
-        "UNION ALL SELECT i, site, 'h', td * 24, th, cur, lo FROM bh "
-        "WHERE fd < td AND td * 24 < th)"
-    )
-    return ctes
+#: One site's part of a report: its rollups, ``[first, end)`` in local days, and its buckets
+#: as ``(index, first, end)``.
+Part = tuple[Site, int, int, list[tuple[int, int, int]]]
 
 
-def _piece_rows(columns: str, anon: str | None, where: str = "") -> str:
-    """``columns`` of the site's rows (``t``: ``key_hours``/``key_days``, ``*`` only) and
-    ``anon`` columns of ``anon_hours``/``anon_days`` (``a``) in every piece, as one UNION."""
-    parts = []
-    for table, anon_table, unit, grain in (
-        ("key_hours", "anon_hours", "hour", "h"),
-        ("key_days", "anon_days", "day", "d"),
-    ):
-        parts.append(
-            f"SELECT {columns} FROM pieces p JOIN {table} t ON t.site = p.site AND t.dim = '*' "
-            f"AND t.key IS NULL AND t.{unit} >= p.a AND t.{unit} < p.z "
-            f"WHERE p.grain = '{grain}'{where}"
-        )
-        if anon is not None:
-            parts.append(
-                f"SELECT {anon} FROM pieces p JOIN {anon_table} a ON a.site = p.site "
-                f"AND a.dim = '*' AND a.{unit} >= p.a AND a.{unit} < p.z "
-                f"WHERE p.grain = '{grain}'{where}"
+def plan(
+    conn: sqlite3.Connection, ranges: Sequence[SiteRange], buckets: Sequence[Bucket] | None
+) -> list[Part] | None:
+    """Each site's days, or ``None`` when the rollups cannot answer (see the module)."""
+    known = sites(conn)
+    parts: list[Part] = []
+    for site_range in ranges:
+        site = known.get(site_range.site)
+        if site is None:
+            continue  # no event was ever stored for it
+        if site.zone.name != site_range.timezone:
+            return None
+        days = site.zone.whole_days(site_range.start_ms, site_range.end_ms)
+        if days is None:
+            return None
+        first, end = days
+        pending = conn.execute(
+            "SELECT 1 FROM rollup_pending_days WHERE site = ? AND day >= ? AND day < ? LIMIT 1",
+            (site.name, first, end),
+        ).fetchone()
+        if pending is not None:
+            return None
+        found: list[tuple[int, int, int]] = []
+        for bucket in buckets or ():
+            if bucket.site != site.name:
+                continue
+            bucket_days = site.zone.whole_days(bucket.start_ms, bucket.end_ms)
+            if bucket_days is None or bucket_days[0] < first or bucket_days[1] > end:
+                return None
+            found.append((bucket.index, *bucket_days))
+        parts.append((site, first, end, found))
+    return parts
+
+
+def _bitmap(conn: sqlite3.Connection, parts: list[Part], dim: int, key: Any) -> BitMap:
+    """The visitors of ``key`` over every part's days."""
+    found = []
+    for site, first, end, _ in parts:
+        found += [
+            BitMap.deserialize(row[0])
+            for row in conn.execute(
+                "SELECT ids FROM day_visitors WHERE site = ? AND dim = ? AND key = ? "
+                "AND day >= ? AND day < ?",
+                (site.code, dim, key, first, end),
             )
-    return " UNION ALL ".join(parts)
+        ]
+    return BitMap.union(*found) if found else BitMap()
 
 
-def engaged_sql(scope_cte: str) -> str:
-    """Total engaged time of the period: the ``*`` sums and the unidentified events'."""
-    ctes = [scope_cte, *_pieces(False)]
-    rows = _piece_rows("t.engaged AS engaged", "a.engaged AS engaged")
-    return "WITH " + ",\n".join(ctes) + f" SELECT coalesce(SUM(engaged), 0) FROM ({rows})"
+def _order(key: Any) -> tuple[int, Any]:
+    """SQLite's order of values: NULL, then numbers, then text."""
+    if key is None:
+        return (0, 0)
+    return (1, key) if isinstance(key, int) else (2, key)
 
 
-def visitor_kinds_sql(scope_cte: str) -> str:
-    """Distinct visitors of the period by kind: counts of the two kinds, and of rows of any
-    other kind (then the caller asks the events instead). Ranges that end before the newest
-    row count the chain rows."""
-    ctes = [scope_cte, *_pieces(False)]
-    counted = "(x.prev_last IS NULL OR x.prev_last < bh.lo)"
-    rows = (
-        f"SELECT {counted} AND x.kind = 'client' AS c, {counted} AND x.kind = 'cookieless' AS k, "
-        "coalesce(x.kind NOT IN ('client', 'cookieless'), 1) AS o FROM bh "
-        "CROSS JOIN visit_keys x ON x.site = bh.site AND x.dim = '*' AND x.key IS NULL "
-        "AND x.hour >= bh.fh AND x.hour < bh.th WHERE NOT bh.cur"
-    )
-    sums = _piece_rows(
-        "t.firsts_client AS c, t.firsts_cookieless AS k, t.rows_other AS o", None, " AND p.cur"
-    )
-    return (
-        "WITH " + ",\n".join(ctes) + " SELECT coalesce(SUM(c), 0), coalesce(SUM(k), 0), "
-        f"coalesce(SUM(o), 0) FROM ({sums} UNION ALL {rows})"
+def _row(key: Any, visitors: int, sums: Sequence[int]) -> MetricRow:
+    return MetricRow(
+        key=key,
+        visitors=visitors,
+        pageviews=sums[_PV],
+        events=sums[_EVENTS],
+        visits=sums[_VISITS],
+        bounces=sums[_BOUNCES],
+        duration_ms=sums[_DURATION],
+        visit_pageviews=sums[_VISIT_PV],
+        converted=0,
+        unidentified_pageviews=sums[_UNIDENTIFIED],
     )
 
 
-def _past_visitors(dim: str, bucketed: bool, by_value: bool) -> str:
-    """``vis``: the visitors of the ranges that end before the newest row, whose rows in the
-    range count when their predecessor ended before it. Per value: one index range per value.
-    Without a dimension, whole UTC days come from ``visitor_links`` (rows per day and
-    predecessor's day), plus the rows whose predecessor ended on the range's first day but
-    before the range began; the hours at either end count their rows."""
-    if by_value:
-        key = "bh.i" if bucketed else "rk.key"
-        return (
-            f"vis AS (SELECT k, SUM(visitors) AS visitors FROM (SELECT {key} AS k, "
-            "(SELECT SUM(x.prev_last IS NULL OR x.prev_last < bh.lo) FROM visit_keys x "
-            f"WHERE x.site = bh.site AND x.dim = '{dim}' AND x.key IS rk.key "
-            "AND x.hour >= bh.fh AND x.hour < bh.th) AS visitors FROM bh CROSS JOIN rollup_keys rk "
-            f"ON rk.site = bh.site AND rk.dim = '{dim}' WHERE NOT bh.cur) "
-            "WHERE visitors IS NOT NULL GROUP BY k)"
+def _ranked(rows: list[MetricRow], limit: int | None, offset: int) -> list[MetricRow]:
+    """``ORDER BY visitors DESC, pageviews DESC, key`` and the page asked for."""
+    rows.sort(key=lambda row: (-row.visitors, -row.pageviews, _order(row.key)))
+    if limit is None:
+        return rows[offset:] if offset else rows
+    return rows[offset : offset + limit]
+
+
+def metrics(
+    conn: sqlite3.Connection,
+    ranges: Sequence[SiteRange],
+    dimension: str | None,
+    buckets: Sequence[Bucket] | None,
+    limit: int | None,
+    offset: int,
+) -> list[MetricRow] | None:
+    """``ReportsDatabase.metrics`` without filters or goal, from the rollups (or ``None``)."""
+    if dimension is not None and (dimension == "*" or dimension not in ROLLUP_DIMENSIONS):
+        return None
+    if buckets is not None and dimension is not None:
+        return None
+    parts = plan(conn, ranges, buckets)
+    if parts is None:
+        return None
+    if buckets is not None:
+        return _bucketed(conn, parts, limit, offset)
+    dim = DIM_CODE[dimension or "*"]
+    totals: dict[Any, list[int]] = {}
+    for site, first, end, _ in parts:
+        for key, *sums in conn.execute(
+            f"SELECT key, {_SUMS} FROM day_rollups WHERE site = ? AND dim = ? AND day >= ? "
+            "AND day < ? GROUP BY key",
+            (site.code, dim, first, end),
+        ):
+            total = totals.setdefault(key, [0] * 10)
+            for index, value in enumerate(sums):
+                total[index] += value
+        # Visits that started in the period and show the value only after its end.
+        for key, *late in conn.execute(
+            "SELECT key, SUM(visits), SUM(bounces), SUM(duration), SUM(visit_pageviews) "
+            "FROM late_visits WHERE site = ? AND dim = ? AND day >= ? AND day < ? "
+            "AND key_day >= ? GROUP BY key",
+            (site.code, dim, first, end, end),
+        ):
+            total = totals.setdefault(key, [0] * 10)
+            for index, value in zip((_VISITS, _BOUNCES, _DURATION, _VISIT_PV), late, strict=True):
+                total[index] -= value
+    present = [key for key, total in totals.items() if total[_HITS] > 0]
+    need = None if limit is None else offset + limit
+    present.sort(key=lambda key: -totals[key][_BOUND])
+    best: list[int] = []  # the ``need`` largest visitor counts found so far (a min-heap)
+    rows = []
+    for key in present:
+        bound = totals[key][_BOUND]
+        if need is not None and len(best) >= need and bound < best[0]:
+            break  # no value left can reach the rows asked for
+        visitors = len(_bitmap(conn, parts, dim, key)) if bound else 0
+        rows.append(_row(decode_key(key), visitors, totals[key]))
+        if need is not None:
+            if len(best) < need:
+                heapq.heappush(best, visitors)
+            elif visitors > best[0]:
+                heapq.heapreplace(best, visitors)
+    return _ranked(rows, limit, offset)
+
+
+def _bucketed(
+    conn: sqlite3.Connection, parts: list[Part], limit: int | None, offset: int
+) -> list[MetricRow]:
+    """The time series: the whole site's day rows summed into buckets (a visit counts in the
+    bucket where it started), visitors the union of the bucket's days."""
+    totals: dict[int, list[int]] = {}
+    visitors: dict[int, list[BitMap]] = {}
+    for site, first, end, found in parts:
+        bucket_of: dict[int, int] = {}
+        for index, lo, hi in found:
+            bucket_of.update(dict.fromkeys(range(lo, hi), index))
+        for day, *sums in conn.execute(
+            "SELECT day, hits, pageviews, events, engaged, unidentified, visits, bounces, "
+            "duration, visit_pageviews, nbase + nrecent FROM day_rollups WHERE site = ? "
+            "AND dim = 0 AND day >= ? AND day < ?",
+            (site.code, first, end),
+        ):
+            at = bucket_of.get(day)
+            if at is None:
+                continue
+            total = totals.setdefault(at, [0] * 10)
+            for position, value in enumerate(sums):
+                total[position] += value
+        for day, ids in conn.execute(
+            "SELECT day, ids FROM day_visitors WHERE site = ? AND dim = 0 AND key = ? "
+            "AND day >= ? AND day < ?",
+            (site.code, NULL_KEY, first, end),
+        ):
+            at = bucket_of.get(day)
+            if at is not None:
+                visitors.setdefault(at, []).append(BitMap.deserialize(ids))
+    rows = [
+        _row(index, len(BitMap.union(*visitors.get(index, [BitMap()]))), total)
+        for index, total in totals.items()
+        if total[_HITS] > 0
+    ]
+    return _ranked(rows, limit, offset)
+
+
+def visitor_kinds(conn: sqlite3.Connection, ranges: Sequence[SiteRange]) -> dict[str, int] | None:
+    """Distinct visitors by kind (the id ranges of ``visitor_ids``), or ``None``."""
+    parts = plan(conn, ranges, None)
+    if parts is None:
+        return None
+    codes = [site.code for site, *_ in parts]
+    if codes:
+        marks = ", ".join("?" * len(codes))
+        mixed = conn.execute(
+            f"SELECT 1 FROM rollup_sites WHERE code IN ({marks}) AND mixed_kinds LIMIT 1", codes
+        ).fetchone()
+        if mixed is not None:
+            return None
+    everyone = BitMap.union(*[_bitmap(conn, [part], 0, NULL_KEY) for part in parts], BitMap())
+    client = everyone.rank(ID_LIMITS[0])
+    cookieless = everyone.rank(ID_LIMITS[1]) - client
+    if len(everyone) - client - cookieless:
+        return None  # a kind the ids do not tell apart: the events know
+    found = {"client": client, "cookieless": cookieless}
+    return {kind: count for kind, count in found.items() if count}
+
+
+def engaged(conn: sqlite3.Connection, ranges: Sequence[SiteRange]) -> int | None:
+    """Total engaged time of the period (identified and unidentified events), or ``None``."""
+    parts = plan(conn, ranges, None)
+    if parts is None:
+        return None
+    total = 0
+    for site, first, end, _ in parts:
+        total += int(
+            conn.execute(
+                "SELECT coalesce(SUM(engaged), 0) FROM day_rollups WHERE site = ? AND dim = 0 "
+                "AND day >= ? AND day < ?",
+                (site.code, first, end),
+            ).fetchone()[0]
         )
-    key = "p.i" if bucketed else "NULL"
-    day_ms = 24 * HOUR_MS
-    return (
-        f"vis AS (SELECT k, SUM(n) AS visitors FROM ("
-        f"SELECT {key} AS k, (x.prev_last IS NULL OR x.prev_last < p.lo) AS n FROM pieces p "
-        "CROSS JOIN visit_keys x ON x.site = p.site AND x.dim = '*' AND x.key IS NULL "
-        "AND x.hour >= p.a AND x.hour < p.z WHERE p.grain = 'h' AND NOT p.cur UNION ALL "
-        f"SELECT {key}, l.rows FROM pieces p CROSS JOIN visitor_links l ON l.site = p.site "
-        f"AND l.day >= p.a AND l.day < p.z AND l.prev_day < p.lo / {day_ms} "
-        "WHERE p.grain = 'd' AND NOT p.cur UNION ALL "
-        f"SELECT {key}, 1 FROM pieces p CROSS JOIN visit_keys x INDEXED BY visit_keys_by_prev "
-        f"ON x.site = p.site AND x.dim = '*' AND x.prev_last >= p.lo / {day_ms} * {day_ms} "
-        "AND x.prev_last < p.lo AND x.hour >= p.a * 24 AND x.hour < p.z * 24 "
-        "WHERE p.grain = 'd' AND NOT p.cur) GROUP BY k HAVING SUM(n) > 0)"
-    )
-
-
-def metrics_sql(dimension: str | None, ctes: list[str], bucketed: bool, page: str) -> str:
-    """The rollup form of ``ReportsDatabase.metrics`` (same columns, same order).
-
-    ``ctes`` holds ``scope`` and, when ``bucketed``, ``b``. Each range is cut into ``pieces``:
-    its whole UTC days (``key_days``) and the hours before and after them (``key_hours``). A
-    visit that started in the period but shows the value only after it is taken back out
-    (``fix``); unidentified events come from ``anon_hours`` and ``anon_days``.
-    """
-    dim = dimension or "*"
-    ranges = [*ctes, *_pieces(bucketed)]
-    key = "p.i" if bucketed else ("rk.key" if dimension else "NULL")
-    # CROSS JOIN fixes the loop order: each piece, each value, then that value's range in the
-    # index (the planner would otherwise scan the whole dimension).
-    per_value = (
-        f"FROM pieces p CROSS JOIN rollup_keys rk ON rk.site = p.site AND rk.dim = '{dim}' "
-        "CROSS JOIN {table} t ON t.site = p.site AND t.dim = '{dim}' AND t.key IS rk.key "
-        "AND t.{unit} >= p.a AND t.{unit} < p.z WHERE p.grain = '{grain}'"
-    )
-    columns = (
-        f"{key} AS k, t.pageviews, t.events, t.visits, t.bounces, t.duration, "
-        "t.visit_pageviews, CASE WHEN p.cur THEN t.firsts ELSE 0 END AS firsts"
-    )
-    ranges.append(
-        "sums AS (SELECT k, SUM(pageviews) AS pageviews, SUM(events) AS events, "
-        "SUM(visits) AS visits, SUM(bounces) AS bounces, SUM(duration) AS duration, "
-        "SUM(visit_pageviews) AS visit_pageviews, SUM(firsts) AS firsts FROM ("
-        f"SELECT {columns} "
-        + per_value.format(table="key_hours", unit="hour", grain="h", dim=dim)
-        + f" UNION ALL SELECT {columns} "
-        + per_value.format(table="key_days", unit="day", grain="d", dim=dim)
-        + ") GROUP BY k)"
-    )
-    ranges.append(_past_visitors(dim, bucketed, dimension is not None))
-    # Visits that started in the period, counted at their start hour in ``key_hours``, whose
-    # first event with the value comes after the period's end: not visits of that value here.
-    fix_key = "bv.i" if bucketed else ("rk.key" if dimension else "NULL")
-    fix_bucket = (
-        "JOIN b bv ON bv.site = s.site AND x.v_start >= bv.lo AND x.v_start < bv.hi "
-        if bucketed
-        else ""
-    )
-    ranges.append(
-        f"fix AS (SELECT {fix_key} AS k, COUNT(*) AS visits, SUM(x.v_bounced) AS bounces, "
-        "SUM(CASE WHEN x.v_bounced THEN 0 ELSE x.v_span END) AS duration, "
-        "SUM(x.v_pageviews) AS visit_pageviews FROM scope s "
-        f"CROSS JOIN rollup_keys rk ON rk.site = s.site AND rk.dim = '{dim}' "
-        f"CROSS JOIN visit_keys x ON x.site = s.site AND x.dim = '{dim}' AND x.key IS rk.key "
-        f"AND x.hour >= s.hi / {HOUR_MS} AND x.hour <= (s.hi + coalesce((SELECT span "
-        f"FROM rollup_spans WHERE rollup_spans.site = s.site), 0)) / {HOUR_MS} "
-        f"{fix_bucket}WHERE x.lead AND x.v_start >= s.lo AND x.v_start < s.hi GROUP BY 1)"
-    )
-    if dim in VISIT_LEVEL:
-        ranges.append("an AS (SELECT NULL AS k, 0 AS pageviews, 0 AS events WHERE 0)")
-    else:
-        anon_key = "p.i" if bucketed else ("a.key" if dimension else "NULL")
-        anon = (
-            f"SELECT {anon_key} AS k, a.pageviews, a.events FROM pieces p JOIN {{table}} a "
-            f"ON a.site = p.site AND a.dim = '{dim}' AND a.{{unit}} >= p.a AND a.{{unit}} < p.z "
-            "WHERE p.grain = '{grain}'"
-        )
-        ranges.append(
-            "an AS (SELECT k, SUM(pageviews) AS pageviews, SUM(events) AS events FROM ("
-            + anon.format(table="anon_hours", unit="hour", grain="h")
-            + " UNION ALL "
-            + anon.format(table="anon_days", unit="day", grain="d")
-            + ") GROUP BY k)"
-        )
-    ranges.append(
-        "keys AS (SELECT k FROM sums WHERE firsts > 0 UNION SELECT k FROM vis "
-        "UNION SELECT k FROM an)"
-    )
-    return (
-        "WITH " + ",\n".join(ranges) + " SELECT keys.k, "
-        "coalesce(sums.firsts, 0) + coalesce(vis.visitors, 0), "
-        "coalesce(sums.pageviews, 0) + coalesce(an.pageviews, 0), "
-        "coalesce(sums.events, 0) + coalesce(an.events, 0), "
-        "coalesce(sums.visits, 0) - coalesce(fix.visits, 0), "
-        "coalesce(sums.bounces, 0) - coalesce(fix.bounces, 0), "
-        "coalesce(sums.duration, 0) - coalesce(fix.duration, 0), "
-        "coalesce(sums.visit_pageviews, 0) - coalesce(fix.visit_pageviews, 0), "
-        "0, coalesce(an.pageviews, 0) FROM keys LEFT JOIN vis ON vis.k IS keys.k "
-        "LEFT JOIN sums ON sums.k IS keys.k LEFT JOIN fix ON fix.k IS keys.k "
-        "LEFT JOIN an ON an.k IS keys.k ORDER BY 2 DESC, 3 DESC, 1" + page
-    )
+    return total

@@ -1,154 +1,120 @@
-"""Rollups: per-visit, per-dimension summaries that let the dashboard's reports skip the events.
+"""Daily rollups: per site, dimension, value and local day, kept up to date at ingest.
 
-``visit_keys`` holds one row per (visit, dimension, value): the first and last time an event of
-the visit had that value, its pageviews and events, the visit's own figures (start, pageviews,
-bounce, span), and ``prev_last``: the latest ``last_ts`` of the same visitor's earlier rows with
-the same value. A visitor is then counted exactly once in a period by counting only the row that
-touches the period while its predecessor ended before it, which turns ``COUNT(DISTINCT
-visitor)`` into a plain count. ``anon_hours`` counts the events without an identifier (denied)
-per UTC hour and value.
+``day_rollups`` holds one row per (site, dimension, value, local day) for ``*`` (the whole site)
+and each rolled-up dimension: additive sums by the day of the events (hits, pageviews, events,
+engaged time, unidentified pageviews) and the visit figures (visits, bounces, duration, visit
+pageviews) by the day the visit *started*. The distinct visitors of the day are a roaring bitmap
+of integer visitor ids in ``day_visitors`` (``visitor_ids`` maps each site's visitor hash to
+its id), so distinct visitors over any set of days are the size of a union: exact, never
+estimated. A visit that starts on one day and shows a value only on a later day is also kept in
+``late_visits``, so that a period ending between the two takes it back out.
 
-Nothing here is approximate: rows are rebuilt from the events of the visits a write touched
-(ingest, erasure, retention), with the same expressions as the reports (``DIMENSION_SQL``), and
-the reports fall back to the events table whenever a query is not one the rollups answer
-exactly (filters, goals, ranges not on whole UTC hours, dimensions not rolled up).
+Days are the site's local days in the time zone recorded in ``rollup_sites`` (the configured
+one: when it changes, every day of the site is rebuilt). Ingest adds each group's changes in
+the same transaction as its events (:func:`apply_group`); erasure, retention, a time zone change
+and the upgrade rebuild whole days from the events (:func:`rebuild_days`), and the days queued
+in ``rollup_pending_days`` are read from the events until then.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
-import msgspec
+from pyroaring import BitMap
 
 from collector.storage.rows import PAGEVIEW_DIMENSIONS, ROLLED_UP_DIMENSIONS, VISIT_DIMENSIONS
-from collector.storage.sqlite.sql import DIMENSION_SQL
 
-#: Dimensions with rollup rows; ``*`` is the visit itself (aggregate and time series).
+#: Dimensions with rollup rows; ``*`` is the whole site (aggregate and time series). A row's
+#: ``dim`` is the dimension's position here.
 ROLLUP_DIMENSIONS = ("*", *ROLLED_UP_DIMENSIONS)
+DIM_CODE = {name: code for code, name in enumerate(ROLLUP_DIMENSIONS)}
 #: Dimensions whose value is the visit's (entry page): no row for unidentified events.
 VISIT_LEVEL = VISIT_DIMENSIONS.intersection(ROLLED_UP_DIMENSIONS)
-HOUR_MS = 3_600_000
+#: The primary keys of WITHOUT ROWID tables cannot hold NULL: a NULL value is stored as this
+#: empty BLOB (values are TEXT, so it never meets a real one).
+NULL_KEY = b""
+#: Visitor ids by kind: client ids from 1, cookieless ids from 2**31, any other kind above
+#: 3 * 2**30, so a union's count by kind is a rank.
+ID_BASES = (1, 1 << 31, 3 << 30)
+ID_LIMITS = ((1 << 31) - 1, (3 << 30) - 1, (1 << 32) - 1)
+#: Ids added to a day's ``recent`` bitmap before it is merged into the day's ``base`` one: a
+#: busy day's bitmap is rewritten once per this many new visitors, not at every commit.
+RECENT_LIMIT = 512
+NON_INTERACTIONS = ("pageview", "engagement")
+DAY_MS = 86_400_000
+_EPOCH = date(1970, 1, 1).toordinal()
 
 SCHEMA = """
-CREATE TABLE visit_keys (
-    site TEXT NOT NULL,
-    dim TEXT NOT NULL,
-    key TEXT,
-    hour INTEGER NOT NULL,
-    visit INTEGER NOT NULL,
-    visitor BLOB NOT NULL,
-    kind TEXT,
-    first_ts INTEGER NOT NULL,
-    last_ts INTEGER NOT NULL,
-    prev_last INTEGER,
-    pageviews INTEGER NOT NULL,
-    events INTEGER NOT NULL,
-    lead INTEGER NOT NULL,
-    v_start INTEGER NOT NULL,
-    v_pageviews INTEGER NOT NULL,
-    v_bounced INTEGER NOT NULL,
-    v_span INTEGER NOT NULL
+CREATE TABLE rollup_sites (
+    site TEXT PRIMARY KEY,
+    code INTEGER NOT NULL UNIQUE,
+    timezone TEXT NOT NULL,
+    -- Bumped whenever events are deleted (erasure, retention): cached visit states are stale.
+    generation INTEGER NOT NULL DEFAULT 0,
+    -- A visitor hash stored under two kinds: visitor kinds are then counted from the events.
+    mixed_kinds INTEGER NOT NULL DEFAULT 0
 );
--- Visitor counts read (site, dim, key, hour range, prev_last) and nothing else.
-CREATE INDEX visit_keys_by_key ON visit_keys (site, dim, key, hour, prev_last, kind);
-CREATE INDEX visit_keys_by_visit ON visit_keys (visit);
-CREATE INDEX visit_keys_by_chain ON visit_keys (site, dim, visitor, key, first_ts, last_ts);
--- Additive sums per UTC hour: pageviews and events by the events' hour, visit figures by the
--- hour the visit started (for the visit's first hour with the value).
-CREATE TABLE key_hours (
-    site TEXT NOT NULL,
-    dim TEXT NOT NULL,
-    key TEXT,
-    hour INTEGER NOT NULL,
+CREATE TABLE visitor_ids (
+    site INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    id INTEGER NOT NULL,
+    PRIMARY KEY (site, hash)
+) WITHOUT ROWID;
+CREATE TABLE visitor_id_next (kind INTEGER PRIMARY KEY, next INTEGER NOT NULL);
+CREATE TABLE day_rollups (
+    site INTEGER NOT NULL,
+    dim INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    key NOT NULL,
+    hits INTEGER NOT NULL,
     pageviews INTEGER NOT NULL,
     events INTEGER NOT NULL,
+    engaged INTEGER NOT NULL,
+    unidentified INTEGER NOT NULL,
     visits INTEGER NOT NULL,
     bounces INTEGER NOT NULL,
     duration INTEGER NOT NULL,
-    visit_pageviews INTEGER NOT NULL
-);
-CREATE INDEX key_hours_by_key ON key_hours (
-    site, dim, key, hour, pageviews, events, visits, bounces, duration, visit_pageviews
-);
--- Every value some rollup row holds, per dimension: the reports seek each value's hour range.
-CREATE TABLE rollup_keys (site TEXT NOT NULL, dim TEXT NOT NULL, key TEXT);
-CREATE INDEX rollup_keys_by_dim ON rollup_keys (site, dim, key);
-CREATE TABLE anon_hours (
-    site TEXT NOT NULL,
-    dim TEXT NOT NULL,
-    key TEXT,
-    hour INTEGER NOT NULL,
-    pageviews INTEGER NOT NULL,
-    events INTEGER NOT NULL
-);
-CREATE INDEX anon_hours_by_time ON anon_hours (site, dim, hour, key, pageviews, events);
--- The longest visit per site bounds where a visit started in a period can still show a value.
-CREATE TABLE rollup_spans (site TEXT PRIMARY KEY, span INTEGER NOT NULL);
--- Unidentified events, so that rebuilding an hour of ``anon_hours`` reads only them.
-CREATE INDEX events_unidentified ON events (site, ts) WHERE visitor IS NULL;
-"""
-
-#: The additive sums of ``key_hours`` and ``key_days``. Event counts and engaged time sit at
-#: the events' hour; visit figures at the visit's start hour (from the first hour the visit
-#: shows the value); ``firsts`` is +1 at a chain row's hour and -1 at its predecessor's, so its
-#: sum over a range that reaches past the newest row is the number of distinct visitors in it
-#: (``firsts_client`` and ``firsts_cookieless`` the same per kind of row); ``rows_other``
-#: counts the rows of any other kind.
-SUMS = (
-    "pageviews",
-    "events",
-    "visits",
-    "bounces",
-    "duration",
-    "visit_pageviews",
-    "engaged",
-    "firsts",
-    "firsts_client",
-    "firsts_cookieless",
-    "rows_other",
-)
-_SUM_COLUMNS = ", ".join(SUMS)
-_SUM_DDL = ",\n".join(f"    {name} INTEGER NOT NULL DEFAULT 0" for name in SUMS)
-#: Added by a later migration: engaged time, visitors' first rows per hour, daily sums (the
-#: long periods' grain).
-DAYS_SCHEMA = f"""
-ALTER TABLE visit_keys ADD COLUMN engaged INTEGER NOT NULL DEFAULT 0;
-DROP TABLE key_hours;
-CREATE TABLE key_hours (site TEXT NOT NULL, dim TEXT NOT NULL, key TEXT, hour INTEGER NOT NULL,
-{_SUM_DDL}
-);
-CREATE INDEX key_hours_by_key ON key_hours (site, dim, key, hour, {_SUM_COLUMNS});
-CREATE TABLE key_days (site TEXT NOT NULL, dim TEXT NOT NULL, key TEXT, day INTEGER NOT NULL,
-{_SUM_DDL}
-);
-CREATE INDEX key_days_by_key ON key_days (site, dim, key, day, {_SUM_COLUMNS});
-ALTER TABLE anon_hours ADD COLUMN engaged INTEGER NOT NULL DEFAULT 0;
-DROP INDEX anon_hours_by_time;
-CREATE INDEX anon_hours_by_time ON anon_hours (site, dim, hour, key, pageviews, events, engaged);
-CREATE TABLE anon_days (
-    site TEXT NOT NULL,
-    dim TEXT NOT NULL,
-    key TEXT,
-    day INTEGER NOT NULL,
-    pageviews INTEGER NOT NULL,
-    events INTEGER NOT NULL,
-    engaged INTEGER NOT NULL
-);
-CREATE INDEX anon_days_by_time ON anon_days (site, dim, day, key, pageviews, events, engaged);
--- Visitor chain rows (dimension ``*``) by UTC day and their predecessor's UTC day (-1: none),
--- so a past range's whole days count their new visitors without reading the rows.
-CREATE TABLE visitor_links (
-    site TEXT NOT NULL,
-    day INTEGER NOT NULL,
-    prev_day INTEGER NOT NULL,
-    rows INTEGER NOT NULL,
-    PRIMARY KEY (site, day, prev_day)
+    visit_pageviews INTEGER NOT NULL,
+    -- Sizes of the day's two bitmaps (their sum bounds the day's distinct visitors).
+    nbase INTEGER NOT NULL,
+    nrecent INTEGER NOT NULL,
+    PRIMARY KEY (site, dim, day, key)
 ) WITHOUT ROWID;
-CREATE INDEX visit_keys_by_prev ON visit_keys (site, prev_last, hour) WHERE dim = '*';
+-- part 0: the day's merged bitmap; part 1: the ids added since (at most RECENT_LIMIT).
+CREATE TABLE day_visitors (
+    site INTEGER NOT NULL,
+    dim INTEGER NOT NULL,
+    key NOT NULL,
+    day INTEGER NOT NULL,
+    part INTEGER NOT NULL,
+    ids BLOB NOT NULL,
+    PRIMARY KEY (site, dim, key, day, part)
+) WITHOUT ROWID;
+CREATE TABLE late_visits (
+    site INTEGER NOT NULL,
+    dim INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    key_day INTEGER NOT NULL,
+    key NOT NULL,
+    visits INTEGER NOT NULL,
+    bounces INTEGER NOT NULL,
+    duration INTEGER NOT NULL,
+    visit_pageviews INTEGER NOT NULL,
+    PRIMARY KEY (site, dim, day, key_day, key)
+) WITHOUT ROWID;
+CREATE TABLE rollup_pending_days (
+    site TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    PRIMARY KEY (site, day)
+) WITHOUT ROWID;
 """
-#: Every rollup table, emptied before a rebuild.
-ROLLUP_TABLES = (
+#: The tables of the rollups before storage v2, dropped by its migration.
+OLD_TABLES = (
     "visit_keys",
     "key_hours",
     "key_days",
@@ -156,242 +122,661 @@ ROLLUP_TABLES = (
     "anon_hours",
     "anon_days",
     "visitor_links",
+    "rollup_spans",
+    "rollup_pending",
+    "rollup_pending_hours",
 )
-HOURS_PER_DAY = 24
+#: Every table that holds rows derived from a site's events.
+ROW_TABLES = ("day_rollups", "day_visitors", "late_visits")
 
-_BOUNCED = (
-    "v.pageviews = 1 AND (v.events = 0 OR NOT EXISTS (SELECT 1 FROM events i "
-    "WHERE i.visit = v.id AND i.name NOT IN ('pageview', 'engagement')))"
-)
-_IDS = "(SELECT value FROM json_each(:ids))"
-_OTHER_KIND = "coalesce(kind NOT IN ('client', 'cookieless'), 1)"
-# What the rows of the visits being refreshed add to ``key_hours`` (``sign`` is ``1`` or
-# ``(-1)``), in the order of ``SUMS``; a row's -1 at its predecessor's hour is its own kind's.
-_CONTRIBUTIONS = (
-    "SELECT site, dim, key, hour, {sign} * pageviews, {sign} * events, 0, 0, 0, 0, "
-    "{sign} * engaged, {sign}, {sign} * (kind = 'client'), {sign} * (kind = 'cookieless'), "
-    f"{{sign}} * {_OTHER_KIND} FROM visit_keys WHERE visit IN {_IDS} UNION ALL "
-    f"SELECT site, dim, key, v_start / {HOUR_MS}, 0, 0, {{sign}}, {{sign}} * v_bounced, "
-    "{sign} * (CASE WHEN v_bounced THEN 0 ELSE v_span END), {sign} * v_pageviews, 0, 0, 0, 0, 0 "
-    f"FROM visit_keys WHERE visit IN {_IDS} AND lead UNION ALL "
-    f"SELECT site, dim, key, prev_last / {HOUR_MS}, 0, 0, 0, 0, 0, 0, 0, -1 * {{sign}}, "
-    "-1 * {sign} * (kind = 'client'), -1 * {sign} * (kind = 'cookieless'), 0 "
-    f"FROM visit_keys WHERE visit IN {_IDS} AND prev_last IS NOT NULL"
-)
-# The rows of the chains a refresh touched, from the earliest touched point on: the rows whose
-# ``prev_last`` is recomputed.
-_CHAIN_ROWS = (
-    "FROM visit_keys AS r JOIN (SELECT site, dim, visitor, key, min(since) AS since "
-    "FROM temp.rollup_chains GROUP BY site, dim, visitor, key) AS c ON r.site = c.site "
-    "AND r.dim = c.dim AND r.visitor = c.visitor AND r.key IS c.key AND r.first_ts >= c.since"
-)
-_LINK = f"{{site}}, {{hour}} / 24, coalesce({{prev}} / {HOUR_MS} / 24, -1), {{sign}}"
-_OWN_LINKS = (
-    "INSERT INTO temp.link_delta SELECT "
-    + _LINK.format(site="site", hour="hour", prev="prev_last", sign="{sign}")
-    + f" FROM visit_keys WHERE visit IN {_IDS} AND dim = '*'"
-)
-_PREDECESSOR_HOURS = (
-    "INSERT INTO temp.rollup_delta SELECT r.site, r.dim, r.key, r.prev_last / "
-    f"{HOUR_MS}, 0, 0, 0, 0, 0, 0, 0, {{sign}}, {{sign}} * (r.kind = 'client'), "
-    f"{{sign}} * (r.kind = 'cookieless'), 0 {_CHAIN_ROWS} WHERE r.prev_last IS NOT NULL"
-)
-_CHAIN_LINKS = (
-    "INSERT INTO temp.link_delta SELECT "
-    + _LINK.format(site="r.site", hour="r.hour", prev="r.prev_last", sign="{sign}")
-    + f" {_CHAIN_ROWS} WHERE r.dim = '*'"
-)
+# Positions in a day row's sums.
+HITS, PAGEVIEWS, EVENTS, ENGAGED, UNIDENTIFIED, VISITS, BOUNCES, DURATION, VISIT_PV = range(9)
+SUMS = 9
+# Positions in an event tuple (the columns of EVENT_COLUMNS).
+TS, NAME, MODE, PATH, UTM_SOURCE, SOURCE, BROWSER, OS, COUNTRY, ENGAGED_MS = range(10)
+EVENT_COLUMNS = "ts, name, mode, path, utm_source, source, browser, os, country, engaged_ms"
+_SKIP = object()
+
+EventRow = Sequence[Any]
 
 
-def key_sql(dimension: str) -> str:
-    """The value of ``dimension`` for an event ``e`` of visit ``v`` (the reports' expression)."""
-    return "NULL" if dimension == "*" else DIMENSION_SQL[dimension]
+def _source(event: EventRow) -> Any:
+    if event[MODE] == "granted" and event[UTM_SOURCE] is not None:
+        return event[UTM_SOURCE]
+    return "Direct / None" if event[SOURCE] is None else event[SOURCE]
 
 
-def refresh_visits(conn: sqlite3.Connection, visit_ids: Iterable[int]) -> None:
-    """Rebuild the rollup rows of ``visit_ids`` from their events (a deleted visit loses its
-    rows), move their contributions in ``key_hours``, then recompute ``prev_last`` along every
-    chain those rows belong to."""
-    ids = sorted({int(i) for i in visit_ids})
-    if not ids:
+#: Each event-level rolled-up dimension's value for an event tuple, as
+#: ``collector.storage.sqlite.sql.DIMENSION_SQL`` computes it (tests/reports checks both).
+_EVENT_KEYS: dict[str, Callable[[EventRow], Any]] = {
+    "page": lambda e: e[PATH],
+    "source": _source,
+    "browser": lambda e: e[BROWSER],
+    "os": lambda e: e[OS],
+    "country": lambda e: e[COUNTRY],
+}
+_unknown = [d for d in ROLLED_UP_DIMENSIONS if d not in _EVENT_KEYS and d not in VISIT_LEVEL]
+if _unknown or VISIT_LEVEL - {"entry_page"}:
+    raise LookupError(f"rollups: no value for the rolled-up dimensions {_unknown}")
+#: ``(dim code, key function, pageviews only)`` of the event-level dimensions.
+EVENT_DIMS = tuple(
+    (DIM_CODE[name], _EVENT_KEYS[name], name in PAGEVIEW_DIMENSIONS)
+    for name in ROLLED_UP_DIMENSIONS
+    if name not in VISIT_LEVEL
+)
+ENTRY = DIM_CODE.get("entry_page", -1)
+
+
+def event_key(dimension: str, event: EventRow) -> Any:
+    """The value of event-level ``dimension`` for an event tuple (``*``: ``None``)."""
+    return None if dimension == "*" else _EVENT_KEYS[dimension](event)
+
+
+def encode_key(key: Any) -> Any:
+    return NULL_KEY if key is None else key
+
+
+def decode_key(key: Any) -> Any:
+    return None if key == NULL_KEY else key
+
+
+def kind_class(kind: str | None) -> int:
+    return 0 if kind == "client" else 1 if kind == "cookieless" else 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Local days
+
+
+def midnight_ms(day: date, zone: ZoneInfo) -> int:
+    """The first millisecond of local ``day`` (as the reports' ``local_midnight_ms``)."""
+    return int(datetime.combine(day, time(0), tzinfo=zone).timestamp() * 1000)
+
+
+class Zone:
+    """A site's time zone: the local day of a time, and the bounds of a day."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.zone = ZoneInfo(name)
+        self._lo = 0
+        self._hi = 0
+        self._day = 0
+
+    def bounds(self, day: int) -> tuple[int, int]:
+        """``[start, end)`` in epoch milliseconds of local day number ``day``."""
+        local = date.fromordinal(day + _EPOCH)
+        return midnight_ms(local, self.zone), midnight_ms(local + timedelta(days=1), self.zone)
+
+    def day_of(self, ts: int) -> int:
+        """The local day number (days since 1970-01-01) of epoch milliseconds ``ts``."""
+        if self._lo <= ts < self._hi:
+            return self._day
+        local = datetime.fromtimestamp(ts / 1000, self.zone).date()
+        day = local.toordinal() - _EPOCH
+        lo, hi = self.bounds(day)
+        while ts < lo:
+            day -= 1
+            lo, hi = self.bounds(day)
+        while ts >= hi:
+            day += 1
+            lo, hi = self.bounds(day)
+        self._lo, self._hi, self._day = lo, hi, day
+        return day
+
+    def whole_days(self, lo: int, hi: int) -> tuple[int, int] | None:
+        """``(first day, day after the last)`` when ``[lo, hi)`` is whole local days."""
+        first = self.day_of(lo)
+        if self.bounds(first)[0] != lo:
+            return None
+        if hi == lo:
+            return first, first
+        end = self.day_of(hi)
+        if self.bounds(end)[0] != hi:
+            return None
+        return first, end
+
+
+@dataclass
+class Site:
+    name: str
+    code: int
+    zone: Zone
+    generation: int
+
+
+def sites(conn: sqlite3.Connection) -> dict[str, Site]:
+    return {
+        str(name): Site(str(name), int(code), Zone(str(tz)), int(generation))
+        for name, code, tz, generation in conn.execute(
+            "SELECT site, code, timezone, generation FROM rollup_sites"
+        )
+    }
+
+
+def add_site(conn: sqlite3.Connection, name: str, timezone: str) -> Site:
+    code = int(conn.execute("SELECT coalesce(max(code), 0) + 1 FROM rollup_sites").fetchone()[0])
+    conn.execute(
+        "INSERT INTO rollup_sites (site, code, timezone) VALUES (?, ?, ?)", (name, code, timezone)
+    )
+    return Site(name, code, Zone(timezone), 0)
+
+
+def queue_site_days(conn: sqlite3.Connection, site: str, zone: Zone) -> None:
+    """Queue every local day from the site's first event to its last for a rebuild."""
+    first, last = conn.execute(
+        "SELECT min(ts), max(ts) FROM events WHERE site = ?", (site,)
+    ).fetchone()
+    if first is None:
         return
-    params = {"ids": msgspec.json.encode(ids).decode()}
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS rollup_chains "
-        "(site TEXT, dim TEXT, visitor BLOB, key TEXT, since INTEGER)"
+    days = range(zone.day_of(int(first)), zone.day_of(int(last)) + 1)
+    conn.executemany(
+        "INSERT OR IGNORE INTO rollup_pending_days (site, day) VALUES (?, ?)",
+        [(site, day) for day in days],
     )
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS rollup_delta (site TEXT, dim TEXT, key TEXT, "
-        f"hour INTEGER, {_SUM_COLUMNS})"
-    )
-    chains = (
-        "INSERT INTO temp.rollup_chains SELECT site, dim, visitor, key, first_ts "
-        f"FROM visit_keys WHERE visit IN {_IDS}"
-    )
-    conn.execute(chains, params)
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS link_delta (site TEXT, day INTEGER, prev_day INTEGER, "
-        "rows INTEGER)"
-    )
-    conn.execute("INSERT INTO temp.rollup_delta " + _CONTRIBUTIONS.format(sign="(-1)"), params)
-    conn.execute(_OWN_LINKS.format(sign=-1), params)
-    conn.execute(f"DELETE FROM visit_keys WHERE visit IN {_IDS}", params)
-    for dimension in ROLLUP_DIMENSIONS:
-        key = key_sql(dimension)
-        where = " AND e.name = 'pageview'" if dimension in PAGEVIEW_DIMENSIONS else ""
-        if dimension in VISIT_LEVEL:
-            where += f" AND {key} IS NOT NULL"
+
+
+def set_timezones(conn: sqlite3.Connection, timezones: Mapping[str, str]) -> None:
+    """Record each site's configured time zone; a site whose rows were built in another one
+    loses them, and every day of it is queued for a rebuild (read from the events meanwhile)."""
+    known = sites(conn)
+    for name, timezone in sorted(timezones.items()):
+        site = known.get(name)
+        if site is None:
+            has_events = conn.execute(
+                "SELECT 1 FROM events WHERE site = ? LIMIT 1", (name,)
+            ).fetchone()
+            added = add_site(conn, name, timezone)
+            if has_events:
+                queue_site_days(conn, name, added.zone)
+            continue
+        if site.zone.name == timezone:
+            continue
+        for table in ROW_TABLES:
+            conn.execute(f"DELETE FROM {table} WHERE site = ?", (site.code,))
+        conn.execute("DELETE FROM rollup_pending_days WHERE site = ?", (name,))
         conn.execute(
-            "INSERT INTO visit_keys (site, dim, key, hour, visit, visitor, kind, first_ts, "
-            "last_ts, pageviews, events, engaged, lead, v_start, v_pageviews, v_bounced, v_span) "
-            f"SELECT v.site, '{dimension}', {key}, e.ts / {HOUR_MS}, v.id, v.visitor, "
-            "max(e.visitor_kind), min(e.ts), max(e.ts), SUM(e.name = 'pageview'), "
-            "SUM(e.name NOT IN ('pageview', 'engagement')), coalesce(SUM(e.engaged_ms), 0), "
-            f"min(e.ts) / {HOUR_MS} = min(min(e.ts)) OVER (PARTITION BY v.id, {key}) / {HOUR_MS}, "
-            f"v.start_ts, v.pageviews, {_BOUNCED}, v.last_ts - v.start_ts "
-            "FROM visits v JOIN events e ON e.visit = v.id "
-            f"WHERE v.id IN {_IDS}{where} GROUP BY v.id, {key}, e.ts / {HOUR_MS}",
-            params,
+            "UPDATE rollup_sites SET timezone = ?, generation = generation + 1 WHERE site = ?",
+            (timezone, name),
         )
-    conn.execute(chains, params)
-    conn.execute("INSERT INTO temp.rollup_delta " + _CONTRIBUTIONS.format(sign=1), params)
-    conn.execute(_OWN_LINKS.format(sign=1), params)
-    conn.execute(
-        "INSERT INTO rollup_keys (site, dim, key) SELECT DISTINCT site, dim, key "
-        f"FROM visit_keys n WHERE visit IN {_IDS} AND NOT EXISTS (SELECT 1 FROM rollup_keys k "
-        "WHERE k.site = n.site AND k.dim = n.dim AND k.key IS n.key)",
-        params,
-    )
-    conn.execute(
-        "INSERT INTO rollup_spans (site, span) SELECT site, max(last_ts - start_ts) "
-        f"FROM visits WHERE id IN {_IDS} GROUP BY site "
-        "ON CONFLICT (site) DO UPDATE SET span = max(span, excluded.span)",
-        params,
-    )
-    # Every row of a touched chain from the earliest touched point on gets its predecessor's
-    # end again (rows before that point are not affected by the change); their -1 moves from
-    # the old predecessor's hour to the new one's.
-    conn.execute(_PREDECESSOR_HOURS.format(sign=1))
-    conn.execute(_CHAIN_LINKS.format(sign=-1))
-    conn.execute(
-        "UPDATE visit_keys AS r SET prev_last = (SELECT max(o.last_ts) FROM visit_keys o "
-        "WHERE o.site = r.site AND o.dim = r.dim AND o.visitor = r.visitor AND o.key IS r.key "
-        "AND (o.first_ts < r.first_ts OR (o.first_ts = r.first_ts "
-        "AND (o.visit < r.visit OR (o.visit = r.visit AND o.hour < r.hour))))) "
-        "FROM (SELECT site, dim, visitor, key, min(since) AS since FROM temp.rollup_chains "
-        "GROUP BY site, dim, visitor, key) AS c "
-        "WHERE r.site = c.site AND r.dim = c.dim AND r.visitor = c.visitor AND r.key IS c.key "
-        "AND r.first_ts >= c.since"
-    )
-    conn.execute(_PREDECESSOR_HOURS.format(sign=-1))
-    conn.execute(_CHAIN_LINKS.format(sign=1))
-    _apply_delta(conn)
-    _apply_links(conn)
-    # A value whose last row just went (erasure, retention) leaves the list of values too:
-    # otherwise an erased person's pages would stay in it for good.
-    conn.execute(
-        "DELETE FROM rollup_keys WHERE rowid IN (SELECT k.rowid FROM (SELECT DISTINCT site, "
-        "dim, key FROM temp.rollup_chains) AS c JOIN rollup_keys k ON k.site = c.site "
-        "AND k.dim = c.dim AND k.key IS c.key WHERE NOT EXISTS (SELECT 1 FROM visit_keys v "
-        "WHERE v.site = c.site AND v.dim = c.dim AND v.key IS c.key))"
-    )
-    conn.execute("DELETE FROM temp.rollup_chains")
+        queue_site_days(conn, name, Zone(timezone))
 
 
-def _apply_delta(conn: sqlite3.Connection) -> None:
-    """Add ``temp.rollup_delta`` into ``key_hours`` and ``key_days``; drop rows left at zero."""
-    sums = ", ".join(f"SUM({name}) AS {name}" for name in SUMS)
-    added = ", ".join(f"{name} = h.{name} + d.{name}" for name in SUMS)
-    zero = " AND ".join(f"h.{name} = 0" for name in SUMS)
-    for table, unit, grain in (("key_hours", "hour", "hour"), ("key_days", "day", "hour / 24")):
-        grouped = (
-            f"SELECT site, dim, key, {grain} AS {unit}, {sums} FROM temp.rollup_delta "
-            f"GROUP BY site, dim, key, {grain}"
-        )
-        same = f"h.site = d.site AND h.dim = d.dim AND h.key IS d.key AND h.{unit} = d.{unit}"
-        conn.execute(f"UPDATE {table} AS h SET {added} FROM ({grouped}) AS d WHERE {same}")
+# ---------------------------------------------------------------------------------------------
+# Visitor ids
+
+
+def visitor_ids(
+    conn: sqlite3.Connection, site: Site, visitors: Mapping[bytes, str | None]
+) -> dict[bytes, int]:
+    """The id of each visitor hash of ``site`` (``visitors``: hash → kind), new ones added."""
+    found: dict[bytes, int] = {}
+    hashes = list(visitors)
+    for start in range(0, len(hashes), 500):
+        chunk = hashes[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for digest, ident in conn.execute(
+            f"SELECT hash, id FROM visitor_ids WHERE site = ? AND hash IN ({marks})",
+            [site.code, *chunk],
+        ):
+            found[bytes(digest)] = int(ident)
+    mixed = False
+    for digest, ident in found.items():
+        cls = kind_class(visitors[digest])
+        mixed = mixed or not (ID_BASES[cls] <= ident <= ID_LIMITS[cls])
+    if mixed:
+        conn.execute("UPDATE rollup_sites SET mixed_kinds = 1 WHERE code = ?", (site.code,))
+    missing = [digest for digest in hashes if digest not in found]
+    if not missing:
+        return found
+    by_class: dict[int, list[bytes]] = {}
+    for digest in missing:
+        by_class.setdefault(kind_class(visitors[digest]), []).append(digest)
+    rows = []
+    for cls, digests in sorted(by_class.items()):
+        row = conn.execute("SELECT next FROM visitor_id_next WHERE kind = ?", (cls,)).fetchone()
+        following = ID_BASES[cls] if row is None else int(row[0])
+        for digest in digests:
+            found[digest] = following
+            rows.append((site.code, digest, following))
+            following += 1
         conn.execute(
-            f"INSERT INTO {table} (site, dim, key, {unit}, {_SUM_COLUMNS}) "
-            f"SELECT * FROM ({grouped}) AS d WHERE NOT EXISTS (SELECT 1 FROM {table} h "
-            f"WHERE {same})"
+            "INSERT INTO visitor_id_next (kind, next) VALUES (?, ?) "
+            "ON CONFLICT (kind) DO UPDATE SET next = excluded.next",
+            (cls, following),
         )
+    conn.executemany("INSERT INTO visitor_ids (site, hash, id) VALUES (?, ?, ?)", rows)
+    return found
+
+
+def drop_unused_visitors(conn: sqlite3.Connection, site: str, hashes: Iterable[bytes]) -> None:
+    """Forget the ids of ``hashes`` that no visit of ``site`` has any more."""
+    conn.executemany(
+        "DELETE FROM visitor_ids WHERE site = (SELECT code FROM rollup_sites WHERE site = ?) "
+        "AND hash = ? AND NOT EXISTS (SELECT 1 FROM visits INDEXED BY visits_by_visitor "
+        "WHERE visits.site = ? AND visits.visitor = ?)",
+        [(site, digest, site, digest) for digest in set(hashes)],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# What events and visits add to the rows
+
+
+@dataclass
+class Delta:
+    sums: list[int] = field(default_factory=lambda: [0] * SUMS)
+    added: BitMap = field(default_factory=BitMap)
+    removed: BitMap = field(default_factory=BitMap)
+
+
+RowKey = tuple[int, int, int, Any]  # site code, dim, day, encoded key
+LateKey = tuple[int, int, int, int, Any]  # site code, dim, start day, key day, encoded key
+
+
+@dataclass
+class Changes:
+    """What a group of events (or a rebuild) adds to the rows."""
+
+    rows: dict[RowKey, Delta] = field(default_factory=dict)
+    late: dict[LateKey, list[int]] = field(default_factory=dict)
+
+    def row(self, key: RowKey) -> Delta:
+        found = self.rows.get(key)
+        if found is None:
+            found = self.rows[key] = Delta()
+        return found
+
+    def add_event(
+        self, site: Site, event: EventRow, ident: int | None, entry: Any, sign: int = 1
+    ) -> None:
+        """An event's sums (``sign`` -1 takes them back) and its visitor (when ``sign`` is 1)."""
+        day = site.zone.day_of(event[TS])
+        name = event[NAME]
+        pageview = name == "pageview"
+        counted = name not in NON_INTERACTIONS
+        engaged = event[ENGAGED_MS] or 0
+        unidentified = pageview and ident is None
+        keys: list[tuple[int, Any]] = [(0, NULL_KEY)]
+        for dim, key_of, pageviews_only in EVENT_DIMS:
+            if pageviews_only and not pageview:
+                continue
+            keys.append((dim, encode_key(key_of(event))))
+        if entry is not None and ident is not None:
+            keys.append((ENTRY, entry))
+        for dim, key in keys:
+            delta = self.row((site.code, dim, day, key))
+            sums = delta.sums
+            sums[HITS] += sign
+            sums[PAGEVIEWS] += sign * pageview
+            sums[EVENTS] += sign * counted
+            sums[ENGAGED] += sign * engaged
+            sums[UNIDENTIFIED] += sign * unidentified
+            if ident is not None and sign > 0:
+                delta.added.add(ident)
+
+    def move_entry(self, site: Site, event: EventRow, ident: int, old: Any, new: Any) -> int:
+        """Move an event of a visit whose entry page changed from ``old`` to ``new`` (either may
+        be ``None``); returns its day. The visitor leaves ``old``'s row only after a check
+        (:func:`still_entered`)."""
+        day = site.zone.day_of(event[TS])
+        for entry, sign in ((old, -1), (new, 1)):
+            if entry is None:
+                continue
+            delta = self.row((site.code, ENTRY, day, entry))
+            sums = delta.sums
+            sums[HITS] += sign
+            sums[PAGEVIEWS] += sign * (event[NAME] == "pageview")
+            sums[EVENTS] += sign * (event[NAME] not in NON_INTERACTIONS)
+            sums[ENGAGED] += sign * (event[ENGAGED_MS] or 0)
+            if sign > 0:
+                delta.added.add(ident)
+        return day
+
+    def add_visit(self, site: Site, visit: VisitState, sign: int = 1) -> None:
+        """A visit's figures at its start day, for every value it shows."""
+        start_day = site.zone.day_of(visit.start)
+        bounced = visit.pageviews == 1 and (visit.events == 0 or not visit.interaction)
+        figures = (
+            sign,
+            sign * bounced,
+            0 if bounced else sign * (visit.last - visit.start),
+            sign * visit.pageviews,
+        )
+        keys: list[tuple[int, Any, int]] = [(0, NULL_KEY, visit.start)]
+        if visit.entry is not None:
+            keys.append((ENTRY, visit.entry, visit.start))
+        for dim, firsts in visit.firsts.items():
+            keys.extend((dim, key, first) for key, first in firsts.items())
+        for dim, key, first in keys:
+            sums = self.row((site.code, dim, start_day, key)).sums
+            sums[VISITS] += figures[0]
+            sums[BOUNCES] += figures[1]
+            sums[DURATION] += figures[2]
+            sums[VISIT_PV] += figures[3]
+            key_day = start_day if first == visit.start else site.zone.day_of(first)
+            if key_day != start_day:
+                late = self.late.setdefault((site.code, dim, start_day, key_day, key), [0] * 4)
+                for index in range(4):
+                    late[index] += figures[index]
+
+
+@dataclass
+class VisitState:
+    """What a visit contributes to the visit figures: its row, whether it has an interaction,
+    and the first time of each value it shows, per event-level dimension."""
+
+    visitor: bytes
+    start: int
+    last: int
+    entry: Any
+    pageviews: int
+    events: int
+    interaction: bool = False
+    firsts: dict[int, dict[Any, int]] = field(default_factory=dict)
+    generation: int = 0
+
+    def add(self, event: EventRow) -> None:
+        """The values and interaction of one more event (the row comes from the visits table)."""
+        name = event[NAME]
+        if name not in NON_INTERACTIONS:
+            self.interaction = True
+        pageview = name == "pageview"
+        ts = event[TS]
+        for dim, key_of, pageviews_only in EVENT_DIMS:
+            if pageviews_only and not pageview:
+                continue
+            key = encode_key(key_of(event))
+            firsts = self.firsts.setdefault(dim, {})
+            if key not in firsts or ts < firsts[key]:
+                firsts[key] = ts
+
+    def same_row(self, row: Sequence[Any]) -> bool:
+        """``row``: ``(visitor, start, last, entry, pageviews, events)`` as stored."""
+        return (
+            bytes(row[0]) == self.visitor
+            and row[1] == self.start
+            and row[2] == self.last
+            and row[3] == self.entry
+            and row[4] == self.pageviews
+            and row[5] == self.events
+        )
+
+
+def visit_state(row: Sequence[Any], generation: int) -> VisitState:
+    """A state with the figures of a visits row ``(visitor, start, last, entry, pv, events)``
+    and no event yet."""
+    return VisitState(
+        visitor=bytes(row[0]),
+        start=int(row[1]),
+        last=int(row[2]),
+        entry=None if row[3] is None else row[3],
+        pageviews=int(row[4]),
+        events=int(row[5]),
+        generation=generation,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the changes
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+_ROW_COLUMNS = (
+    "site, dim, day, key, hits, pageviews, events, engaged, unidentified, visits, bounces, "
+    "duration, visit_pageviews, nbase, nrecent"
+)
+
+
+def apply(conn: sqlite3.Connection, changes: Changes) -> None:
+    """Add ``changes`` to the stored rows (one read and one write per 100 rows)."""
+    keys = [key for key, delta in changes.rows.items() if _changes(delta)]
+    stored: dict[RowKey, list[Any]] = {}
+    for chunk in _chunks(keys, 100):
+        values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+        for row in conn.execute(
+            f"WITH k(s, d, y, v) AS (VALUES {values}) SELECT {_ROW_COLUMNS} FROM k "
+            "JOIN day_rollups r ON r.site = k.s AND r.dim = k.d AND r.day = k.y AND r.key = k.v",
+            [value for key in chunk for value in key],
+        ):
+            stored[(row[0], row[1], row[2], row[3])] = list(row[4:])
+    recents = _bitmaps(conn, [key for key in keys if changes.rows[key].added], 1)
+    writes: list[Any] = []
+    deletes: list[RowKey] = []
+    bitmap_writes: list[tuple[RowKey, int, BitMap]] = []
+    bitmap_deletes: list[tuple[RowKey, int]] = []
+    for key in keys:
+        delta = changes.rows[key]
+        row = stored.get(key) or [0] * (SUMS + 2)
+        for index in range(SUMS):
+            row[index] += delta.sums[index]
+        nbase, nrecent = row[SUMS], row[SUMS + 1]
+        if delta.removed:
+            base = _bitmaps(conn, [key], 0).get(key, BitMap())
+            recent = _bitmaps(conn, [key], 1).get(key, BitMap())
+            base -= delta.removed
+            recent -= delta.removed
+            recent |= delta.added
+            bitmap_writes.append((key, 0, base))
+            bitmap_writes.append((key, 1, recent))
+            nbase, nrecent = len(base), len(recent)
+        elif delta.added:
+            recent = recents.get(key, BitMap())
+            size = len(recent)
+            recent |= delta.added
+            if len(recent) > RECENT_LIMIT:
+                base = _bitmaps(conn, [key], 0).get(key, BitMap())
+                base |= recent
+                bitmap_writes.append((key, 0, base))
+                bitmap_writes.append((key, 1, BitMap()))
+                nbase, nrecent = len(base), 0
+            elif len(recent) != size:
+                bitmap_writes.append((key, 1, recent))
+                nrecent = len(recent)
+        row[SUMS], row[SUMS + 1] = nbase, nrecent
+        if not any(row):
+            deletes.append(key)
+            bitmap_deletes += [(key, 0), (key, 1)]
+        else:
+            writes.append((*key, *row))
+    _write_rows(conn, writes, deletes)
+    _write_bitmaps(conn, bitmap_writes, bitmap_deletes)
+    _apply_late(conn, changes.late)
+
+
+def _changes(delta: Delta) -> bool:
+    return bool(delta.added or delta.removed or any(delta.sums))
+
+
+def _bitmaps(conn: sqlite3.Connection, keys: Sequence[RowKey], part: int) -> dict[RowKey, BitMap]:
+    found: dict[RowKey, BitMap] = {}
+    for chunk in _chunks(keys, 100):
+        values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+        for site, dim, day, value, ids in conn.execute(
+            f"WITH k(s, d, y, v) AS (VALUES {values}) SELECT b.site, b.dim, b.day, b.key, b.ids "
+            "FROM k JOIN day_visitors b ON b.site = k.s AND b.dim = k.d AND b.key = k.v "
+            f"AND b.day = k.y AND b.part = {part}",
+            [item for key in chunk for item in key],
+        ):
+            found[(site, dim, day, value)] = BitMap.deserialize(ids)
+    return found
+
+
+def _write_rows(conn: sqlite3.Connection, writes: list[Any], deletes: list[RowKey]) -> None:
+    for chunk in _chunks(writes, 50):
         conn.execute(
-            f"DELETE FROM {table} WHERE rowid IN (SELECT h.rowid FROM "
-            f"(SELECT DISTINCT site, dim, key, {grain} AS {unit} FROM temp.rollup_delta) d "
-            f"JOIN {table} h ON {same} WHERE {zero})"
+            f"INSERT OR REPLACE INTO day_rollups ({_ROW_COLUMNS}) VALUES "
+            + ", ".join(["(" + ", ".join("?" * (SUMS + 6)) + ")"] * len(chunk)),
+            [value for row in chunk for value in row],
         )
-    conn.execute("DELETE FROM temp.rollup_delta")
+    if deletes:
+        conn.executemany(
+            "DELETE FROM day_rollups WHERE site = ? AND dim = ? AND day = ? AND key = ?", deletes
+        )
 
 
-def _apply_links(conn: sqlite3.Connection) -> None:
-    """Add ``temp.link_delta`` into ``visitor_links``; drop the pairs left at zero."""
-    conn.execute(
-        "INSERT INTO visitor_links (site, day, prev_day, rows) SELECT site, day, prev_day, "
-        "SUM(rows) FROM temp.link_delta WHERE true GROUP BY site, day, prev_day "
-        "ON CONFLICT (site, day, prev_day) DO UPDATE SET rows = rows + excluded.rows"
-    )
-    conn.execute(
-        "DELETE FROM visitor_links WHERE rows = 0 AND (site, day, prev_day) IN "
-        "(SELECT site, day, prev_day FROM temp.link_delta)"
-    )
-    conn.execute("DELETE FROM temp.link_delta")
+def _write_bitmaps(
+    conn: sqlite3.Connection,
+    writes: list[tuple[RowKey, int, BitMap]],
+    deletes: list[tuple[RowKey, int]],
+) -> None:
+    rows = []
+    for key, part, bitmap in writes:
+        if bitmap:
+            bitmap.run_optimize()
+            rows.append((key[0], key[1], key[3], key[2], part, bitmap.serialize()))
+        else:
+            deletes.append((key, part))
+    for chunk in _chunks(rows, 50):
+        conn.execute(
+            "INSERT OR REPLACE INTO day_visitors (site, dim, key, day, part, ids) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk)),
+            [value for row in chunk for value in row],
+        )
+    if deletes:
+        conn.executemany(
+            "DELETE FROM day_visitors WHERE site = ? AND dim = ? AND key = ? AND day = ? "
+            "AND part = ?",
+            [(key[0], key[1], key[3], key[2], part) for key, part in deletes],
+        )
 
 
-def refresh_anon_hours(conn: sqlite3.Connection, site_hours: Iterable[tuple[str, int]]) -> None:
-    """Recount ``anon_hours`` for each ``(site, UTC hour)`` from the unidentified events."""
-    pairs = sorted(set(site_hours))
-    if not pairs:
+def _apply_late(conn: sqlite3.Connection, late: dict[LateKey, list[int]]) -> None:
+    rows = [(*key, *figures) for key, figures in late.items() if any(figures)]
+    if not rows:
         return
-    params = {"pairs": msgspec.json.encode(pairs).decode()}
-    hours = (
-        "SELECT json_extract(value, '$[0]') AS site, json_extract(value, '$[1]') AS hour "
-        "FROM json_each(:pairs)"
+    conn.executemany(
+        "INSERT INTO late_visits (site, dim, day, key_day, key, visits, bounces, duration, "
+        "visit_pageviews) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (site, dim, day, key_day, key) DO UPDATE SET "
+        "visits = visits + excluded.visits, bounces = bounces + excluded.bounces, "
+        "duration = duration + excluded.duration, "
+        "visit_pageviews = visit_pageviews + excluded.visit_pageviews",
+        rows,
     )
-    conn.execute(f"DELETE FROM anon_hours WHERE (site, hour) IN ({hours})", params)
-    for dimension in ROLLUP_DIMENSIONS:
-        if dimension in VISIT_LEVEL:
-            continue
-        key = key_sql(dimension)
-        where = " AND e.name = 'pageview'" if dimension in PAGEVIEW_DIMENSIONS else ""
-        conn.execute(
-            "INSERT INTO anon_hours (site, dim, key, hour, pageviews, events, engaged) "
-            f"SELECT h.site, '{dimension}', {key}, h.hour, SUM(e.name = 'pageview'), "
-            "SUM(e.name NOT IN ('pageview', 'engagement')), coalesce(SUM(e.engaged_ms), 0) "
-            f"FROM ({hours}) h "
-            "JOIN events e INDEXED BY events_unidentified ON e.site = h.site "
-            f"AND e.ts >= h.hour * {HOUR_MS} AND e.ts < (h.hour + 1) * {HOUR_MS} "
-            f"AND e.visitor IS NULL{where} GROUP BY h.site, h.hour, {key}",
-            params,
-        )
-    days = sorted({(site, hour // HOURS_PER_DAY) for site, hour in pairs})
-    day_params = {"days": msgspec.json.encode(days).decode()}
-    touched = (
-        "SELECT json_extract(value, '$[0]') AS site, json_extract(value, '$[1]') AS day "
-        "FROM json_each(:days)"
+    conn.executemany(
+        "DELETE FROM late_visits WHERE site = ? AND dim = ? AND day = ? AND key_day = ? "
+        "AND key = ? AND visits = 0 AND bounces = 0 AND duration = 0 AND visit_pageviews = 0",
+        [row[:5] for row in rows],
     )
-    conn.execute(f"DELETE FROM anon_days WHERE (site, day) IN ({touched})", day_params)
-    for dimension in ROLLUP_DIMENSIONS:
-        if dimension in VISIT_LEVEL:
-            continue
-        conn.execute(
-            "INSERT INTO anon_days (site, dim, key, day, pageviews, events, engaged) "
-            f"SELECT d.site, '{dimension}', a.key, d.day, SUM(a.pageviews), SUM(a.events), "
-            "SUM(a.engaged) "
-            f"FROM ({touched}) d JOIN anon_hours a ON a.site = d.site AND a.dim = '{dimension}' "
-            "AND a.hour >= d.day * 24 AND a.hour < (d.day + 1) * 24 GROUP BY d.site, d.day, a.key",
-            day_params,
-        )
 
 
-def rebuild_all(conn: sqlite3.Connection) -> None:
-    """Build every rollup again from the stored events (the migrations that add them)."""
-    for table in ROLLUP_TABLES:
-        conn.execute(f"DELETE FROM {table}")
-    conn.execute("DELETE FROM rollup_spans")
-    ids = [row[0] for row in conn.execute("SELECT id FROM visits ORDER BY id")]
-    for start in range(0, len(ids), 50_000):
-        refresh_visits(conn, ids[start : start + 50_000])
-    hours = conn.execute(
-        f"SELECT DISTINCT site, ts / {HOUR_MS} FROM events WHERE visitor IS NULL"
+# ---------------------------------------------------------------------------------------------
+# Rebuilding days from the events
+
+_DAY_EVENTS = (
+    "SELECT "
+    + ", ".join(f"e.{c.strip()}" for c in EVENT_COLUMNS.split(","))
+    + ", e.visitor, e.visitor_kind, v.entry_path FROM events e LEFT JOIN visits v "
+    "ON v.id = e.visit WHERE e.site = ? AND e.ts >= ? AND e.ts < ?"
+)
+_DAY_VISITS = (
+    "SELECT v.id, v.visitor, v.start_ts, v.last_ts, v.entry_path, v.pageviews, v.events, "
+    + ", ".join(f"e.{c.strip()}" for c in EVENT_COLUMNS.split(","))
+    + " FROM visits v INDEXED BY visits_by_start JOIN events e ON e.visit = v.id "
+    "WHERE v.site = ? AND v.start_ts >= ? AND v.start_ts < ?"
+)
+
+
+def rebuild_days(conn: sqlite3.Connection, site_name: str, days: Iterable[int]) -> None:
+    """Rebuild every row of ``site_name``'s local ``days`` from the events (and take them off
+    the queue): the events of each day, and the visits that started on it."""
+    site = sites(conn).get(site_name)
+    if site is None:
+        return
+    for day in sorted(set(days)):
+        lo, hi = site.zone.bounds(day)
+        _delete_day(conn, site.code, day)
+        changes = Changes()
+        events = conn.execute(_DAY_EVENTS, (site.name, lo, hi)).fetchall()
+        kinds = {bytes(e[10]): e[11] for e in events if e[10] is not None}
+        ids = visitor_ids(conn, site, kinds)
+        for event in events:
+            ident = None if event[10] is None else ids[bytes(event[10])]
+            changes.add_event(site, event, ident, encode_entry(event[12]))
+        visits: dict[int, VisitState] = {}
+        for row in conn.execute(_DAY_VISITS, (site.name, lo, hi)):
+            state = visits.get(row[0])
+            if state is None:
+                state = visits[row[0]] = visit_state(row[1:7], site.generation)
+            state.add(row[7:])
+        for state in visits.values():
+            changes.add_visit(site, state)
+        _write_fresh(conn, changes)
+        conn.execute("DELETE FROM rollup_pending_days WHERE site = ? AND day = ?", (site.name, day))
+
+
+def _delete_day(conn: sqlite3.Connection, code: int, day: int) -> None:
+    """Delete every row of one day of a site (each seek on its primary key)."""
+    for dim in range(len(ROLLUP_DIMENSIONS)):
+        where = "site = ? AND dim = ? AND day = ?"
+        conn.execute(
+            "DELETE FROM day_visitors WHERE (site, dim, key, day) IN "
+            f"(SELECT site, dim, key, day FROM day_rollups WHERE {where})",
+            (code, dim, day),
+        )
+        conn.execute(f"DELETE FROM day_rollups WHERE {where}", (code, dim, day))
+        conn.execute(f"DELETE FROM late_visits WHERE {where}", (code, dim, day))
+
+
+def encode_entry(entry: Any) -> Any:
+    """An entry page as a key: ``None`` stays ``None`` (no row)."""
+    return entry
+
+
+def _write_fresh(conn: sqlite3.Connection, changes: Changes) -> None:
+    """Write rebuilt rows (the day's old rows are gone): each day's ids all in the base."""
+    writes = []
+    bitmaps: list[tuple[RowKey, int, BitMap]] = []
+    for key, delta in changes.rows.items():
+        row = [*delta.sums, len(delta.added), 0]
+        if not any(row):
+            continue
+        writes.append((*key, *row))
+        if delta.added:
+            bitmaps.append((key, 0, delta.added))
+    _write_rows(conn, writes, [])
+    _write_bitmaps(conn, bitmaps, [])
+    _apply_late(conn, changes.late)
+
+
+def days_of(conn: sqlite3.Connection, site_name: str, times: Iterable[int]) -> set[int]:
+    """The local days of ``site_name`` holding epoch milliseconds ``times``."""
+    site = sites(conn).get(site_name)
+    if site is None:
+        return set()
+    return {site.zone.day_of(int(ts)) for ts in times}
+
+
+def rebuild_pending(conn: sqlite3.Connection, limit: int = 1) -> bool:
+    """Rebuild up to ``limit`` queued days; ``True`` while more are queued."""
+    queued = conn.execute(
+        "SELECT site, day FROM rollup_pending_days LIMIT ?", (limit + 1,)
     ).fetchall()
-    refresh_anon_hours(conn, [(str(site), int(hour)) for site, hour in hours])
+    for site, day in queued[:limit]:
+        rebuild_days(conn, str(site), [int(day)])
+        conn.execute("DELETE FROM rollup_pending_days WHERE site = ? AND day = ?", (site, day))
+    return len(queued) > limit
+
+
+def still_entered(
+    conn: sqlite3.Connection, site: Site, visitor: bytes, entry: Any, day: int
+) -> bool:
+    """Whether ``visitor`` has an event on ``day`` in a visit entered at ``entry``."""
+    lo, hi = site.zone.bounds(day)
+    found = conn.execute(
+        "SELECT 1 FROM visits w INDEXED BY visits_by_visitor JOIN events e ON e.visit = w.id "
+        "WHERE w.site = ? AND w.visitor = ? AND w.entry_path = ? AND e.ts >= ? AND e.ts < ? "
+        "LIMIT 1",
+        (site.name, visitor, entry, lo, hi),
+    ).fetchone()
+    return found is not None
+
+
+def bump_generation(conn: sqlite3.Connection, site: str) -> None:
+    """Events of ``site`` were deleted: every writer's cached visit states are stale."""
+    conn.execute("UPDATE rollup_sites SET generation = generation + 1 WHERE site = ?", (site,))

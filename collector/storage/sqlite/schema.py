@@ -9,6 +9,126 @@ from collector.storage.sqlite import rollups as rollups_sqlite
 
 migrations = Migrations("mesure")
 
+# The rollups before storage v2, as the migrations that created them left them (the
+# storage v2 migration drops them).
+_V1_ROLLUPS = """
+CREATE TABLE visit_keys (
+    site TEXT NOT NULL,
+    dim TEXT NOT NULL,
+    key TEXT,
+    hour INTEGER NOT NULL,
+    visit INTEGER NOT NULL,
+    visitor BLOB NOT NULL,
+    kind TEXT,
+    first_ts INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL,
+    prev_last INTEGER,
+    pageviews INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    lead INTEGER NOT NULL,
+    v_start INTEGER NOT NULL,
+    v_pageviews INTEGER NOT NULL,
+    v_bounced INTEGER NOT NULL,
+    v_span INTEGER NOT NULL
+);
+-- Visitor counts read (site, dim, key, hour range, prev_last) and nothing else.
+CREATE INDEX visit_keys_by_key ON visit_keys (site, dim, key, hour, prev_last, kind);
+CREATE INDEX visit_keys_by_visit ON visit_keys (visit);
+CREATE INDEX visit_keys_by_chain ON visit_keys (site, dim, visitor, key, first_ts, last_ts);
+-- Additive sums per UTC hour: pageviews and events by the events' hour, visit figures by the
+-- hour the visit started (for the visit's first hour with the value).
+CREATE TABLE key_hours (
+    site TEXT NOT NULL,
+    dim TEXT NOT NULL,
+    key TEXT,
+    hour INTEGER NOT NULL,
+    pageviews INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    visits INTEGER NOT NULL,
+    bounces INTEGER NOT NULL,
+    duration INTEGER NOT NULL,
+    visit_pageviews INTEGER NOT NULL
+);
+CREATE INDEX key_hours_by_key ON key_hours (
+    site, dim, key, hour, pageviews, events, visits, bounces, duration, visit_pageviews
+);
+-- Every value some rollup row holds, per dimension: the reports seek each value's hour range.
+CREATE TABLE rollup_keys (site TEXT NOT NULL, dim TEXT NOT NULL, key TEXT);
+CREATE INDEX rollup_keys_by_dim ON rollup_keys (site, dim, key);
+CREATE TABLE anon_hours (
+    site TEXT NOT NULL,
+    dim TEXT NOT NULL,
+    key TEXT,
+    hour INTEGER NOT NULL,
+    pageviews INTEGER NOT NULL,
+    events INTEGER NOT NULL
+);
+CREATE INDEX anon_hours_by_time ON anon_hours (site, dim, hour, key, pageviews, events);
+-- The longest visit per site bounds where a visit started in a period can still show a value.
+CREATE TABLE rollup_spans (site TEXT PRIMARY KEY, span INTEGER NOT NULL);
+-- Unidentified events, so that rebuilding an hour of ``anon_hours`` reads only them.
+CREATE INDEX events_unidentified ON events (site, ts) WHERE visitor IS NULL;
+"""
+_V1_ROLLUP_DAYS = """
+ALTER TABLE visit_keys ADD COLUMN engaged INTEGER NOT NULL DEFAULT 0;
+DROP TABLE key_hours;
+CREATE TABLE key_hours (site TEXT NOT NULL, dim TEXT NOT NULL, key TEXT, hour INTEGER NOT NULL,
+    pageviews INTEGER NOT NULL DEFAULT 0,
+    events INTEGER NOT NULL DEFAULT 0,
+    visits INTEGER NOT NULL DEFAULT 0,
+    bounces INTEGER NOT NULL DEFAULT 0,
+    duration INTEGER NOT NULL DEFAULT 0,
+    visit_pageviews INTEGER NOT NULL DEFAULT 0,
+    engaged INTEGER NOT NULL DEFAULT 0,
+    firsts INTEGER NOT NULL DEFAULT 0,
+    firsts_client INTEGER NOT NULL DEFAULT 0,
+    firsts_cookieless INTEGER NOT NULL DEFAULT 0,
+    rows_other INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX key_hours_by_key ON key_hours (site, dim, key, hour, pageviews, events, visits,
+    bounces, duration, visit_pageviews, engaged, firsts, firsts_client, firsts_cookieless,
+    rows_other);
+CREATE TABLE key_days (site TEXT NOT NULL, dim TEXT NOT NULL, key TEXT, day INTEGER NOT NULL,
+    pageviews INTEGER NOT NULL DEFAULT 0,
+    events INTEGER NOT NULL DEFAULT 0,
+    visits INTEGER NOT NULL DEFAULT 0,
+    bounces INTEGER NOT NULL DEFAULT 0,
+    duration INTEGER NOT NULL DEFAULT 0,
+    visit_pageviews INTEGER NOT NULL DEFAULT 0,
+    engaged INTEGER NOT NULL DEFAULT 0,
+    firsts INTEGER NOT NULL DEFAULT 0,
+    firsts_client INTEGER NOT NULL DEFAULT 0,
+    firsts_cookieless INTEGER NOT NULL DEFAULT 0,
+    rows_other INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX key_days_by_key ON key_days (site, dim, key, day, pageviews, events, visits,
+    bounces, duration, visit_pageviews, engaged, firsts, firsts_client, firsts_cookieless,
+    rows_other);
+ALTER TABLE anon_hours ADD COLUMN engaged INTEGER NOT NULL DEFAULT 0;
+DROP INDEX anon_hours_by_time;
+CREATE INDEX anon_hours_by_time ON anon_hours (site, dim, hour, key, pageviews, events, engaged);
+CREATE TABLE anon_days (
+    site TEXT NOT NULL,
+    dim TEXT NOT NULL,
+    key TEXT,
+    day INTEGER NOT NULL,
+    pageviews INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    engaged INTEGER NOT NULL
+);
+CREATE INDEX anon_days_by_time ON anon_days (site, dim, day, key, pageviews, events, engaged);
+-- Visitor chain rows (dimension ``*``) by UTC day and their predecessor's UTC day (-1: none),
+-- so a past range's whole days count their new visitors without reading the rows.
+CREATE TABLE visitor_links (
+    site TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    prev_day INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    PRIMARY KEY (site, day, prev_day)
+) WITHOUT ROWID;
+CREATE INDEX visit_keys_by_prev ON visit_keys (site, prev_last, hour) WHERE dim = '*';
+"""
+
 
 @migrations()
 def create_events_and_visits(db: Database) -> None:
@@ -154,8 +274,7 @@ def create_funnels(db: Database) -> None:
 def create_rollups(db: Database) -> None:
     """Per-visit rollups for the dashboard's reports (see ``rollups_sqlite``), built from the
     events already stored."""
-    db.executescript(rollups_sqlite.SCHEMA)
-    # Filled by ``add_rollup_days``, which the rollup code of today needs first.
+    db.executescript(_V1_ROLLUPS)
 
 
 @migrations()
@@ -176,12 +295,10 @@ def create_rollup_queue(db: Database) -> None:
 
 @migrations()
 def add_rollup_days(db: Database) -> None:
-    """Daily rollups and the per-hour count of visitors' first rows in a period (see
-    ``rollups_sqlite.DAYS_SCHEMA``); every rollup is rebuilt from the stored events."""
-    db.executescript(rollups_sqlite.DAYS_SCHEMA)
-    rollups_sqlite.rebuild_all(db.conn)
-    db.execute("DELETE FROM rollup_pending")
-    db.execute("DELETE FROM rollup_pending_hours")
+    """Daily rollups and the per-hour count of visitors' first rows in a period. They were
+    rebuilt from the stored events here; storage v2 (``daily_rollups``) drops them, so that
+    rebuild is no longer done."""
+    db.executescript(_V1_ROLLUP_DAYS)
 
 
 @migrations()
@@ -194,3 +311,19 @@ def add_account_states(db: Database) -> None:
         CREATE INDEX login_failures_by_ts ON login_failures (ts);
         """
     )
+
+
+@migrations()
+def daily_rollups(db: Database) -> None:
+    """Storage v2: the per-visit rollups and their queues make way for daily rollups kept up
+    to date at ingest (see ``rollups_sqlite``). Every (site, day) with events is queued for a
+    rebuild, which the writer does when idle; until a day is rebuilt, reports read it from the
+    events. Days are UTC here: the collector records each site's configured time zone when it
+    opens the database (``rollups_sqlite.set_timezones``), which queues the site again."""
+    for table in rollups_sqlite.OLD_TABLES:
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+    db.execute("DROP INDEX IF EXISTS events_unidentified")
+    db.executescript(rollups_sqlite.SCHEMA)
+    for (site,) in db.execute("SELECT DISTINCT site FROM events").fetchall():
+        added = rollups_sqlite.add_site(db.conn, str(site), "UTC")
+        rollups_sqlite.queue_site_days(db.conn, str(site), added.zone)
