@@ -85,11 +85,9 @@ class Writer:
         self._thread.join()
 
     def _run(self) -> None:
-        # Report rollups are refreshed once no hit has arrived for IDLE_SECONDS (a backlog after
-        # a restart too), in short transactions, and only while none waits: refreshing right
-        # after each commit cost three times the hit itself in the ingest benchmark (its
-        # clients leave the queue empty after every commit), and waiting for a quiet moment
-        # also refreshes a visit once for all of its recent hits.
+        # The report rollups are kept up to date in each commit; the days queued for a
+        # rebuild (the upgrade's backfill, a time zone change) are rebuilt once no hit has
+        # arrived for IDLE_SECONDS, one day per transaction, and only while none waits.
         stale = True
         while True:
             try:

@@ -13,11 +13,11 @@ One run, on 127.0.0.1, with ``wrk`` (installed with apt-get when missing) as the
    them with a TCF v2.2 string), ~10 % denied or opted out; varied paths, referrers, browsers,
    UTM tags and properties, and a few crawlers. A warm-up, a wait until the rollups are current,
    then ``--duration`` seconds of load, then the time until the rollups are current again
-   (polled on a read-only connection: ``rollup_pending`` and ``rollup_pending_hours`` empty,
-   as the reports decide; at most ``--catch-up-limit`` seconds). It prints the burst rate
-   (acknowledged hits per second of load), the sustained rate (acknowledged hits / (load +
-   catch-up)), the lag of the rollups sampled once a second (pending visits, age of the oldest
-   pending visit's last hit) and the latency of the hits (wrk's p50/p99/max). After the first
+   (polled on a read-only connection: every stored event counted in the whole site's day
+   rows and no day queued for a rebuild; at most ``--catch-up-limit`` seconds). It prints the
+   burst rate (acknowledged hits per second of load), the sustained rate (acknowledged hits /
+   (load + catch-up)), the lag of the rollups sampled once a second (events not yet in them,
+   days queued) and the latency of the hits (wrk's p50/p99/max). After the first
    shape, the batch endpoint with 1,000-event batches.
 2. The same hit load against a bare Starlette endpoint served by uvicorn with the same settings,
    which only decodes the body with msgspec and answers 202: the ceiling of the stack here, on
@@ -611,13 +611,15 @@ def measure_ceiling(
 
 @dataclass
 class Lag:
-    """The rollup queue at one moment."""
+    """How far the rollups are behind the events at one moment."""
 
+    #: Events stored but not in the rollups: the events table's count less the hits of the
+    #: whole site's day rows, read in one snapshot.
     pending_visits: int
+    #: Days queued for a rebuild (read from the events meanwhile).
     pending_hours: int
-    #: Seconds since the last hit of the oldest pending visit (``None``: no visit pending). A
-    #: lower bound of how far the rollups are behind; exact here, where each visitor's hits
-    #: arrive within milliseconds, so a visit is never refreshed between two of its hits.
+    #: ``None`` when nothing is behind; otherwise the seconds since the newest rolled-up event
+    #: (a lower bound of the lag).
     oldest_s: float | None
     #: What reading this cost, in seconds (the sampler competes with the collector for CPU).
     read_s: float
@@ -628,8 +630,8 @@ class Lag:
 
 
 class RollupWatch:
-    """Reads the rollup queue on a read-only connection, as the reports' ``_rollups_current``
-    decides: current when ``rollup_pending`` and ``rollup_pending_hours`` are empty."""
+    """Reads on a read-only connection how far the rollups are behind: the events not counted
+    in the whole site's day rows, and the days queued for a rebuild."""
 
     def __init__(self, database: Path) -> None:
         # Read by the sampler's thread during the load, then by the main thread: one at a time.
@@ -639,19 +641,20 @@ class RollupWatch:
 
     def read(self) -> Lag:
         start = time.perf_counter()
-        # One snapshot for the three reads.
+        # One snapshot for the reads.
         self._conn.execute("BEGIN")
         try:
-            visits = self._conn.execute("SELECT count(*) FROM rollup_pending").fetchone()[0]
-            hours = self._conn.execute("SELECT count(*) FROM rollup_pending_hours").fetchone()[0]
-            # The queue is read in rowid order by the writer, so the smallest id is the oldest.
-            oldest = self._conn.execute(
-                "SELECT last_ts FROM visits WHERE id = (SELECT min(visit) FROM rollup_pending)"
-            ).fetchone()
+            events = self._conn.execute("SELECT count(*) FROM events").fetchone()[0]
+            rolled = self._conn.execute(
+                "SELECT coalesce(SUM(hits), 0) FROM day_rollups WHERE dim = 0"
+            ).fetchone()[0]
+            days = self._conn.execute("SELECT count(*) FROM rollup_pending_days").fetchone()[0]
+            newest = self._conn.execute("SELECT max(ts) FROM events").fetchone()[0]
         finally:
             self._conn.execute("COMMIT")
-        age = None if oldest is None else time.time() - oldest[0] / 1000
-        return Lag(int(visits), int(hours), age, time.perf_counter() - start)
+        behind = int(events) - int(rolled)
+        age = None if behind == 0 or newest is None else time.time() - newest / 1000
+        return Lag(behind, int(days), age, time.perf_counter() - start)
 
     def close(self) -> None:
         self._conn.close()
@@ -1089,7 +1092,7 @@ def print_shapes(runs: list[ShapeRun], limit: float) -> None:
     row("largest lag during the load (1/s samples)", [worst(r.during) for r in runs], "<= 5 s")
     row("largest lag until current", [worst(r.during + r.after) for r in runs], "<= 5 s")
     row(
-        "pending at the end of the load (visits/hours)",
+        "behind at the end of the load (events/days)",
         [
             f"{r.after[0].pending_visits:,} / {r.after[0].pending_hours}" if r.after else "-"
             for r in runs
@@ -1116,13 +1119,13 @@ def print_shapes(runs: list[ShapeRun], limit: float) -> None:
     )
     reads = [s.read_s for r in runs for s in r.during + r.after]
     print(
-        "  lag: seconds since the last hit of the oldest visit still pending a rollup refresh "
-        "(the writer refreshes after 250 ms without a hit);"
+        "  lag: events stored but not in the rollups (count of events less the hits of the "
+        "site's day rows, one snapshot) and days queued for a rebuild;"
     )
     print(
         f"  reading it took {1000 * max(reads, default=0):.1f} ms at most (a read-only "
-        "connection on the data directory; current = rollup_pending and rollup_pending_hours "
-        "empty, polled every 0.2 s after the load)"
+        "connection on the data directory; current = nothing behind and nothing queued, "
+        "polled every 0.2 s after the load)"
     )
 
 

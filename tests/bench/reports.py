@@ -122,7 +122,8 @@ class SqliteBackend:
         from collector.storage.sqlite.events import open_storage
 
         self._path = config.database_path
-        self._storage = open_storage(self._path)
+        zones = {site.id: site.timezone for site in config.sites}
+        self._storage = open_storage(self._path, timezones=zones)
 
     def import_events(self, events: Sequence[Event]) -> None:
         self._storage.import_events(events)
@@ -156,10 +157,7 @@ class SqliteBackend:
             pages = conn.execute(
                 "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC, 1"
             ).fetchall()
-            pending = conn.execute(
-                "SELECT (SELECT count(*) FROM rollup_pending) "
-                "+ (SELECT count(*) FROM rollup_pending_hours)"
-            ).fetchone()[0]
+            pending = conn.execute("SELECT count(*) FROM rollup_pending_days").fetchone()[0]
             free = conn.execute("PRAGMA freelist_count").fetchone()[0]
             page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         finally:
@@ -169,8 +167,8 @@ class SqliteBackend:
             "files after PRAGMA wal_checkpoint(TRUNCATE): "
             + ", ".join(f"{name} {size:,} B" for name, size in sorted(files.items()))
         )
-        state = "reports read the events" if pending else "rollups current: they may answer"
-        print(f"rollup refreshes pending: {pending:,} ({state})")
+        state = "those days are read from the events" if pending else "rollups current"
+        print(f"rollup days queued for a rebuild: {pending:,} ({state})")
         print(f"\n{'table or index (dbstat)':<38} {'':<26} {'MB':>9} {'B/event':>9}")
         small = [size for _, size in pages if size / stored < 0.5]
         for name, size in pages:

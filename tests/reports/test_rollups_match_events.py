@@ -148,9 +148,12 @@ def refresh_all(storage: Storage) -> None:
 
 
 def stored_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    """Every rollup row, visitors as their hashes (ids are numbers given in arrival order)."""
+    """Every rollup row (the log's changes merged in first), visitors as their hashes (ids are
+    numbers given in arrival order)."""
     conn = sqlite3.connect(path)
     try:
+        with conn:
+            rollups_sqlite.merge_log(conn)
         hashes = dict(conn.execute("SELECT id, hash FROM visitor_ids").fetchall())
         sites = dict(conn.execute("SELECT code, site FROM rollup_sites").fetchall())
         visitors: dict[tuple[object, ...], set[bytes]] = {}
@@ -163,7 +166,7 @@ def stored_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
         def visitors_key(row: tuple[object, ...]) -> tuple[object, ...]:
             return (sites[row[0]], row[1], row[3], row[2])
 
-        # Each row without its bitmaps' sizes (how its ids are split between them varies).
+        # Each row with its visitors instead of their number.
         rows = sorted(
             (
                 (

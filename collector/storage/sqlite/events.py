@@ -308,7 +308,7 @@ class Storage:
             self._visit_states[visit] = state
         while len(self._visit_states) > _CACHED_VISITS:
             del self._visit_states[next(iter(self._visit_states))]
-        rollups_sqlite.apply(conn, changes)
+        rollups_sqlite.log(conn, changes)
 
     def refresh_rollups(self, limit: int = 1) -> bool:
         """Rebuild up to ``limit`` queued days of the rollups from the events (an erasure's,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pyroaring import BitMap
@@ -28,8 +28,11 @@ from collector.storage.sqlite.rollups import (
     ID_LIMITS,
     NULL_KEY,
     ROLLUP_DIMENSIONS,
+    Changes,
+    Delta,
     Site,
     decode_key,
+    read_log,
     sites,
 )
 
@@ -39,7 +42,7 @@ _HITS, _PV, _EVENTS, _ENGAGED, _UNIDENTIFIED, _VISITS, _BOUNCES, _DURATION, _VIS
 )
 _SUMS = (
     "SUM(hits), SUM(pageviews), SUM(events), SUM(engaged), SUM(unidentified), SUM(visits), "
-    "SUM(bounces), SUM(duration), SUM(visit_pageviews), SUM(nbase + nrecent)"
+    "SUM(bounces), SUM(duration), SUM(visit_pageviews), SUM(nvisitors)"
 )
 
 #: One site's part of a report: its rollups, ``[first, end)`` in local days, and its buckets
@@ -81,9 +84,20 @@ def plan(
     return parts
 
 
-def _bitmap(conn: sqlite3.Connection, parts: list[Part], dim: int, key: Any) -> BitMap:
-    """The visitors of ``key`` over every part's days."""
-    found = []
+def _logged(parts: list[Part], log: Changes, dim: int) -> Iterator[tuple[Any, int, Delta]]:
+    """``(key, day, delta)`` of the changes waiting in the log for ``dim`` in the parts' days."""
+    ranges = {site.code: (first, end) for site, first, end, _ in parts}
+    for (code, row_dim, day, key), delta in log.rows.items():
+        span = ranges.get(code)
+        if row_dim == dim and span is not None and span[0] <= day < span[1]:
+            yield key, day, delta
+
+
+def _bitmap(
+    conn: sqlite3.Connection, parts: list[Part], dim: int, key: Any, log: Changes
+) -> BitMap:
+    """The visitors of ``key`` over every part's days (the log's included)."""
+    found = [delta.added for logged, _, delta in _logged(parts, log, dim) if logged == key]
     for site, first, end, _ in parts:
         found += [
             BitMap.deserialize(row[0])
@@ -142,10 +156,25 @@ def metrics(
     parts = plan(conn, ranges, buckets)
     if parts is None:
         return None
+    log = read_log(conn)
     if buckets is not None:
-        return _bucketed(conn, parts, limit, offset)
+        return _bucketed(conn, parts, log, limit, offset)
     dim = DIM_CODE[dimension or "*"]
     totals: dict[Any, list[int]] = {}
+    for key, _, delta in _logged(parts, log, dim):
+        total = totals.setdefault(key, [0] * 10)
+        for index, value in enumerate(delta.sums):
+            total[index] += value
+        total[_BOUND] += len(delta.added)
+    spans = {site.code: (first, end) for site, first, end, _ in parts}
+    for (code, late_dim, day, key_day, key), figures in log.late.items():
+        first, end = spans.get(code, (0, 0))
+        if late_dim == dim and first <= day < end <= key_day:
+            total = totals.setdefault(key, [0] * 10)
+            for index, value in zip(
+                (_VISITS, _BOUNCES, _DURATION, _VISIT_PV), figures, strict=True
+            ):
+                total[index] -= value
     for site, first, end, _ in parts:
         for key, *sums in conn.execute(
             f"SELECT key, {_SUMS} FROM day_rollups WHERE site = ? AND dim = ? AND day >= ? "
@@ -174,7 +203,7 @@ def metrics(
         bound = totals[key][_BOUND]
         if need is not None and len(best) >= need and bound < best[0]:
             break  # no value left can reach the rows asked for
-        visitors = len(_bitmap(conn, parts, dim, key)) if bound else 0
+        visitors = len(_bitmap(conn, parts, dim, key, log)) if bound else 0
         rows.append(_row(decode_key(key), visitors, totals[key]))
         if need is not None:
             if len(best) < need:
@@ -185,7 +214,7 @@ def metrics(
 
 
 def _bucketed(
-    conn: sqlite3.Connection, parts: list[Part], limit: int | None, offset: int
+    conn: sqlite3.Connection, parts: list[Part], log: Changes, limit: int | None, offset: int
 ) -> list[MetricRow]:
     """The time series: the whole site's day rows summed into buckets (a visit counts in the
     bucket where it started), visitors the union of the bucket's days."""
@@ -195,9 +224,16 @@ def _bucketed(
         bucket_of: dict[int, int] = {}
         for index, lo, hi in found:
             bucket_of.update(dict.fromkeys(range(lo, hi), index))
+        for _, day, delta in _logged([(site, first, end, found)], log, 0):
+            at = bucket_of.get(day)
+            if at is not None:
+                total = totals.setdefault(at, [0] * 10)
+                for position, value in enumerate(delta.sums):
+                    total[position] += value
+                visitors.setdefault(at, []).append(delta.added)
         for day, *sums in conn.execute(
             "SELECT day, hits, pageviews, events, engaged, unidentified, visits, bounces, "
-            "duration, visit_pageviews, nbase + nrecent FROM day_rollups WHERE site = ? "
+            "duration, visit_pageviews, nvisitors FROM day_rollups WHERE site = ? "
             "AND dim = 0 AND day >= ? AND day < ?",
             (site.code, first, end),
         ):
@@ -236,7 +272,8 @@ def visitor_kinds(conn: sqlite3.Connection, ranges: Sequence[SiteRange]) -> dict
         ).fetchone()
         if mixed is not None:
             return None
-    everyone = BitMap.union(*[_bitmap(conn, [part], 0, NULL_KEY) for part in parts], BitMap())
+    log = read_log(conn)
+    everyone = BitMap.union(*[_bitmap(conn, [part], 0, NULL_KEY, log) for part in parts], BitMap())
     client = everyone.rank(ID_LIMITS[0])
     cookieless = everyone.rank(ID_LIMITS[1]) - client
     if len(everyone) - client - cookieless:
@@ -250,7 +287,7 @@ def engaged(conn: sqlite3.Connection, ranges: Sequence[SiteRange]) -> int | None
     parts = plan(conn, ranges, None)
     if parts is None:
         return None
-    total = 0
+    total = sum(delta.sums[_ENGAGED] for _, _, delta in _logged(parts, read_log(conn), 0))
     for site, first, end, _ in parts:
         total += int(
             conn.execute(

@@ -25,6 +25,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 from pyroaring import BitMap
 
 from collector.storage.rows import PAGEVIEW_DIMENSIONS, ROLLED_UP_DIMENSIONS, VISIT_DIMENSIONS
@@ -42,9 +43,10 @@ NULL_KEY = b""
 #: 3 * 2**30, so a union's count by kind is a rank.
 ID_BASES = (1, 1 << 31, 3 << 30)
 ID_LIMITS = ((1 << 31) - 1, (3 << 30) - 1, (1 << 32) - 1)
-#: Ids added to a day's ``recent`` bitmap before it is merged into the day's ``base`` one: a
-#: busy day's bitmap is rewritten once per this many new visitors, not at every commit.
-RECENT_LIMIT = 512
+#: Commits whose changes wait in ``rollup_log`` before they are merged into the rows: each
+#: commit then dirties a page or two of the log instead of every row it touched (the rows of
+#: a value, today, are merged once for all the commits that touched them meanwhile).
+LOG_LIMIT = 32
 NON_INTERACTIONS = ("pageview", "engagement")
 DAY_MS = 86_400_000
 _EPOCH = date(1970, 1, 1).toordinal()
@@ -80,21 +82,26 @@ CREATE TABLE day_rollups (
     bounces INTEGER NOT NULL,
     duration INTEGER NOT NULL,
     visit_pageviews INTEGER NOT NULL,
-    -- Sizes of the day's two bitmaps (their sum bounds the day's distinct visitors).
-    nbase INTEGER NOT NULL,
-    nrecent INTEGER NOT NULL,
+    -- Distinct visitors of the day in day_visitors (without those still in rollup_log).
+    nvisitors INTEGER NOT NULL,
     PRIMARY KEY (site, dim, day, key)
 ) WITHOUT ROWID;
--- part 0: the day's merged bitmap; part 1: the ids added since (at most RECENT_LIMIT).
 CREATE TABLE day_visitors (
     site INTEGER NOT NULL,
     dim INTEGER NOT NULL,
     key NOT NULL,
     day INTEGER NOT NULL,
-    part INTEGER NOT NULL,
     ids BLOB NOT NULL,
-    PRIMARY KEY (site, dim, key, day, part)
+    PRIMARY KEY (site, dim, key, day)
 ) WITHOUT ROWID;
+-- Each ingest commit's changes, in one row per site, until they are merged into the rows
+-- above (every LOG_LIMIT commits): a commit writes one row instead of one per value it
+-- touched. Reports add them in.
+CREATE TABLE rollup_log (
+    seq INTEGER PRIMARY KEY,
+    site INTEGER NOT NULL,
+    changes BLOB NOT NULL
+);
 CREATE TABLE late_visits (
     site INTEGER NOT NULL,
     dim INTEGER NOT NULL,
@@ -127,7 +134,7 @@ OLD_TABLES = (
     "rollup_pending_hours",
 )
 #: Every table that holds rows derived from a site's events.
-ROW_TABLES = ("day_rollups", "day_visitors", "late_visits")
+ROW_TABLES = ("day_rollups", "day_visitors", "late_visits", "rollup_log")
 
 # Positions in a day row's sums.
 HITS, PAGEVIEWS, EVENTS, ENGAGED, UNIDENTIFIED, VISITS, BOUNCES, DURATION, VISIT_PV = range(9)
@@ -528,8 +535,62 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 _ROW_COLUMNS = (
     "site, dim, day, key, hits, pageviews, events, engaged, unidentified, visits, bounces, "
-    "duration, visit_pageviews, nbase, nrecent"
+    "duration, visit_pageviews, nvisitors"
 )
+
+
+def log(conn: sqlite3.Connection, changes: Changes) -> None:
+    """Record a commit's ``changes`` in ``rollup_log`` (merged into the rows every
+    ``LOG_LIMIT`` commits). A change that takes a visitor out of a row (an entry page that
+    moved) is applied to the rows at once, after the log."""
+    if any(delta.removed for delta in changes.rows.values()):
+        merge_log(conn)
+        apply(conn, changes)
+        return
+    by_site: dict[int, tuple[list[Any], list[Any]]] = {}
+    for key, delta in changes.rows.items():
+        if _changes(delta):
+            rows = by_site.setdefault(key[0], ([], []))[0]
+            rows.append((key[1], key[2], key[3], delta.sums, delta.added.to_array().tolist()))
+    for late_key, figures in changes.late.items():
+        if any(figures):
+            by_site.setdefault(late_key[0], ([], []))[1].append((*late_key[1:], figures))
+    for site, (rows, late) in sorted(by_site.items()):
+        conn.execute(
+            "INSERT INTO rollup_log (site, changes) VALUES (?, ?)",
+            (site, msgspec.msgpack.encode((rows, late))),
+        )
+    if by_site:
+        count = conn.execute("SELECT max(seq) - min(seq) FROM rollup_log").fetchone()[0]
+        if count is not None and count >= LOG_LIMIT:
+            merge_log(conn)
+
+
+def read_log(conn: sqlite3.Connection, site: int | None = None) -> Changes:
+    """The changes waiting in ``rollup_log`` (of one site), added up."""
+    changes = Changes()
+    where = "" if site is None else f" WHERE site = {int(site)}"
+    for code, blob in conn.execute(f"SELECT site, changes FROM rollup_log{where} ORDER BY seq"):
+        rows, late = msgspec.msgpack.decode(blob)
+        for dim, day, key, sums, ids in rows:
+            delta = changes.row((code, dim, day, key))
+            added = delta.sums
+            for index in range(SUMS):
+                added[index] += sums[index]
+            if ids:
+                delta.added.update(ids)
+        for dim, day, key_day, key, figures in late:
+            found = changes.late.setdefault((code, dim, day, key_day, key), [0] * 4)
+            for index in range(4):
+                found[index] += figures[index]
+    return changes
+
+
+def merge_log(conn: sqlite3.Connection) -> None:
+    """Merge every change waiting in ``rollup_log`` into the rows."""
+    changes = read_log(conn)
+    conn.execute("DELETE FROM rollup_log")
+    apply(conn, changes)
 
 
 def apply(conn: sqlite3.Connection, changes: Changes) -> None:
@@ -544,47 +605,32 @@ def apply(conn: sqlite3.Connection, changes: Changes) -> None:
             [value for key in chunk for value in key],
         ):
             stored[(row[0], row[1], row[2], row[3])] = list(row[4:])
-    recents = _bitmaps(conn, [key for key in keys if changes.rows[key].added], 1)
+    bitmaps = _bitmaps(
+        conn, [key for key in keys if changes.rows[key].added or changes.rows[key].removed]
+    )
     writes: list[Any] = []
     deletes: list[RowKey] = []
-    bitmap_writes: list[tuple[RowKey, int, BitMap]] = []
-    bitmap_deletes: list[tuple[RowKey, int]] = []
+    bitmap_writes: list[tuple[RowKey, BitMap]] = []
     for key in keys:
         delta = changes.rows[key]
-        row = stored.get(key) or [0] * (SUMS + 2)
+        row = stored.get(key) or [0] * (SUMS + 1)
         for index in range(SUMS):
             row[index] += delta.sums[index]
-        nbase, nrecent = row[SUMS], row[SUMS + 1]
-        if delta.removed:
-            base = _bitmaps(conn, [key], 0).get(key, BitMap())
-            recent = _bitmaps(conn, [key], 1).get(key, BitMap())
-            base -= delta.removed
-            recent -= delta.removed
-            recent |= delta.added
-            bitmap_writes.append((key, 0, base))
-            bitmap_writes.append((key, 1, recent))
-            nbase, nrecent = len(base), len(recent)
-        elif delta.added:
-            recent = recents.get(key, BitMap())
-            size = len(recent)
-            recent |= delta.added
-            if len(recent) > RECENT_LIMIT:
-                base = _bitmaps(conn, [key], 0).get(key, BitMap())
-                base |= recent
-                bitmap_writes.append((key, 0, base))
-                bitmap_writes.append((key, 1, BitMap()))
-                nbase, nrecent = len(base), 0
-            elif len(recent) != size:
-                bitmap_writes.append((key, 1, recent))
-                nrecent = len(recent)
-        row[SUMS], row[SUMS + 1] = nbase, nrecent
+        if delta.added or delta.removed:
+            bitmap = bitmaps.get(key, BitMap())
+            size = len(bitmap)
+            bitmap |= delta.added
+            bitmap -= delta.removed
+            if delta.removed or len(bitmap) != size:
+                bitmap_writes.append((key, bitmap))
+            row[SUMS] = len(bitmap)
         if not any(row):
             deletes.append(key)
-            bitmap_deletes += [(key, 0), (key, 1)]
+            bitmap_writes.append((key, BitMap()))
         else:
             writes.append((*key, *row))
     _write_rows(conn, writes, deletes)
-    _write_bitmaps(conn, bitmap_writes, bitmap_deletes)
+    _write_bitmaps(conn, bitmap_writes)
     _apply_late(conn, changes.late)
 
 
@@ -592,14 +638,14 @@ def _changes(delta: Delta) -> bool:
     return bool(delta.added or delta.removed or any(delta.sums))
 
 
-def _bitmaps(conn: sqlite3.Connection, keys: Sequence[RowKey], part: int) -> dict[RowKey, BitMap]:
+def _bitmaps(conn: sqlite3.Connection, keys: Sequence[RowKey]) -> dict[RowKey, BitMap]:
     found: dict[RowKey, BitMap] = {}
     for chunk in _chunks(keys, 100):
         values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
         for site, dim, day, value, ids in conn.execute(
             f"WITH k(s, d, y, v) AS (VALUES {values}) SELECT b.site, b.dim, b.day, b.key, b.ids "
             "FROM k JOIN day_visitors b ON b.site = k.s AND b.dim = k.d AND b.key = k.v "
-            f"AND b.day = k.y AND b.part = {part}",
+            "AND b.day = k.y",
             [item for key in chunk for item in key],
         ):
             found[(site, dim, day, value)] = BitMap.deserialize(ids)
@@ -610,7 +656,7 @@ def _write_rows(conn: sqlite3.Connection, writes: list[Any], deletes: list[RowKe
     for chunk in _chunks(writes, 50):
         conn.execute(
             f"INSERT OR REPLACE INTO day_rollups ({_ROW_COLUMNS}) VALUES "
-            + ", ".join(["(" + ", ".join("?" * (SUMS + 6)) + ")"] * len(chunk)),
+            + ", ".join(["(" + ", ".join("?" * (SUMS + 5)) + ")"] * len(chunk)),
             [value for row in chunk for value in row],
         )
     if deletes:
@@ -619,29 +665,25 @@ def _write_rows(conn: sqlite3.Connection, writes: list[Any], deletes: list[RowKe
         )
 
 
-def _write_bitmaps(
-    conn: sqlite3.Connection,
-    writes: list[tuple[RowKey, int, BitMap]],
-    deletes: list[tuple[RowKey, int]],
-) -> None:
+def _write_bitmaps(conn: sqlite3.Connection, writes: list[tuple[RowKey, BitMap]]) -> None:
     rows = []
-    for key, part, bitmap in writes:
+    deletes = []
+    for key, bitmap in writes:
         if bitmap:
             bitmap.run_optimize()
-            rows.append((key[0], key[1], key[3], key[2], part, bitmap.serialize()))
+            rows.append((key[0], key[1], key[3], key[2], bitmap.serialize()))
         else:
-            deletes.append((key, part))
+            deletes.append((key[0], key[1], key[3], key[2]))
     for chunk in _chunks(rows, 50):
         conn.execute(
-            "INSERT OR REPLACE INTO day_visitors (site, dim, key, day, part, ids) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk)),
+            "INSERT OR REPLACE INTO day_visitors (site, dim, key, day, ids) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
             [value for row in chunk for value in row],
         )
     if deletes:
         conn.executemany(
-            "DELETE FROM day_visitors WHERE site = ? AND dim = ? AND key = ? AND day = ? "
-            "AND part = ?",
-            [(key[0], key[1], key[3], key[2], part) for key, part in deletes],
+            "DELETE FROM day_visitors WHERE site = ? AND dim = ? AND key = ? AND day = ?",
+            deletes,
         )
 
 
@@ -688,6 +730,7 @@ def rebuild_days(conn: sqlite3.Connection, site_name: str, days: Iterable[int]) 
     site = sites(conn).get(site_name)
     if site is None:
         return
+    merge_log(conn)  # the log's changes are in the events the days are rebuilt from
     for day in sorted(set(days)):
         lo, hi = site.zone.bounds(day)
         _delete_day(conn, site.code, day)
@@ -731,16 +774,16 @@ def encode_entry(entry: Any) -> Any:
 def _write_fresh(conn: sqlite3.Connection, changes: Changes) -> None:
     """Write rebuilt rows (the day's old rows are gone): each day's ids all in the base."""
     writes = []
-    bitmaps: list[tuple[RowKey, int, BitMap]] = []
+    bitmaps: list[tuple[RowKey, BitMap]] = []
     for key, delta in changes.rows.items():
-        row = [*delta.sums, len(delta.added), 0]
+        row = [*delta.sums, len(delta.added)]
         if not any(row):
             continue
         writes.append((*key, *row))
         if delta.added:
-            bitmaps.append((key, 0, delta.added))
+            bitmaps.append((key, delta.added))
     _write_rows(conn, writes, [])
-    _write_bitmaps(conn, bitmaps, [])
+    _write_bitmaps(conn, bitmaps)
     _apply_late(conn, changes.late)
 
 
