@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pyrage
 import pytest
 from pyrage import x25519
@@ -256,7 +257,14 @@ def _rollup_keys(data: Path) -> list[str]:
         rows = conn.execute(
             "SELECT DISTINCT key FROM day_rollups WHERE typeof(key) = 'text'"
         ).fetchall()
-        return [str(row[0]) for row in rows]
+        # The values of the changes still waiting in the log (not yet merged into the rows).
+        logged = [
+            key
+            for (blob,) in conn.execute("SELECT changes FROM rollup_log")
+            for _dim, _day, key, *_ in msgspec.msgpack.decode(blob)[0]
+            if isinstance(key, str)
+        ]
+        return sorted({str(row[0]) for row in rows} | set(logged))
 
 
 def _exports(data: Path) -> list[str]:
