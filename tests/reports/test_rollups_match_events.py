@@ -26,6 +26,7 @@ from collector.reports.core import buckets
 from collector.reports.query import resolve_scope
 from collector.storage.rows import Event, SubjectHash
 from collector.storage.sqlite import rollups as rollups_sqlite
+from collector.storage.sqlite import schema
 from collector.storage.sqlite.events import Storage, open_storage
 from collector.storage.sqlite.privacy import privacy_database
 from collector.storage.sqlite.reports import reports_database
@@ -374,3 +375,43 @@ def test_queued_days_are_read_from_the_events(tmp_path: Path) -> None:
     assert len(pending) > 100
     for (what, rolled, raw), (_, after, _) in zip(pending, refreshed, strict=True):
         assert rolled == raw == after, what
+
+
+def test_the_upgrade_queues_every_day_and_reports_stay_exact(tmp_path: Path) -> None:
+    """A data directory from before storage v2 (its per-visit rollup tables and queues, and
+    the new migration not applied) is upgraded when opened: the old tables go, every day with
+    events is queued, reports read those days from the events meanwhile, and once the writer
+    has rebuilt them the rollups answer, equal to the events."""
+    config = config_for(tmp_path / "upgrade", SITES)
+    config.data_dir.mkdir(parents=True)
+    storage = open_storage(config.database_path, timezones=SITES)
+    storage.insert_hits(sorted(random_events(13), key=lambda e: e.ts))
+    storage.close()
+    conn = sqlite3.connect(config.database_path)
+    with conn:  # back to the schema of before: the old tables, no v2 tables, not migrated
+        for table in ("rollup_sites", "visitor_ids", "visitor_id_next", *rollups_sqlite.ROW_TABLES):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("DROP TABLE rollup_pending_days")
+        conn.executescript(schema._V1_ROLLUPS + schema._V1_ROLLUP_DAYS)
+        conn.executescript(
+            "CREATE TABLE rollup_pending (visit INTEGER PRIMARY KEY);"
+            "CREATE TABLE rollup_pending_hours (site TEXT, hour INTEGER, PRIMARY KEY (site, hour));"
+        )
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'daily_rollups'")
+    conn.close()
+    storage = open_storage(config.database_path, timezones=SITES)
+    try:
+        conn = sqlite3.connect(config.database_path)
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_schema")}
+        queued = conn.execute("SELECT count(*) FROM rollup_pending_days").fetchone()[0]
+        conn.close()
+        assert not tables & {*rollups_sqlite.OLD_TABLES, "events_unidentified"}
+        assert queued >= 10 * len(SITES)
+        while_queued = list(both_ways(config))
+        refresh_all(storage)
+        rebuilt = list(both_ways(config))
+    finally:
+        storage.close()
+    for (what, rolled, raw), (_, after, _) in zip(while_queued, rebuilt, strict=True):
+        assert rolled == raw == after, what
+    assert stored_rows(config.database_path) == rebuilt_rows(config.database_path)
