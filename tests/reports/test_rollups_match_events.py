@@ -18,7 +18,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from pyroaring import BitMap
 
 from collector.config import Config
 from collector.reports import Filter, ReportQuery
@@ -158,11 +157,13 @@ def stored_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
         hashes = dict(conn.execute("SELECT id, hash FROM visitor_ids").fetchall())
         sites = dict(conn.execute("SELECT code, site FROM rollup_sites").fetchall())
         visitors: dict[tuple[object, ...], set[bytes]] = {}
-        for site, dim, key, day, ids in conn.execute(
-            "SELECT site, dim, key, day, ids FROM day_visitors"
-        ):
-            found = visitors.setdefault((sites[site], dim, key, day), set())
-            found |= {hashes[ident] for ident in BitMap.deserialize(ids)}
+        month_visitors: dict[tuple[object, ...], set[bytes]] = {}
+        for table, into in (("day_visitors", visitors), ("month_visitors", month_visitors)):
+            for site, dim, key, day, ids in conn.execute(
+                f"SELECT site, dim, key, day, ids FROM {table}"
+            ):
+                found = into.setdefault((sites[site], dim, key, day), set())
+                found |= {hashes[ident] for ident in rollups_sqlite.deserialize(ids)}
 
         def visitors_key(row: tuple[object, ...]) -> tuple[object, ...]:
             return (sites[row[0]], row[1], row[3], row[2])
@@ -179,13 +180,20 @@ def stored_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
             ),
             key=repr,
         )
+        months = sorted(
+            (
+                (sites[row[0]], *row[1:-1], sorted(month_visitors.get(visitors_key(row), set())))
+                for row in conn.execute("SELECT * FROM month_rollups")
+            ),
+            key=repr,
+        )
         late = sorted(
             ((sites[row[0]], *row[1:]) for row in conn.execute("SELECT * FROM late_visits")),
             key=repr,
         )
     finally:
         conn.close()
-    return {"day_rollups": rows, "late_visits": late}
+    return {"day_rollups": rows, "month_rollups": months, "late_visits": late}
 
 
 def rebuilt_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
@@ -217,6 +225,9 @@ def both_ways(config: Config) -> Iterator[tuple[str, object, object]]:
         # Whole days that end before the newest row: daily sums, visitors counted row by row.
         ReportQuery(period="custom", date_from=date(2026, 2, 28), date_to=date(2026, 3, 5)),
         ReportQuery(period="custom", date_from=date(2026, 2, 27), date_to=date(2026, 3, 11)),
+        # Whole months (read from the month rows) and whole months with days around them.
+        ReportQuery(period="custom", date_from=date(2026, 2, 1), date_to=date(2026, 3, 31)),
+        ReportQuery(period="custom", date_from=date(2026, 1, 20), date_to=date(2026, 3, 5)),
     ]
     site_sets = [["example"], ["paris"], ["kathmandu"], ["example", "paris"]]
     with reports_database(config.database_path) as db:
@@ -245,7 +256,7 @@ def both_ways(config: Config) -> Iterator[tuple[str, object, object]]:
                     db.metrics(scope.ranges, (), dimension="page", limit=2, offset=2),
                     db.metrics(scope.ranges, (EVERYTHING,), dimension="page", limit=2, offset=2),
                 )
-                intervals = ["day", "week"] + (["hour"] if query.period == "today" else [])
+                intervals = ["day", "week", "month"] + (["hour"] if query.period == "today" else [])
                 for interval in intervals:
                     _, ranges = buckets(scope, interval)  # type: ignore[arg-type]
                     yield (
@@ -296,7 +307,7 @@ def test_after_erasure_and_retention_rollups_still_equal_and_hold_no_erased_row(
         known = {row[0] for row in conn.execute("SELECT id FROM visitor_ids")}
         in_bitmaps: set[int] = set()
         for (ids,) in conn.execute("SELECT ids FROM day_visitors"):
-            in_bitmaps |= set(BitMap.deserialize(ids))
+            in_bitmaps |= set(rollups_sqlite.deserialize(ids))
     finally:
         conn.close()
     assert left == [0, 0]

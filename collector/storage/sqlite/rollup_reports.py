@@ -1,5 +1,6 @@
 """The reports read from the daily rollups (see :mod:`collector.storage.sqlite.rollups` for
-what the tables hold).
+what the tables hold): each range's whole local months from the month rows, the days around
+them from the day rows, and the changes still waiting in the log.
 
 A report is answered here when it has no filter and no goal, is broken down by a rolled-up
 dimension (or not at all, or by whole-day buckets), and each site's range is whole local days
@@ -32,6 +33,9 @@ from collector.storage.sqlite.rollups import (
     Delta,
     Site,
     decode_key,
+    deserialize,
+    month_of,
+    next_month,
     read_log,
     sites,
 )
@@ -99,15 +103,32 @@ def _bitmap(
     """The visitors of ``key`` over every part's days (the log's included)."""
     found = [delta.added for logged, _, delta in _logged(parts, log, dim) if logged == key]
     for site, first, end, _ in parts:
-        found += [
-            BitMap.deserialize(row[0])
-            for row in conn.execute(
-                "SELECT ids FROM day_visitors WHERE site = ? AND dim = ? AND key = ? "
-                "AND day >= ? AND day < ?",
-                (site.code, dim, key, first, end),
-            )
-        ]
+        for grain, lo, hi in pieces(first, end):
+            found += [
+                deserialize(row[0])
+                for row in conn.execute(
+                    f"SELECT ids FROM {grain}_visitors WHERE site = ? AND dim = ? AND key = ? "
+                    "AND day >= ? AND day < ?",
+                    (site.code, dim, key, lo, hi),
+                )
+            ]
     return BitMap.union(*found) if found else BitMap()
+
+
+def pieces(first: int, end: int) -> list[tuple[str, int, int]]:
+    """``[first, end)`` (days) as ``(grain, lo, hi)``: its whole local months from the month
+    rows, the days before and after them from the day rows."""
+    start = month_of(first)
+    if start != first:
+        start = next_month(start)
+    stop = month_of(end)
+    if start >= stop:
+        return [("day", first, end)] if first < end else []
+    found = [("day", first, start)] if first < start else []
+    found.append(("month", start, stop))
+    if stop < end:
+        found.append(("day", stop, end))
+    return found
 
 
 def _order(key: Any) -> tuple[int, Any]:
@@ -176,14 +197,15 @@ def metrics(
             ):
                 total[index] -= value
     for site, first, end, _ in parts:
-        for key, *sums in conn.execute(
-            f"SELECT key, {_SUMS} FROM day_rollups WHERE site = ? AND dim = ? AND day >= ? "
-            "AND day < ? GROUP BY key",
-            (site.code, dim, first, end),
-        ):
-            total = totals.setdefault(key, [0] * 10)
-            for index, value in enumerate(sums):
-                total[index] += value
+        for grain, lo, hi in pieces(first, end):
+            for key, *sums in conn.execute(
+                f"SELECT key, {_SUMS} FROM {grain}_rollups WHERE site = ? AND dim = ? "
+                "AND day >= ? AND day < ? GROUP BY key",
+                (site.code, dim, lo, hi),
+            ):
+                total = totals.setdefault(key, [0] * 10)
+                for index, value in enumerate(sums):
+                    total[index] += value
         # Visits that started in the period and show the value only after its end.
         for key, *late in conn.execute(
             "SELECT key, SUM(visits), SUM(bounces), SUM(duration), SUM(visit_pageviews) "
@@ -231,26 +253,25 @@ def _bucketed(
                 for position, value in enumerate(delta.sums):
                     total[position] += value
                 visitors.setdefault(at, []).append(delta.added)
-        for day, *sums in conn.execute(
-            "SELECT day, hits, pageviews, events, engaged, unidentified, visits, bounces, "
-            "duration, visit_pageviews, nvisitors FROM day_rollups WHERE site = ? "
-            "AND dim = 0 AND day >= ? AND day < ?",
-            (site.code, first, end),
-        ):
-            at = bucket_of.get(day)
-            if at is None:
-                continue
-            total = totals.setdefault(at, [0] * 10)
-            for position, value in enumerate(sums):
-                total[position] += value
-        for day, ids in conn.execute(
-            "SELECT day, ids FROM day_visitors WHERE site = ? AND dim = 0 AND key = ? "
-            "AND day >= ? AND day < ?",
-            (site.code, NULL_KEY, first, end),
-        ):
-            at = bucket_of.get(day)
-            if at is not None:
-                visitors.setdefault(at, []).append(BitMap.deserialize(ids))
+        for index, lo, hi in found:
+            for grain, piece_lo, piece_hi in pieces(lo, hi):
+                for sums in conn.execute(
+                    "SELECT hits, pageviews, events, engaged, unidentified, visits, bounces, "
+                    f"duration, visit_pageviews, nvisitors FROM {grain}_rollups WHERE site = ? "
+                    "AND dim = 0 AND day >= ? AND day < ?",
+                    (site.code, piece_lo, piece_hi),
+                ):
+                    total = totals.setdefault(index, [0] * 10)
+                    for position, value in enumerate(sums):
+                        total[position] += value
+                visitors.setdefault(index, []).extend(
+                    deserialize(row[0])
+                    for row in conn.execute(
+                        f"SELECT ids FROM {grain}_visitors WHERE site = ? AND dim = 0 "
+                        "AND key = ? AND day >= ? AND day < ?",
+                        (site.code, NULL_KEY, piece_lo, piece_hi),
+                    )
+                )
     rows = [
         _row(index, len(BitMap.union(*visitors.get(index, [BitMap()]))), total)
         for index, total in totals.items()
@@ -289,11 +310,12 @@ def engaged(conn: sqlite3.Connection, ranges: Sequence[SiteRange]) -> int | None
         return None
     total = sum(delta.sums[_ENGAGED] for _, _, delta in _logged(parts, read_log(conn), 0))
     for site, first, end, _ in parts:
-        total += int(
-            conn.execute(
-                "SELECT coalesce(SUM(engaged), 0) FROM day_rollups WHERE site = ? AND dim = 0 "
-                "AND day >= ? AND day < ?",
-                (site.code, first, end),
-            ).fetchone()[0]
-        )
+        for grain, lo, hi in pieces(first, end):
+            total += int(
+                conn.execute(
+                    f"SELECT coalesce(SUM(engaged), 0) FROM {grain}_rollups WHERE site = ? "
+                    "AND dim = 0 AND day >= ? AND day < ?",
+                    (site.code, lo, hi),
+                ).fetchone()[0]
+            )
     return total

@@ -102,6 +102,33 @@ CREATE TABLE rollup_log (
     site INTEGER NOT NULL,
     changes BLOB NOT NULL
 );
+-- The same per local month (``day``: the month's first day): a long period reads a value's
+-- whole months here, a dozen rows a year instead of one per day. Kept with the days.
+CREATE TABLE month_rollups (
+    site INTEGER NOT NULL,
+    dim INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    key NOT NULL,
+    hits INTEGER NOT NULL,
+    pageviews INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    engaged INTEGER NOT NULL,
+    unidentified INTEGER NOT NULL,
+    visits INTEGER NOT NULL,
+    bounces INTEGER NOT NULL,
+    duration INTEGER NOT NULL,
+    visit_pageviews INTEGER NOT NULL,
+    nvisitors INTEGER NOT NULL,
+    PRIMARY KEY (site, dim, day, key)
+) WITHOUT ROWID;
+CREATE TABLE month_visitors (
+    site INTEGER NOT NULL,
+    dim INTEGER NOT NULL,
+    key NOT NULL,
+    day INTEGER NOT NULL,
+    ids BLOB NOT NULL,
+    PRIMARY KEY (site, dim, key, day)
+) WITHOUT ROWID;
 CREATE TABLE late_visits (
     site INTEGER NOT NULL,
     dim INTEGER NOT NULL,
@@ -134,7 +161,14 @@ OLD_TABLES = (
     "rollup_pending_hours",
 )
 #: Every table that holds rows derived from a site's events.
-ROW_TABLES = ("day_rollups", "day_visitors", "late_visits", "rollup_log")
+ROW_TABLES = (
+    "day_rollups",
+    "day_visitors",
+    "month_rollups",
+    "month_visitors",
+    "late_visits",
+    "rollup_log",
+)
 
 # Positions in a day row's sums.
 HITS, PAGEVIEWS, EVENTS, ENGAGED, UNIDENTIFIED, VISITS, BOUNCES, DURATION, VISIT_PV = range(9)
@@ -192,6 +226,49 @@ def kind_class(kind: str | None) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# Bitmaps as stored
+
+#: Sets of at most this many ids are stored as a list of varint gaps (a leading 0 byte) rather
+#: than in roaring's portable format (whose first byte is never 0): most rows of a value's day
+#: hold one or two visitors, which roaring spends 18 bytes or more on.
+SMALL_SET = 16
+
+
+def serialize(bitmap: BitMap) -> bytes:
+    """``bitmap`` in the smaller of the two forms (see :data:`SMALL_SET`)."""
+    if len(bitmap) > SMALL_SET:
+        bitmap.run_optimize()
+        return bytes(bitmap.serialize())
+    out = bytearray(b"\x00")
+    previous = 0
+    for ident in bitmap:
+        gap = ident - previous
+        previous = ident
+        while gap >= 0x80:
+            out.append((gap & 0x7F) | 0x80)
+            gap >>= 7
+        out.append(gap)
+    return bytes(out)
+
+
+def deserialize(blob: bytes) -> BitMap:
+    """The set :func:`serialize` stored."""
+    if blob[0] != 0:
+        return BitMap.deserialize(blob)
+    ids = []
+    value = shift = previous = 0
+    for byte in blob[1:]:
+        value |= (byte & 0x7F) << shift
+        if byte & 0x80:
+            shift += 7
+            continue
+        previous += value
+        ids.append(previous)
+        value = shift = 0
+    return BitMap(ids)
+
+
+# ---------------------------------------------------------------------------------------------
 # Local days
 
 
@@ -242,6 +319,19 @@ class Zone:
         if self.bounds(end)[0] != hi:
             return None
         return first, end
+
+
+def month_of(day: int) -> int:
+    """The first day of ``day``'s local month (day numbers)."""
+    local = date.fromordinal(day + _EPOCH)
+    return day - local.day + 1
+
+
+def next_month(month: int) -> int:
+    """The first day of the month after the one starting on day ``month``."""
+    local = date.fromordinal(month + _EPOCH)
+    following = date(local.year + local.month // 12, local.month % 12 + 1, 1)
+    return following.toordinal() - _EPOCH
 
 
 @dataclass
@@ -594,19 +684,42 @@ def merge_log(conn: sqlite3.Connection) -> None:
 
 
 def apply(conn: sqlite3.Connection, changes: Changes) -> None:
-    """Add ``changes`` to the stored rows (one read and one write per 100 rows)."""
+    """Add ``changes`` to the day rows and to their months' rows."""
+    _apply(conn, changes, "day")
+    months = Changes()
+    recount: set[RowKey] = set()
+    for (code, dim, day, key), delta in changes.rows.items():
+        month_key = (code, dim, month_of(day), key)
+        if delta.removed:
+            recount.add(month_key)  # the month may still have the visitor on another day
+            continue
+        total = months.row(month_key)
+        for index in range(SUMS):
+            total.sums[index] += delta.sums[index]
+        total.added |= delta.added
+    _apply(conn, months, "month")
+    for code, dim, month, key in sorted(recount, key=repr):
+        recount_month(conn, code, month, dim, key)
+
+
+def _apply(conn: sqlite3.Connection, changes: Changes, grain: str) -> None:
+    """Add ``changes`` to the rows of ``grain`` (``day`` or ``month``), a read and a write
+    per 100 rows."""
     keys = [key for key, delta in changes.rows.items() if _changes(delta)]
     stored: dict[RowKey, list[Any]] = {}
     for chunk in _chunks(keys, 100):
         values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
         for row in conn.execute(
             f"WITH k(s, d, y, v) AS (VALUES {values}) SELECT {_ROW_COLUMNS} FROM k "
-            "JOIN day_rollups r ON r.site = k.s AND r.dim = k.d AND r.day = k.y AND r.key = k.v",
+            f"JOIN {grain}_rollups r ON r.site = k.s AND r.dim = k.d AND r.day = k.y "
+            "AND r.key = k.v",
             [value for key in chunk for value in key],
         ):
             stored[(row[0], row[1], row[2], row[3])] = list(row[4:])
     bitmaps = _bitmaps(
-        conn, [key for key in keys if changes.rows[key].added or changes.rows[key].removed]
+        conn,
+        [key for key in keys if changes.rows[key].added or changes.rows[key].removed],
+        grain,
     )
     writes: list[Any] = []
     deletes: list[RowKey] = []
@@ -629,60 +742,107 @@ def apply(conn: sqlite3.Connection, changes: Changes) -> None:
             bitmap_writes.append((key, BitMap()))
         else:
             writes.append((*key, *row))
-    _write_rows(conn, writes, deletes)
-    _write_bitmaps(conn, bitmap_writes)
-    _apply_late(conn, changes.late)
+    _write_rows(conn, writes, deletes, grain)
+    _write_bitmaps(conn, bitmap_writes, grain)
+    if grain == "day":
+        _apply_late(conn, changes.late)
+
+
+def recount_month(
+    conn: sqlite3.Connection, code: int, month: int, dim: int | None = None, key: Any = None
+) -> None:
+    """Count a month's rows again from its days: every value of every dimension, or one."""
+    end = next_month(month)
+    dims = range(len(ROLLUP_DIMENSIONS)) if dim is None else [dim]
+    only = "" if dim is None else " AND key = ?"
+    chosen = [] if dim is None else [key]
+    for current in dims:
+        where = f"site = ? AND dim = ? AND day = ?{only}"
+        params: list[Any] = [code, current, month, *chosen]
+        conn.execute(
+            "DELETE FROM month_visitors WHERE (site, dim, key, day) IN "
+            f"(SELECT site, dim, key, day FROM month_rollups WHERE {where})",
+            params,
+        )
+        conn.execute(f"DELETE FROM month_rollups WHERE {where}", params)
+        conn.execute(
+            f"INSERT INTO month_rollups ({_ROW_COLUMNS}) SELECT site, dim, ?, key, SUM(hits), "
+            "SUM(pageviews), SUM(events), SUM(engaged), SUM(unidentified), SUM(visits), "
+            "SUM(bounces), SUM(duration), SUM(visit_pageviews), 0 FROM day_rollups "
+            f"WHERE site = ? AND dim = ? AND day >= ? AND day < ?{only} GROUP BY key",
+            [month, code, current, month, end, *chosen],
+        )
+        found: dict[Any, list[BitMap]] = {}
+        for value, ids in conn.execute(
+            "SELECT key, ids FROM day_visitors WHERE site = ? AND dim = ? AND day >= ? "
+            f"AND day < ?{only}",
+            [code, current, month, end, *chosen],
+        ):
+            found.setdefault(value, []).append(deserialize(ids))
+        bitmaps = [
+            ((code, current, month, value), BitMap.union(*parts)) for value, parts in found.items()
+        ]
+        _write_bitmaps(conn, bitmaps, "month")
+        conn.executemany(
+            "UPDATE month_rollups SET nvisitors = ? WHERE site = ? AND dim = ? AND day = ? "
+            "AND key = ?",
+            [(len(bitmap), *row_key) for row_key, bitmap in bitmaps],
+        )
 
 
 def _changes(delta: Delta) -> bool:
     return bool(delta.added or delta.removed or any(delta.sums))
 
 
-def _bitmaps(conn: sqlite3.Connection, keys: Sequence[RowKey]) -> dict[RowKey, BitMap]:
+def _bitmaps(conn: sqlite3.Connection, keys: Sequence[RowKey], grain: str) -> dict[RowKey, BitMap]:
     found: dict[RowKey, BitMap] = {}
     for chunk in _chunks(keys, 100):
         values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
         for site, dim, day, value, ids in conn.execute(
             f"WITH k(s, d, y, v) AS (VALUES {values}) SELECT b.site, b.dim, b.day, b.key, b.ids "
-            "FROM k JOIN day_visitors b ON b.site = k.s AND b.dim = k.d AND b.key = k.v "
+            f"FROM k JOIN {grain}_visitors b ON b.site = k.s AND b.dim = k.d AND b.key = k.v "
             "AND b.day = k.y",
             [item for key in chunk for item in key],
         ):
-            found[(site, dim, day, value)] = BitMap.deserialize(ids)
+            found[(site, dim, day, value)] = deserialize(ids)
     return found
 
 
-def _write_rows(conn: sqlite3.Connection, writes: list[Any], deletes: list[RowKey]) -> None:
+def _write_rows(
+    conn: sqlite3.Connection, writes: list[Any], deletes: list[RowKey], grain: str
+) -> None:
     for chunk in _chunks(writes, 50):
         conn.execute(
-            f"INSERT OR REPLACE INTO day_rollups ({_ROW_COLUMNS}) VALUES "
+            f"INSERT OR REPLACE INTO {grain}_rollups ({_ROW_COLUMNS}) VALUES "
             + ", ".join(["(" + ", ".join("?" * (SUMS + 5)) + ")"] * len(chunk)),
             [value for row in chunk for value in row],
         )
     if deletes:
         conn.executemany(
-            "DELETE FROM day_rollups WHERE site = ? AND dim = ? AND day = ? AND key = ?", deletes
+            f"DELETE FROM {grain}_rollups WHERE site = ? AND dim = ? AND day = ? AND key = ?",
+            deletes,
         )
 
 
-def _write_bitmaps(conn: sqlite3.Connection, writes: list[tuple[RowKey, BitMap]]) -> None:
+def _write_bitmaps(
+    conn: sqlite3.Connection, writes: list[tuple[RowKey, BitMap]], grain: str
+) -> None:
     rows = []
     deletes = []
     for key, bitmap in writes:
         if bitmap:
-            bitmap.run_optimize()
-            rows.append((key[0], key[1], key[3], key[2], bitmap.serialize()))
+            rows.append((key[0], key[1], key[3], key[2], serialize(bitmap)))
         else:
             deletes.append((key[0], key[1], key[3], key[2]))
     for chunk in _chunks(rows, 50):
         conn.execute(
-            "INSERT OR REPLACE INTO day_visitors (site, dim, key, day, ids) VALUES "
+            f"INSERT OR REPLACE INTO {grain}_visitors (site, dim, key, day, ids) VALUES "
             + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
             [value for row in chunk for value in row],
         )
     if deletes:
         conn.executemany(
-            "DELETE FROM day_visitors WHERE site = ? AND dim = ? AND key = ? AND day = ?",
+            f"DELETE FROM {grain}_visitors WHERE site = ? AND dim = ? AND key = ? AND day = ?",
             deletes,
         )
 
@@ -731,7 +891,8 @@ def rebuild_days(conn: sqlite3.Connection, site_name: str, days: Iterable[int]) 
     if site is None:
         return
     merge_log(conn)  # the log's changes are in the events the days are rebuilt from
-    for day in sorted(set(days)):
+    rebuilt = sorted(set(days))
+    for day in rebuilt:
         lo, hi = site.zone.bounds(day)
         _delete_day(conn, site.code, day)
         changes = Changes()
@@ -751,6 +912,9 @@ def rebuild_days(conn: sqlite3.Connection, site_name: str, days: Iterable[int]) 
             changes.add_visit(site, state)
         _write_fresh(conn, changes)
         conn.execute("DELETE FROM rollup_pending_days WHERE site = ? AND day = ?", (site.name, day))
+    # The months of those days are counted again from their days.
+    for month in sorted({month_of(day) for day in rebuilt}):
+        recount_month(conn, site.code, month)
 
 
 def _delete_day(conn: sqlite3.Connection, code: int, day: int) -> None:
@@ -782,8 +946,8 @@ def _write_fresh(conn: sqlite3.Connection, changes: Changes) -> None:
         writes.append((*key, *row))
         if delta.added:
             bitmaps.append((key, delta.added))
-    _write_rows(conn, writes, [])
-    _write_bitmaps(conn, bitmaps)
+    _write_rows(conn, writes, [], "day")
+    _write_bitmaps(conn, bitmaps, "day")
     _apply_late(conn, changes.late)
 
 
