@@ -67,6 +67,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from collector.storage.sqlite import rollups as rollups_sqlite  # noqa: E402
 from collector.web.workers import default_count as default_workers  # noqa: E402
 from tests.consent.tc_encoder import encode as encode_tc  # noqa: E402
 
@@ -631,7 +632,8 @@ class Lag:
 
 class RollupWatch:
     """Reads on a read-only connection how far the rollups are behind: the events not counted
-    in the whole site's day rows, and the days queued for a rebuild."""
+    in the whole site's day rows (with the changes waiting in ``rollup_log``), and the days
+    queued for a rebuild."""
 
     def __init__(self, database: Path) -> None:
         # Read by the sampler's thread during the load, then by the main thread: one at a time.
@@ -648,6 +650,9 @@ class RollupWatch:
             rolled = self._conn.execute(
                 "SELECT coalesce(SUM(hits), 0) FROM day_rollups WHERE dim = 0"
             ).fetchone()[0]
+            # With the changes still waiting in the log, as the reports add them in.
+            logged = rollups_sqlite.read_log(self._conn).rows.items()
+            rolled += sum(d.sums[rollups_sqlite.HITS] for k, d in logged if k[1] == 0)
             days = self._conn.execute("SELECT count(*) FROM rollup_pending_days").fetchone()[0]
             newest = self._conn.execute("SELECT max(ts) FROM events").fetchone()[0]
         finally:

@@ -43,10 +43,11 @@ NULL_KEY = b""
 #: 3 * 2**30, so a union's count by kind is a rank.
 ID_BASES = (1, 1 << 31, 3 << 30)
 ID_LIMITS = ((1 << 31) - 1, (3 << 30) - 1, (1 << 32) - 1)
-#: Commits whose changes wait in ``rollup_log`` before they are merged into the rows: each
-#: commit then dirties a page or two of the log instead of every row it touched (the rows of
-#: a value, today, are merged once for all the commits that touched them meanwhile).
-LOG_LIMIT = 32
+#: Changes (one per row a commit touched) that wait in ``rollup_log`` before they are merged
+#: into the rows: each commit then dirties a page or two of the log instead of every row it
+#: touched (a busy value's row of the day is merged once for all the commits meanwhile), and a
+#: report adds at most this many to what it reads.
+LOG_LIMIT = 2000
 NON_INTERACTIONS = ("pageview", "engagement")
 DAY_MS = 86_400_000
 _EPOCH = date(1970, 1, 1).toordinal()
@@ -68,6 +69,7 @@ CREATE TABLE visitor_ids (
     PRIMARY KEY (site, hash)
 ) WITHOUT ROWID;
 CREATE TABLE visitor_id_next (kind INTEGER PRIMARY KEY, next INTEGER NOT NULL);
+INSERT INTO visitor_id_next (kind, next) VALUES (0, 1), (1, 2147483648), (2, 3221225472);
 CREATE TABLE day_rollups (
     site INTEGER NOT NULL,
     dim INTEGER NOT NULL,
@@ -95,8 +97,8 @@ CREATE TABLE day_visitors (
     PRIMARY KEY (site, dim, key, day)
 ) WITHOUT ROWID;
 -- Each ingest commit's changes, in one row per site, until they are merged into the rows
--- above (every LOG_LIMIT commits): a commit writes one row instead of one per value it
--- touched. Reports add them in.
+-- above (once LOG_LIMIT changes wait): a commit writes one row instead of one per value it
+-- touched. Reports add them in. ``seq``: the changes waiting, this row's included.
 CREATE TABLE rollup_log (
     seq INTEGER PRIMARY KEY,
     site INTEGER NOT NULL,
@@ -403,15 +405,30 @@ def set_timezones(conn: sqlite3.Connection, timezones: Mapping[str, str]) -> Non
 # Visitor ids
 
 
+#: Statement sizes (rows or parameters) used for lists of any length: few distinct statements
+#: for the connection's cache of prepared statements.
+_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+def _binary(count: int) -> Iterator[int]:
+    """``count`` as a sum of :data:`_SIZES`, largest first."""
+    for size in reversed(_SIZES):
+        while count >= size:
+            yield size
+            count -= size
+
+
 def visitor_ids(
     conn: sqlite3.Connection, site: Site, visitors: Mapping[bytes, str | None]
 ) -> dict[bytes, int]:
     """The id of each visitor hash of ``site`` (``visitors``: hash → kind), new ones added."""
     found: dict[bytes, int] = {}
     hashes = list(visitors)
-    for start in range(0, len(hashes), 500):
-        chunk = hashes[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
+    for start in range(0, len(hashes), _SIZES[-1]):
+        chunk = hashes[start : start + _SIZES[-1]]
+        size = next(size for size in _SIZES if size >= len(chunk))
+        chunk += [chunk[0]] * (size - len(chunk))
+        marks = ", ".join("?" * size)
         for digest, ident in conn.execute(
             f"SELECT hash, id FROM visitor_ids WHERE site = ? AND hash IN ({marks})",
             [site.code, *chunk],
@@ -429,20 +446,23 @@ def visitor_ids(
     by_class: dict[int, list[bytes]] = {}
     for digest in missing:
         by_class.setdefault(kind_class(visitors[digest]), []).append(digest)
-    rows = []
+    rows: list[tuple[int, bytes, int]] = []
     for cls, digests in sorted(by_class.items()):
-        row = conn.execute("SELECT next FROM visitor_id_next WHERE kind = ?", (cls,)).fetchone()
-        following = ID_BASES[cls] if row is None else int(row[0])
-        for digest in digests:
-            found[digest] = following
-            rows.append((site.code, digest, following))
-            following += 1
+        (following,) = conn.execute(
+            "UPDATE visitor_id_next SET next = next + ? WHERE kind = ? RETURNING next",
+            (len(digests), cls),
+        ).fetchone()
+        first = int(following) - len(digests)
+        for offset, digest in enumerate(digests):
+            found[digest] = first + offset
+            rows.append((site.code, digest, first + offset))
+    start = 0
+    for size in _binary(len(rows)):
         conn.execute(
-            "INSERT INTO visitor_id_next (kind, next) VALUES (?, ?) "
-            "ON CONFLICT (kind) DO UPDATE SET next = excluded.next",
-            (cls, following),
+            "INSERT INTO visitor_ids (site, hash, id) VALUES " + ", ".join(["(?, ?, ?)"] * size),
+            [value for row in rows[start : start + size] for value in row],
         )
-    conn.executemany("INSERT INTO visitor_ids (site, hash, id) VALUES (?, ?, ?)", rows)
+        start += size
     return found
 
 
@@ -630,9 +650,9 @@ _ROW_COLUMNS = (
 
 
 def log(conn: sqlite3.Connection, changes: Changes) -> None:
-    """Record a commit's ``changes`` in ``rollup_log`` (merged into the rows every
-    ``LOG_LIMIT`` commits). A change that takes a visitor out of a row (an entry page that
-    moved) is applied to the rows at once, after the log."""
+    """Record a commit's ``changes`` in ``rollup_log`` (merged into the rows once
+    ``LOG_LIMIT`` changes wait there). A change that takes a visitor out of a row (an entry
+    page that moved) is applied to the rows at once, after the log."""
     if any(delta.removed for delta in changes.rows.values()):
         merge_log(conn)
         apply(conn, changes)
@@ -645,15 +665,15 @@ def log(conn: sqlite3.Connection, changes: Changes) -> None:
     for late_key, figures in changes.late.items():
         if any(figures):
             by_site.setdefault(late_key[0], ([], []))[1].append((*late_key[1:], figures))
+    waiting = 0
     for site, (rows, late) in sorted(by_site.items()):
-        conn.execute(
-            "INSERT INTO rollup_log (site, changes) VALUES (?, ?)",
-            (site, msgspec.msgpack.encode((rows, late))),
-        )
-    if by_site:
-        count = conn.execute("SELECT max(seq) - min(seq) FROM rollup_log").fetchone()[0]
-        if count is not None and count >= LOG_LIMIT:
-            merge_log(conn)
+        (waiting,) = conn.execute(
+            "INSERT INTO rollup_log (seq, site, changes) VALUES "
+            "((SELECT coalesce(max(seq), 0) FROM rollup_log) + ?, ?, ?) RETURNING seq",
+            (len(rows) + len(late), site, msgspec.msgpack.encode((rows, late))),
+        ).fetchone()
+    if waiting >= LOG_LIMIT:
+        merge_log(conn)
 
 
 def read_log(conn: sqlite3.Connection, site: int | None = None) -> Changes:
