@@ -24,6 +24,7 @@ from collector.reports import Filter, ReportQuery
 from collector.reports.core import buckets
 from collector.reports.query import resolve_scope
 from collector.storage.rows import Event, SubjectHash
+from collector.storage.sqlite import rollup_reports as rollup_reports_sqlite
 from collector.storage.sqlite import rollups as rollups_sqlite
 from collector.storage.sqlite import schema
 from collector.storage.sqlite.events import Storage, open_storage
@@ -351,9 +352,12 @@ def test_bulk_import_stores_what_ingest_stores(tmp_path: Path) -> None:
     assert stored[0] == stored[1]
 
 
-def test_queued_days_are_read_from_the_events(tmp_path: Path) -> None:
-    """Days queued for a rebuild (here: a time zone change) are read from the events in every
-    report at once, whatever their rows hold, and agree again once rebuilt."""
+def test_queued_days_are_read_from_the_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Days queued for a rebuild (a time zone change queues all of a site's; here also every
+    third day of another site, with wrong rows) are read from the events in the same answer as
+    the other days' rows, whatever their rows hold, and agree again once rebuilt."""
     config = config_for(tmp_path / "pending", SITES)
     config.data_dir.mkdir(parents=True)
     events = sorted(random_events(7), key=lambda e: e.ts)
@@ -366,19 +370,30 @@ def test_queued_days_are_read_from_the_events(tmp_path: Path) -> None:
         conn = sqlite3.connect(config.database_path)
         with conn:
             queued = conn.execute("SELECT count(*) FROM rollup_pending_days").fetchone()[0]
+            example = "(SELECT code FROM rollup_sites WHERE site = 'example')"
+            conn.execute(
+                "INSERT INTO rollup_pending_days (site, day) SELECT DISTINCT 'example', day "
+                f"FROM day_rollups WHERE site = {example} AND day % 3 = 0"
+            )
             # Rows of a queued day that are wrong: no report may read them.
             conn.execute(
-                "UPDATE day_rollups SET pageviews = pageviews + 1000 WHERE site = "
-                "(SELECT code FROM rollup_sites WHERE site = 'example')"
-            )
-            conn.execute(
-                "INSERT OR IGNORE INTO rollup_pending_days (site, day) SELECT 'example', day "
-                "FROM day_rollups WHERE site = (SELECT code FROM rollup_sites WHERE site = "
-                "'example')"
+                "UPDATE day_rollups SET pageviews = pageviews + 1000, visits = visits + 10 "
+                f"WHERE site = {example} AND day % 3 = 0"
             )
         conn.close()
         assert queued > 10
+        answered = []
+        rollup_metrics = rollup_reports_sqlite.metrics
+
+        def counted(*args: object, **kwargs: object) -> object:
+            found = rollup_metrics(*args, **kwargs)  # type: ignore[arg-type]
+            answered.append(found is not None)
+            return found
+
+        monkeypatch.setattr(rollup_reports_sqlite, "metrics", counted)
         pending = list(both_ways(config))
+        # The UTC site's answers mixed its rows with its queued days' events.
+        assert sum(answered) > 50
         refresh_all(storage)
         refreshed = list(both_ways(config))
     finally:

@@ -1,13 +1,16 @@
 """The reports read from the daily rollups (see :mod:`collector.storage.sqlite.rollups` for
 what the tables hold): each range's whole local months from the month rows, the days around
-them from the day rows, and the changes still waiting in the log.
+them from the day rows, the changes still waiting in the log, and the days queued for a rebuild
+from the events, all in the same answer.
 
 A report is answered here when it has no filter and no goal, is broken down by a rolled-up
 dimension (or not at all, or by whole-day buckets), and each site's range is whole local days
-in the time zone its rollups were built with, none of them queued for a rebuild; otherwise the
-functions return ``None`` and the caller reads the events. Sums are sums of day rows; distinct
-visitors are the size of the union of the days' bitmaps; a visit that started in the period but
-shows a value only after its end (``late_visits``) is taken back out, as the events path does.
+in the time zone its rollups were built with; otherwise the functions return ``None`` and the
+caller reads the events. Sums are sums of rows; distinct visitors are the size of the union of
+the days' (or months') bitmaps; a visit that started in the period but shows a value only after
+its end (``late_visits``) is taken back out, as the events path does. A queued day is read from
+the events instead: its events' sums and visitors (their ids, or their hashes when the
+dictionary has none yet), and the visits that started on it.
 
 Breakdowns rank values by visitors: each value's sum of daily counts bounds its visitors from
 above, so the unions are computed in that order and stop once no value left can reach the
@@ -19,11 +22,18 @@ from __future__ import annotations
 import heapq
 import sqlite3
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyroaring import BitMap
 
-from collector.storage.rows import Bucket, MetricRow, SiteRange
+from collector.storage.rows import (
+    PAGEVIEW_DIMENSIONS,
+    VISIT_DIMENSIONS,
+    Bucket,
+    MetricRow,
+    SiteRange,
+)
 from collector.storage.sqlite.rollups import (
     DIM_CODE,
     ID_LIMITS,
@@ -34,13 +44,15 @@ from collector.storage.sqlite.rollups import (
     Site,
     decode_key,
     deserialize,
+    encode_key,
     month_of,
     next_month,
     read_log,
     sites,
 )
+from collector.storage.sqlite.sql import DIMENSION_SQL
 
-# Positions in the sums read from day_rollups.
+# Positions in the sums read from the rows (the ``SUMS`` of the rollups, then the bound).
 _HITS, _PV, _EVENTS, _ENGAGED, _UNIDENTIFIED, _VISITS, _BOUNCES, _DURATION, _VISIT_PV, _BOUND = (
     range(10)
 )
@@ -48,16 +60,61 @@ _SUMS = (
     "SUM(hits), SUM(pageviews), SUM(events), SUM(engaged), SUM(unidentified), SUM(visits), "
     "SUM(bounces), SUM(duration), SUM(visit_pageviews), SUM(nvisitors)"
 )
+_VISIT_FIGURES = (_VISITS, _BOUNCES, _DURATION, _VISIT_PV)
+_BOUNCED = (
+    "v.pageviews = 1 AND (v.events = 0 OR NOT EXISTS (SELECT 1 FROM events i "
+    "WHERE i.visit = v.id AND i.name NOT IN ('pageview', 'engagement')))"
+)
 
-#: One site's part of a report: its rollups, ``[first, end)`` in local days, and its buckets
-#: as ``(index, first, end)``.
-Part = tuple[Site, int, int, list[tuple[int, int, int]]]
+
+@dataclass
+class Queued:
+    """What a part's queued days hold, read from the events: sums and visitors by
+    ``(day, encoded key)``, visitors as ids where the dictionary has them, else as hashes."""
+
+    sums: dict[tuple[int, Any], list[int]] = field(default_factory=dict)
+    ids: dict[tuple[int, Any], BitMap] = field(default_factory=dict)
+    hashes: dict[tuple[int, Any], set[bytes]] = field(default_factory=dict)
+
+
+@dataclass
+class Part:
+    """One site's part of a report: its rollups, ``[first, end)`` in local days, the range's
+    end in milliseconds, its buckets as ``(index, first, end)`` and its queued days."""
+
+    site: Site
+    first: int
+    end: int
+    end_ms: int
+    buckets: list[tuple[int, int, int]]
+    queued: list[int]
+
+    def counted(self, day: int) -> bool:
+        """Whether ``day`` is in the part and read from the rollups."""
+        return self.first <= day < self.end and day not in self.queued
+
+    def segments(self, first: int | None = None, end: int | None = None) -> list[tuple[int, int]]:
+        """The runs of days of ``[first, end)`` (the part's) that are not queued."""
+        lo = self.first if first is None else first
+        hi = self.end if end is None else end
+        found = []
+        for day in [*sorted(d for d in self.queued if lo <= d < hi), hi]:
+            if lo < day:
+                found.append((lo, day))
+            lo = day + 1
+        return found
+
+    def pieces(
+        self, first: int | None = None, end: int | None = None
+    ) -> list[tuple[str, int, int]]:
+        """The rows to read for ``[first, end)``: whole months and days around them."""
+        return [piece for lo, hi in self.segments(first, end) for piece in pieces(lo, hi)]
 
 
 def plan(
     conn: sqlite3.Connection, ranges: Sequence[SiteRange], buckets: Sequence[Bucket] | None
 ) -> list[Part] | None:
-    """Each site's days, or ``None`` when the rollups cannot answer (see the module)."""
+    """Each site's part, or ``None`` when the rollups cannot answer (see the module)."""
     known = sites(conn)
     parts: list[Part] = []
     for site_range in ranges:
@@ -70,12 +127,13 @@ def plan(
         if days is None:
             return None
         first, end = days
-        pending = conn.execute(
-            "SELECT 1 FROM rollup_pending_days WHERE site = ? AND day >= ? AND day < ? LIMIT 1",
-            (site.name, first, end),
-        ).fetchone()
-        if pending is not None:
-            return None
+        queued = [
+            int(row[0])
+            for row in conn.execute(
+                "SELECT day FROM rollup_pending_days WHERE site = ? AND day >= ? AND day < ?",
+                (site.name, first, end),
+            )
+        ]
         found: list[tuple[int, int, int]] = []
         for bucket in buckets or ():
             if bucket.site != site.name:
@@ -84,35 +142,8 @@ def plan(
             if bucket_days is None or bucket_days[0] < first or bucket_days[1] > end:
                 return None
             found.append((bucket.index, *bucket_days))
-        parts.append((site, first, end, found))
+        parts.append(Part(site, first, end, site_range.end_ms, found, queued))
     return parts
-
-
-def _logged(parts: list[Part], log: Changes, dim: int) -> Iterator[tuple[Any, int, Delta]]:
-    """``(key, day, delta)`` of the changes waiting in the log for ``dim`` in the parts' days."""
-    ranges = {site.code: (first, end) for site, first, end, _ in parts}
-    for (code, row_dim, day, key), delta in log.rows.items():
-        span = ranges.get(code)
-        if row_dim == dim and span is not None and span[0] <= day < span[1]:
-            yield key, day, delta
-
-
-def _bitmap(
-    conn: sqlite3.Connection, parts: list[Part], dim: int, key: Any, log: Changes
-) -> BitMap:
-    """The visitors of ``key`` over every part's days (the log's included)."""
-    found = [delta.added for logged, _, delta in _logged(parts, log, dim) if logged == key]
-    for site, first, end, _ in parts:
-        for grain, lo, hi in pieces(first, end):
-            found += [
-                deserialize(row[0])
-                for row in conn.execute(
-                    f"SELECT ids FROM {grain}_visitors WHERE site = ? AND dim = ? AND key = ? "
-                    "AND day >= ? AND day < ?",
-                    (site.code, dim, key, lo, hi),
-                )
-            ]
-    return BitMap.union(*found) if found else BitMap()
 
 
 def pieces(first: int, end: int) -> list[tuple[str, int, int]]:
@@ -129,6 +160,106 @@ def pieces(first: int, end: int) -> list[tuple[str, int, int]]:
     if stop < end:
         found.append(("day", stop, end))
     return found
+
+
+def _logged(part: Part, log: Changes, dim: int) -> Iterator[tuple[Any, int, Delta]]:
+    """``(key, day, delta)`` of the changes waiting in the log for ``dim`` in the part's
+    counted days."""
+    for (code, row_dim, day, key), delta in log.rows.items():
+        if code == part.site.code and row_dim == dim and part.counted(day):
+            yield key, day, delta
+
+
+def _queued(conn: sqlite3.Connection, part: Part, dimension: str | None) -> Queued:
+    """The part's queued days, read from the events as the events path reads them: the events
+    of each day, and the visits that started on it with an event of the value before the end
+    of the period."""
+    found = Queued()
+    if not part.queued:
+        return found
+    days = [(day, *part.site.zone.bounds(day)) for day in part.queued]
+    values = ", ".join(["(?, ?, ?)"] * len(days))
+    params = [value for day in days for value in day]
+    key = "NULL" if dimension is None else DIMENSION_SQL[dimension]
+    where = " AND e.name = 'pageview'" if dimension in PAGEVIEW_DIMENSIONS else ""
+    if dimension in VISIT_DIMENSIONS:
+        where += f" AND {key} IS NOT NULL"
+    events = (
+        f"FROM p JOIN events e ON e.site = ? AND e.ts >= p.lo AND e.ts < p.hi "
+        f"LEFT JOIN visits v ON v.id = e.visit WHERE 1{where}"
+    )
+    start = f"WITH p(d, lo, hi) AS (VALUES {values}) "
+    for day, value, *sums in conn.execute(
+        f"{start}SELECT p.d, {key}, COUNT(*), SUM(e.name = 'pageview'), "
+        "SUM(e.name NOT IN ('pageview', 'engagement')), coalesce(SUM(e.engaged_ms), 0), "
+        f"SUM(e.name = 'pageview' AND e.visitor IS NULL) {events} GROUP BY 1, 2",
+        [*params, part.site.name],
+    ):
+        found.sums[(day, encode_key(value))] = [*sums, 0, 0, 0, 0, 0]
+    hashes: dict[tuple[int, Any], set[bytes]] = {}
+    for day, value, visitor in conn.execute(
+        f"{start}SELECT DISTINCT p.d, {key}, e.visitor {events} AND e.visitor IS NOT NULL",
+        [*params, part.site.name],
+    ):
+        hashes.setdefault((day, encode_key(value)), set()).add(bytes(visitor))
+    for day, value, *figures in conn.execute(
+        f"{start}SELECT d, k, COUNT(*), SUM(bounced), "
+        "SUM(CASE WHEN bounced THEN 0 ELSE span END), SUM(pv) FROM (SELECT DISTINCT p.d AS d, "
+        f"{key} AS k, v.id, v.pageviews AS pv, v.last_ts - v.start_ts AS span, "
+        f"{_BOUNCED} AS bounced FROM p JOIN visits v INDEXED BY visits_by_start "
+        "ON v.site = ? AND v.start_ts >= p.lo AND v.start_ts < p.hi "
+        f"JOIN events e ON e.visit = v.id AND e.ts < ? WHERE 1{where}) GROUP BY d, k",
+        [*params, part.site.name, part.end_ms],
+    ):
+        sums = found.sums.setdefault((day, encode_key(value)), [0] * 10)
+        for index, figure in zip(_VISIT_FIGURES, figures, strict=True):
+            sums[index] += figure
+    # Visitors as ids where the dictionary has them (then a union with the bitmaps counts each
+    # once); a hash without an id is in no bitmap, so it counts apart.
+    everyone = sorted({visitor for found_hashes in hashes.values() for visitor in found_hashes})
+    ids: dict[bytes, int] = {}
+    for start_at in range(0, len(everyone), 500):
+        chunk = everyone[start_at : start_at + 500]
+        marks = ", ".join("?" * len(chunk))
+        for digest, ident in conn.execute(
+            f"SELECT hash, id FROM visitor_ids WHERE site = ? AND hash IN ({marks})",
+            [part.site.code, *chunk],
+        ):
+            ids[bytes(digest)] = int(ident)
+    for at, visitors in hashes.items():
+        found.ids[at] = BitMap([ids[v] for v in visitors if v in ids])
+        found.hashes[at] = {v for v in visitors if v not in ids}
+        found.sums.setdefault(at, [0] * 10)[_BOUND] = len(visitors)
+    return found
+
+
+def _visitors(
+    conn: sqlite3.Connection,
+    parts: list[Part],
+    queued: list[Queued],
+    dim: int,
+    key: Any,
+    log: Changes,
+) -> int:
+    """The distinct visitors of ``key`` over every part (rows, log and queued days)."""
+    found = []
+    unknown: set[bytes] = set()
+    for part, from_events in zip(parts, queued, strict=True):
+        found += [delta.added for logged, _, delta in _logged(part, log, dim) if logged == key]
+        for (day, value), ids in from_events.ids.items():
+            if value == key:
+                found.append(ids)
+                unknown |= from_events.hashes[(day, value)]
+        for grain, lo, hi in part.pieces():
+            found += [
+                deserialize(row[0])
+                for row in conn.execute(
+                    f"SELECT ids FROM {grain}_visitors WHERE site = ? AND dim = ? AND key = ? "
+                    "AND day >= ? AND day < ?",
+                    (part.site.code, dim, key, lo, hi),
+                )
+            ]
+    return len(BitMap.union(*found)) + len(unknown) if found else len(unknown)
 
 
 def _order(key: Any) -> tuple[int, Any]:
@@ -161,6 +292,11 @@ def _ranked(rows: list[MetricRow], limit: int | None, offset: int) -> list[Metri
     return rows[offset : offset + limit]
 
 
+def _add(total: list[int], sums: Sequence[int]) -> None:
+    for index, value in enumerate(sums):
+        total[index] += value
+
+
 def metrics(
     conn: sqlite3.Connection,
     ranges: Sequence[SiteRange],
@@ -178,44 +314,42 @@ def metrics(
     if parts is None:
         return None
     log = read_log(conn)
+    queued = [_queued(conn, part, dimension) for part in parts]
     if buckets is not None:
-        return _bucketed(conn, parts, log, limit, offset)
+        return _bucketed(conn, parts, queued, log, limit, offset)
     dim = DIM_CODE[dimension or "*"]
     totals: dict[Any, list[int]] = {}
-    for key, _, delta in _logged(parts, log, dim):
-        total = totals.setdefault(key, [0] * 10)
-        for index, value in enumerate(delta.sums):
-            total[index] += value
-        total[_BOUND] += len(delta.added)
-    spans = {site.code: (first, end) for site, first, end, _ in parts}
-    for (code, late_dim, day, key_day, key), figures in log.late.items():
-        first, end = spans.get(code, (0, 0))
-        if late_dim == dim and first <= day < end <= key_day:
+    for part, from_events in zip(parts, queued, strict=True):
+        for key, _, delta in _logged(part, log, dim):
             total = totals.setdefault(key, [0] * 10)
-            for index, value in zip(
-                (_VISITS, _BOUNCES, _DURATION, _VISIT_PV), figures, strict=True
-            ):
-                total[index] -= value
-    for site, first, end, _ in parts:
-        for grain, lo, hi in pieces(first, end):
+            _add(total, delta.sums)
+            total[_BOUND] += len(delta.added)
+        for (code, late_dim, day, key_day, key), figures in log.late.items():
+            ours = code == part.site.code and late_dim == dim and part.counted(day)
+            if ours and key_day >= part.end:
+                total = totals.setdefault(key, [0] * 10)
+                for index, value in zip(_VISIT_FIGURES, figures, strict=True):
+                    total[index] -= value
+        for (_, key), sums in from_events.sums.items():
+            _add(totals.setdefault(key, [0] * 10), sums)
+        for grain, lo, hi in part.pieces():
             for key, *sums in conn.execute(
                 f"SELECT key, {_SUMS} FROM {grain}_rollups WHERE site = ? AND dim = ? "
                 "AND day >= ? AND day < ? GROUP BY key",
-                (site.code, dim, lo, hi),
+                (part.site.code, dim, lo, hi),
+            ):
+                _add(totals.setdefault(key, [0] * 10), sums)
+        # Visits that started in the period and show the value only after its end.
+        for lo, hi in part.segments():
+            for key, *late in conn.execute(
+                "SELECT key, SUM(visits), SUM(bounces), SUM(duration), SUM(visit_pageviews) "
+                "FROM late_visits WHERE site = ? AND dim = ? AND day >= ? AND day < ? "
+                "AND key_day >= ? GROUP BY key",
+                (part.site.code, dim, lo, hi, part.end),
             ):
                 total = totals.setdefault(key, [0] * 10)
-                for index, value in enumerate(sums):
-                    total[index] += value
-        # Visits that started in the period and show the value only after its end.
-        for key, *late in conn.execute(
-            "SELECT key, SUM(visits), SUM(bounces), SUM(duration), SUM(visit_pageviews) "
-            "FROM late_visits WHERE site = ? AND dim = ? AND day >= ? AND day < ? "
-            "AND key_day >= ? GROUP BY key",
-            (site.code, dim, first, end, end),
-        ):
-            total = totals.setdefault(key, [0] * 10)
-            for index, value in zip((_VISITS, _BOUNCES, _DURATION, _VISIT_PV), late, strict=True):
-                total[index] -= value
+                for index, value in zip(_VISIT_FIGURES, late, strict=True):
+                    total[index] -= value
     present = [key for key, total in totals.items() if total[_HITS] > 0]
     need = None if limit is None else offset + limit
     present.sort(key=lambda key: -totals[key][_BOUND])
@@ -225,7 +359,7 @@ def metrics(
         bound = totals[key][_BOUND]
         if need is not None and len(best) >= need and bound < best[0]:
             break  # no value left can reach the rows asked for
-        visitors = len(_bitmap(conn, parts, dim, key, log)) if bound else 0
+        visitors = _visitors(conn, parts, queued, dim, key, log) if bound else 0
         rows.append(_row(decode_key(key), visitors, totals[key]))
         if need is not None:
             if len(best) < need:
@@ -236,44 +370,56 @@ def metrics(
 
 
 def _bucketed(
-    conn: sqlite3.Connection, parts: list[Part], log: Changes, limit: int | None, offset: int
+    conn: sqlite3.Connection,
+    parts: list[Part],
+    queued: list[Queued],
+    log: Changes,
+    limit: int | None,
+    offset: int,
 ) -> list[MetricRow]:
-    """The time series: the whole site's day rows summed into buckets (a visit counts in the
+    """The time series: the whole site's rows summed into buckets (a visit counts in the
     bucket where it started), visitors the union of the bucket's days."""
     totals: dict[int, list[int]] = {}
     visitors: dict[int, list[BitMap]] = {}
-    for site, first, end, found in parts:
+    unknown: dict[int, set[bytes]] = {}
+    for part, from_events in zip(parts, queued, strict=True):
         bucket_of: dict[int, int] = {}
-        for index, lo, hi in found:
+        for index, lo, hi in part.buckets:
             bucket_of.update(dict.fromkeys(range(lo, hi), index))
-        for _, day, delta in _logged([(site, first, end, found)], log, 0):
+        for _, day, delta in _logged(part, log, 0):
             at = bucket_of.get(day)
             if at is not None:
-                total = totals.setdefault(at, [0] * 10)
-                for position, value in enumerate(delta.sums):
-                    total[position] += value
+                _add(totals.setdefault(at, [0] * 10), delta.sums)
                 visitors.setdefault(at, []).append(delta.added)
-        for index, lo, hi in found:
-            for grain, piece_lo, piece_hi in pieces(lo, hi):
+        for (day, _), sums in from_events.sums.items():
+            at = bucket_of.get(day)
+            if at is not None:
+                _add(totals.setdefault(at, [0] * 10), sums)
+                visitors.setdefault(at, []).append(from_events.ids.get((day, NULL_KEY), BitMap()))
+                unknown.setdefault(at, set()).update(from_events.hashes.get((day, NULL_KEY), ()))
+        for index, lo, hi in part.buckets:
+            for grain, piece_lo, piece_hi in part.pieces(lo, hi):
                 for sums in conn.execute(
                     "SELECT hits, pageviews, events, engaged, unidentified, visits, bounces, "
                     f"duration, visit_pageviews, nvisitors FROM {grain}_rollups WHERE site = ? "
                     "AND dim = 0 AND day >= ? AND day < ?",
-                    (site.code, piece_lo, piece_hi),
+                    (part.site.code, piece_lo, piece_hi),
                 ):
-                    total = totals.setdefault(index, [0] * 10)
-                    for position, value in enumerate(sums):
-                        total[position] += value
+                    _add(totals.setdefault(index, [0] * 10), sums)
                 visitors.setdefault(index, []).extend(
                     deserialize(row[0])
                     for row in conn.execute(
                         f"SELECT ids FROM {grain}_visitors WHERE site = ? AND dim = 0 "
                         "AND key = ? AND day >= ? AND day < ?",
-                        (site.code, NULL_KEY, piece_lo, piece_hi),
+                        (part.site.code, NULL_KEY, piece_lo, piece_hi),
                     )
                 )
     rows = [
-        _row(index, len(BitMap.union(*visitors.get(index, [BitMap()]))), total)
+        _row(
+            index,
+            len(BitMap.union(BitMap(), *visitors.get(index, []))) + len(unknown.get(index, ())),
+            total,
+        )
         for index, total in totals.items()
         if total[_HITS] > 0
     ]
@@ -281,11 +427,12 @@ def _bucketed(
 
 
 def visitor_kinds(conn: sqlite3.Connection, ranges: Sequence[SiteRange]) -> dict[str, int] | None:
-    """Distinct visitors by kind (the id ranges of ``visitor_ids``), or ``None``."""
+    """Distinct visitors by kind (the id ranges of ``visitor_ids``), or ``None`` (also while a
+    day of the period is queued: its visitors' kinds are the events')."""
     parts = plan(conn, ranges, None)
-    if parts is None:
+    if parts is None or any(part.queued for part in parts):
         return None
-    codes = [site.code for site, *_ in parts]
+    codes = [part.site.code for part in parts]
     if codes:
         marks = ", ".join("?" * len(codes))
         mixed = conn.execute(
@@ -294,13 +441,25 @@ def visitor_kinds(conn: sqlite3.Connection, ranges: Sequence[SiteRange]) -> dict
         if mixed is not None:
             return None
     log = read_log(conn)
-    everyone = BitMap.union(*[_bitmap(conn, [part], 0, NULL_KEY, log) for part in parts], BitMap())
+    found = []
+    for part in parts:
+        found += [delta.added for _, _, delta in _logged(part, log, 0)]
+        for grain, lo, hi in part.pieces():
+            found += [
+                deserialize(row[0])
+                for row in conn.execute(
+                    f"SELECT ids FROM {grain}_visitors WHERE site = ? AND dim = 0 AND key = ? "
+                    "AND day >= ? AND day < ?",
+                    (part.site.code, NULL_KEY, lo, hi),
+                )
+            ]
+    everyone = BitMap.union(BitMap(), *found)
     client = everyone.rank(ID_LIMITS[0])
     cookieless = everyone.rank(ID_LIMITS[1]) - client
     if len(everyone) - client - cookieless:
         return None  # a kind the ids do not tell apart: the events know
-    found = {"client": client, "cookieless": cookieless}
-    return {kind: count for kind, count in found.items() if count}
+    kinds = {"client": client, "cookieless": cookieless}
+    return {kind: count for kind, count in kinds.items() if count}
 
 
 def engaged(conn: sqlite3.Connection, ranges: Sequence[SiteRange]) -> int | None:
@@ -308,14 +467,17 @@ def engaged(conn: sqlite3.Connection, ranges: Sequence[SiteRange]) -> int | None
     parts = plan(conn, ranges, None)
     if parts is None:
         return None
-    total = sum(delta.sums[_ENGAGED] for _, _, delta in _logged(parts, read_log(conn), 0))
-    for site, first, end, _ in parts:
-        for grain, lo, hi in pieces(first, end):
+    log = read_log(conn)
+    total = 0
+    for part in parts:
+        total += sum(delta.sums[_ENGAGED] for _, _, delta in _logged(part, log, 0))
+        total += sum(sums[_ENGAGED] for sums in _queued(conn, part, None).sums.values())
+        for grain, lo, hi in part.pieces():
             total += int(
                 conn.execute(
                     f"SELECT coalesce(SUM(engaged), 0) FROM {grain}_rollups WHERE site = ? "
                     "AND dim = 0 AND day >= ? AND day < ?",
-                    (site.code, lo, hi),
+                    (part.site.code, lo, hi),
                 ).fetchone()[0]
             )
     return total
