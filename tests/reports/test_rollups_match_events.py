@@ -441,3 +441,22 @@ def test_the_upgrade_queues_every_day_and_reports_stay_exact(tmp_path: Path) -> 
     for (what, rolled, raw), (_, after, _) in zip(while_queued, rebuilt, strict=True):
         assert rolled == raw == after, what
     assert stored_rows(config.database_path) == rebuilt_rows(config.database_path)
+
+
+def test_two_writers_extending_the_same_visits_keep_the_rollups_exact(tmp_path: Path) -> None:
+    """Two worker processes' storages (each its own connection and memory of the visits it
+    rolled up) take turns on the same visits: each notices what the other added since."""
+    config = config_for(tmp_path / "two", SITES)
+    config.data_dir.mkdir(parents=True)
+    events = sorted(random_events(17), key=lambda e: e.ts)
+    first = open_storage(config.database_path, timezones=SITES)
+    second = open_storage(config.database_path, timezones=SITES)
+    try:
+        for number, start in enumerate(range(0, len(events), 3)):
+            (first if number % 2 else second).insert_hits(events[start : start + 3])
+    finally:
+        first.close()
+        second.close()
+    for what, rolled, raw in both_ways(config):
+        assert rolled == raw, what
+    assert stored_rows(config.database_path) == rebuilt_rows(config.database_path)
