@@ -68,7 +68,7 @@ _PREFETCH = (
     "ON v.site = q.s AND v.visitor = q.h AND v.last_ts > q.a"
 )
 #: Visit states kept per process (the rollups' view of each recent visit), at most this many.
-_CACHED_VISITS = 50_000
+_CACHED_VISITS = 10_000
 _EVENT_TUPLE = [
     Event.__struct_fields__.index(name.strip()) for name in rollups_sqlite.EVENT_COLUMNS.split(",")
 ]

@@ -285,9 +285,9 @@ class Zone:
     def __init__(self, name: str) -> None:
         self.name = name
         self.zone = ZoneInfo(name)
-        self._lo = 0
-        self._hi = 0
-        self._day = 0
+        #: ``(start, end, day)`` of the latest day asked for: one attribute, replaced whole,
+        #: so threads sharing the zone never see half of an update.
+        self._latest = (0, 0, 0)
 
     def bounds(self, day: int) -> tuple[int, int]:
         """``[start, end)`` in epoch milliseconds of local day number ``day``."""
@@ -296,8 +296,9 @@ class Zone:
 
     def day_of(self, ts: int) -> int:
         """The local day number (days since 1970-01-01) of epoch milliseconds ``ts``."""
-        if self._lo <= ts < self._hi:
-            return self._day
+        latest_lo, latest_hi, latest_day = self._latest
+        if latest_lo <= ts < latest_hi:
+            return latest_day
         local = datetime.fromtimestamp(ts / 1000, self.zone).date()
         day = local.toordinal() - _EPOCH
         lo, hi = self.bounds(day)
@@ -307,7 +308,7 @@ class Zone:
         while ts >= hi:
             day += 1
             lo, hi = self.bounds(day)
-        self._lo, self._hi, self._day = lo, hi, day
+        self._latest = (lo, hi, day)
         return day
 
     def whole_days(self, lo: int, hi: int) -> tuple[int, int] | None:
@@ -344,9 +345,20 @@ class Site:
     generation: int
 
 
+_ZONES: dict[str, Zone] = {}
+
+
+def zone(name: str) -> Zone:
+    """The :class:`Zone` of ``name``, one per process (it remembers its latest day)."""
+    found = _ZONES.get(name)
+    if found is None:
+        found = _ZONES[name] = Zone(name)
+    return found
+
+
 def sites(conn: sqlite3.Connection) -> dict[str, Site]:
     return {
-        str(name): Site(str(name), int(code), Zone(str(tz)), int(generation))
+        str(name): Site(str(name), int(code), zone(str(tz)), int(generation))
         for name, code, tz, generation in conn.execute(
             "SELECT site, code, timezone, generation FROM rollup_sites"
         )
@@ -358,7 +370,7 @@ def add_site(conn: sqlite3.Connection, name: str, timezone: str) -> Site:
     conn.execute(
         "INSERT INTO rollup_sites (site, code, timezone) VALUES (?, ?, ?)", (name, code, timezone)
     )
-    return Site(name, code, Zone(timezone), 0)
+    return Site(name, code, zone(timezone), 0)
 
 
 def queue_site_days(conn: sqlite3.Connection, site: str, zone: Zone) -> None:
@@ -398,7 +410,7 @@ def set_timezones(conn: sqlite3.Connection, timezones: Mapping[str, str]) -> Non
             "UPDATE rollup_sites SET timezone = ?, generation = generation + 1 WHERE site = ?",
             (timezone, name),
         )
-        queue_site_days(conn, name, Zone(timezone))
+        queue_site_days(conn, name, zone(timezone))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -563,8 +575,7 @@ class Changes:
         keys: list[tuple[int, Any, int]] = [(0, NULL_KEY, visit.start)]
         if visit.entry is not None:
             keys.append((ENTRY, visit.entry, visit.start))
-        for dim, firsts in visit.firsts.items():
-            keys.extend((dim, key, first) for key, first in firsts.items())
+        keys.extend((dim, key, first) for (dim, key), first in visit.firsts.items())
         for dim, key, first in keys:
             sums = self.row((site.code, dim, start_day, key)).sums
             sums[VISITS] += figures[0]
@@ -581,7 +592,7 @@ class Changes:
 @dataclass
 class VisitState:
     """What a visit contributes to the visit figures: its row, whether it has an interaction,
-    and the first time of each value it shows, per event-level dimension."""
+    and the first time of each ``(dimension, value)`` it shows (event-level dimensions)."""
 
     visitor: bytes
     start: int
@@ -590,7 +601,7 @@ class VisitState:
     pageviews: int
     events: int
     interaction: bool = False
-    firsts: dict[int, dict[Any, int]] = field(default_factory=dict)
+    firsts: dict[tuple[int, Any], int] = field(default_factory=dict)
     generation: int = 0
 
     def add(self, event: EventRow) -> None:
@@ -603,10 +614,10 @@ class VisitState:
         for dim, key_of, pageviews_only in EVENT_DIMS:
             if pageviews_only and not pageview:
                 continue
-            key = encode_key(key_of(event))
-            firsts = self.firsts.setdefault(dim, {})
-            if key not in firsts or ts < firsts[key]:
-                firsts[key] = ts
+            at = (dim, encode_key(key_of(event)))
+            first = self.firsts.get(at)
+            if first is None or ts < first:
+                self.firsts[at] = ts
 
     def same_row(self, row: Sequence[Any]) -> bool:
         """``row``: ``(visitor, start, last, entry, pageviews, events)`` as stored."""
