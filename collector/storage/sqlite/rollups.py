@@ -650,8 +650,15 @@ def visit_state(row: Sequence[Any], generation: int) -> VisitState:
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+    """``items`` in chunks of at most ``size`` whose lengths are powers of two: a multi-row
+    statement has a few sizes only (each size is a statement the connection keeps prepared,
+    and large ones take megabytes each)."""
+    start = 0
+    while start < len(items):
+        length = min(size, len(items) - start)
+        length = 1 << (length.bit_length() - 1)
+        yield items[start : start + length]
+        start += length
 
 
 _ROW_COLUMNS = (
@@ -738,7 +745,7 @@ def _apply(conn: sqlite3.Connection, changes: Changes, grain: str) -> None:
     per 100 rows."""
     keys = [key for key, delta in changes.rows.items() if _changes(delta)]
     stored: dict[RowKey, list[Any]] = {}
-    for chunk in _chunks(keys, 100):
+    for chunk in _chunks(keys, 64):
         values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
         for row in conn.execute(
             f"WITH k(s, d, y, v) AS (VALUES {values}) SELECT {_ROW_COLUMNS} FROM k "
@@ -827,7 +834,7 @@ def _changes(delta: Delta) -> bool:
 
 def _bitmaps(conn: sqlite3.Connection, keys: Sequence[RowKey], grain: str) -> dict[RowKey, BitMap]:
     found: dict[RowKey, BitMap] = {}
-    for chunk in _chunks(keys, 100):
+    for chunk in _chunks(keys, 64):
         values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
         for site, dim, day, value, ids in conn.execute(
             f"WITH k(s, d, y, v) AS (VALUES {values}) SELECT b.site, b.dim, b.day, b.key, b.ids "
@@ -842,7 +849,7 @@ def _bitmaps(conn: sqlite3.Connection, keys: Sequence[RowKey], grain: str) -> di
 def _write_rows(
     conn: sqlite3.Connection, writes: list[Any], deletes: list[RowKey], grain: str
 ) -> None:
-    for chunk in _chunks(writes, 50):
+    for chunk in _chunks(writes, 32):
         conn.execute(
             f"INSERT OR REPLACE INTO {grain}_rollups ({_ROW_COLUMNS}) VALUES "
             + ", ".join(["(" + ", ".join("?" * (SUMS + 5)) + ")"] * len(chunk)),
@@ -865,7 +872,7 @@ def _write_bitmaps(
             rows.append((key[0], key[1], key[3], key[2], serialize(bitmap)))
         else:
             deletes.append((key[0], key[1], key[3], key[2]))
-    for chunk in _chunks(rows, 50):
+    for chunk in _chunks(rows, 32):
         conn.execute(
             f"INSERT OR REPLACE INTO {grain}_visitors (site, dim, key, day, ids) VALUES "
             + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
