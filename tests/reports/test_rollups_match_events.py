@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from collector.config import Config
@@ -457,6 +458,35 @@ def test_two_writers_extending_the_same_visits_keep_the_rollups_exact(tmp_path: 
     finally:
         first.close()
         second.close()
+    for what, rolled, raw in both_ways(config):
+        assert rolled == raw, what
+    assert stored_rows(config.database_path) == rebuilt_rows(config.database_path)
+
+
+def test_erasing_a_user_whose_browser_has_other_visits_that_day(tmp_path: Path) -> None:
+    """A user-id erasure takes the user's visits; the same browser's other visit that day stays,
+    so the visitor stays in that day's rows it still has events for (the day is rebuilt)."""
+    config = config_for(tmp_path / "user", SITES)
+    config.data_dir.mkdir(parents=True)
+    day = int(datetime(2026, 3, 3, tzinfo=UTC).timestamp() * 1000)
+    user = visitor("the-user")
+    hour = 3_600_000
+    tagged = [
+        _client(day + 10 * hour, "exsame", "/a"),
+        _client(day + 10 * hour + 9, "exsame", "/b"),
+    ]
+    events = [
+        *[msgspec.structs.replace(event, user=user, user_epoch=1) for event in tagged],
+        _client(day + 14 * 3_600_000, "exsame", "/b"),
+        _client(day + 15 * 3_600_000, "exother", "/a"),
+        *[e for e in random_events(19) if e.site == "example"],
+    ]
+    storage = open_storage(config.database_path, timezones=SITES)
+    storage.insert_hits(sorted(events, key=lambda e: e.ts))
+    storage.close()
+    with privacy_database(config.database_path) as db:
+        deleted = db.erase_subject("example", "user", [SubjectHash(epoch=1, digest=user)])
+    assert deleted.subject_events == 2 and deleted.visits == 1
     for what, rolled, raw in both_ways(config):
         assert rolled == raw, what
     assert stored_rows(config.database_path) == rebuilt_rows(config.database_path)

@@ -131,9 +131,10 @@ class PrivacyDatabase:
             self._conn.execute("BEGIN IMMEDIATE")
             scope = self.erasure_scope(site, column, hashes)
             subject_ids, visit_ids = scope.event_ids, scope.visit_ids
-            # The days whose rollups these rows are part of: their events' days and the days
-            # their visits started; and the visitors whose ids may be left unused.
-            times, visitors = self._touched(subject_ids, visit_ids)
+            # What the rows add to the rollups, taken out once they are deleted; and the
+            # visitors whose ids may be left unused.
+            erased = rollups_sqlite.erasure(self._conn, site, subject_ids, visit_ids)
+            _, visitors = self._touched(subject_ids, visit_ids)
             for event_id in subject_ids:
                 self._conn.execute("DELETE FROM events WHERE id = ?", (event_id,))
             visit_events = 0
@@ -144,9 +145,12 @@ class PrivacyDatabase:
                 visits += self._conn.execute(
                     "DELETE FROM visits WHERE id = ?", (visit_id,)
                 ).rowcount
-            # The rollups of those days are rebuilt from the events left, in this transaction,
-            # and the ids of visitors with no visit left are forgotten.
-            self._rebuild(site, times, visitors)
+            # The rollups follow in this transaction, and the ids of visitors with no visit
+            # left are forgotten.
+            rollups_sqlite.bump_generation(self._conn, site)
+            if erased is not None:
+                rollups_sqlite.apply_erasure(self._conn, erased)
+            rollups_sqlite.drop_unused_visitors(self._conn, site, visitors)
         return Deleted(subject_events=len(subject_ids), visit_events=visit_events, visits=visits)
 
     def _touched(

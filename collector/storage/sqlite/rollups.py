@@ -1022,6 +1022,99 @@ def still_entered(
     return found is not None
 
 
+@dataclass
+class Erasure:
+    """What an erasure takes out of the rollups, worked out before its rows go: the erased
+    events' sums and visits' figures, and which rows each erased visitor's id leaves on each
+    day (unless they have events left that day: that day is rebuilt instead)."""
+
+    site: Site
+    changes: Changes
+    leaving: dict[tuple[bytes, int, int], set[RowKey]]
+
+
+def erasure(
+    conn: sqlite3.Connection, site_name: str, event_ids: Iterable[int], visit_ids: Iterable[int]
+) -> Erasure | None:
+    """The rollups' part of erasing ``event_ids`` and the visits ``visit_ids`` (with all their
+    events), read before they are deleted."""
+    site = sites(conn).get(site_name)
+    if site is None:
+        return None
+    merge_log(conn)
+    columns = ", ".join(f"e.{c.strip()}" for c in EVENT_COLUMNS.split(","))
+    events: dict[int, Sequence[Any]] = {}
+    for chunk in _chunks(sorted(set(event_ids)), 256):
+        for row in conn.execute(
+            f"SELECT e.id, {columns}, e.visitor, e.visitor_kind, v.entry_path FROM events e "
+            "LEFT JOIN visits v ON v.id = e.visit WHERE e.id IN "
+            "(SELECT value FROM json_each(?))",
+            (msgspec.json.encode(list(chunk)).decode(),),
+        ):
+            events[int(row[0])] = row[1:]
+    visits: dict[int, VisitState] = {}
+    for visit in sorted(set(visit_ids)):
+        row = conn.execute(
+            "SELECT visitor, start_ts, last_ts, entry_path, pageviews, events FROM visits "
+            "WHERE id = ?",
+            (visit,),
+        ).fetchone()
+        if row is None:
+            continue
+        state = visits[visit] = visit_state(row, site.generation)
+        for event in conn.execute(
+            f"SELECT e.id, {columns}, e.visitor, e.visitor_kind, v.entry_path FROM events e "
+            "JOIN visits v ON v.id = e.visit WHERE e.visit = ?",
+            (visit,),
+        ):
+            events[int(event[0])] = event[1:]
+            state.add(event[1:])
+    kinds = {bytes(e[10]): e[11] for e in events.values() if e[10] is not None}
+    ids = visitor_ids(conn, site, kinds)
+    changes = Changes()
+    leaving: dict[tuple[bytes, int, int], set[RowKey]] = {}
+    for event in events.values():
+        ident = None if event[10] is None else ids[bytes(event[10])]
+        changes.add_event(site, event, ident, event[12], -1)  # a -1 takes no visitor out
+        if ident is not None:
+            visitor = bytes(event[10])
+            found = Changes()
+            found.add_event(site, event, ident, event[12])
+            day = site.zone.day_of(event[TS])
+            leaving.setdefault((visitor, ident, day), set()).update(found.rows)
+    for state in visits.values():
+        changes.add_visit(site, state, -1)
+    return Erasure(site, changes, leaving)
+
+
+def apply_erasure(conn: sqlite3.Connection, erased: Erasure) -> None:
+    """Take an erasure out of the rollups once its rows are deleted: a visitor with no event
+    left on a day leaves that day's rows; a day where they still have one is rebuilt."""
+    site, changes = erased.site, erased.changes
+    rebuild: set[int] = set()
+    for (visitor, ident, day), keys in sorted(erased.leaving.items(), key=repr):
+        lo, hi = site.zone.bounds(day)
+        left = conn.execute(
+            "SELECT 1 FROM visits w INDEXED BY visits_by_visitor JOIN events e "
+            "ON e.visit = w.id WHERE w.site = ? AND w.visitor = ? AND e.ts >= ? AND e.ts < ? "
+            "LIMIT 1",
+            (site.name, visitor, lo, hi),
+        ).fetchone()
+        if left is not None:
+            rebuild.add(day)
+            continue
+        for key in keys:
+            changes.row(key).removed.add(ident)
+    for row_key in [row_key for row_key in changes.rows if row_key[2] in rebuild]:
+        del changes.rows[row_key]
+    for late_key in [late_key for late_key in changes.late if late_key[2] in rebuild]:
+        del changes.late[late_key]
+    merge_log(conn)
+    apply(conn, changes)
+    if rebuild:
+        rebuild_days(conn, site.name, rebuild)
+
+
 def bump_generation(conn: sqlite3.Connection, site: str) -> None:
     """Events of ``site`` were deleted: every writer's cached visit states are stale."""
     conn.execute("UPDATE rollup_sites SET generation = generation + 1 WHERE site = ?", (site,))
