@@ -67,6 +67,11 @@ _PREFETCH = (
     "v.entry_path, v.pageviews, v.events FROM q JOIN visits v INDEXED BY visits_by_visitor "
     "ON v.site = q.s AND v.visitor = q.h AND v.last_ts > q.a"
 )
+# The rollups' record of the sites, read in the same statement (one statement fewer per
+# commit): rows with a negative id.
+_SITES = " UNION ALL SELECT -code, site, timezone, generation, NULL, NULL, NULL FROM rollup_sites"
+#: Visitor ids kept per process, at most this many (checked against the site's generation).
+_CACHED_IDS = 100_000
 #: Visit states kept per process (the rollups' view of each recent visit), at most this many.
 _CACHED_VISITS = 10_000
 _EVENT_TUPLE = [
@@ -86,6 +91,8 @@ class Storage:
         #: What this process last added to the rollups for each visit, checked against the
         #: stored visit (another worker may have extended it since) before it is used.
         self._visit_states: dict[int, rollups_sqlite.VisitState] = {}
+        #: ``(site code, visitor hash) → (id, site generation)`` this process has used.
+        self._visitor_ids: dict[tuple[int, bytes], tuple[int, int]] = {}
         self._db = Database(conn, execute_plugins=False)
         self._lock = threading.RLock()
         self._turns = 0
@@ -153,8 +160,8 @@ class Storage:
         # (no gap of 30 minutes) has one (a batch of backdated events, a bulk load).
         order = sorted(range(len(events)), key=lambda index: events[index].ts)
         with self._write() as conn:
-            known = self._sites(conn, events)
-            before = _prefetch_visits(conn, events)
+            before, known = _prefetch_visits(conn, events)
+            self._add_sites(conn, known, events)
             visits: list[int | None] = [None] * len(events)
             after: dict[int, tuple[Any, ...]] = {}
             for index in order:
@@ -191,14 +198,45 @@ class Storage:
                     (drop.site, drop.day, drop.reason, drop.hits),
                 )
 
-    def _sites(
-        self, conn: sqlite3.Connection, events: Sequence[Event]
-    ) -> dict[str, rollups_sqlite.Site]:
-        """The rollups' record of each site (code, time zone, generation), new sites added."""
-        known = rollups_sqlite.sites(conn)
+    def _add_sites(
+        self,
+        conn: sqlite3.Connection,
+        known: dict[str, rollups_sqlite.Site],
+        events: Sequence[Event],
+    ) -> None:
+        """Add the sites of ``events`` the rollups have no record of yet to them and ``known``."""
         for site in sorted({event.site for event in events} - set(known)):
             known[site] = rollups_sqlite.add_site(conn, site, self._timezones.get(site, "UTC"))
-        return known
+
+    def _ids(
+        self,
+        conn: sqlite3.Connection,
+        site: rollups_sqlite.Site,
+        visitors: dict[bytes, str | None],
+    ) -> dict[bytes, int]:
+        """Each visitor's id: remembered from an earlier commit of this process while the
+        site's generation is the same (ids are forgotten only by erasure and retention, which
+        change it), else read or added."""
+        found: dict[bytes, int] = {}
+        unknown: dict[bytes, str | None] = {}
+        for visitor, kind in visitors.items():
+            cached = self._visitor_ids.get((site.code, visitor))
+            cls = rollups_sqlite.kind_class(kind)
+            if (
+                cached is not None
+                and cached[1] == site.generation
+                and rollups_sqlite.ID_BASES[cls] <= cached[0] <= rollups_sqlite.ID_LIMITS[cls]
+            ):
+                found[visitor] = cached[0]
+            else:
+                unknown[visitor] = kind
+        if unknown:
+            for visitor, ident in rollups_sqlite.visitor_ids(conn, site, unknown).items():
+                found[visitor] = ident
+                self._visitor_ids[(site.code, visitor)] = (ident, site.generation)
+            while len(self._visitor_ids) > _CACHED_IDS:
+                del self._visitor_ids[next(iter(self._visitor_ids))]
+        return found
 
     def _old_states(
         self,
@@ -266,10 +304,7 @@ class Storage:
             visitor = values[_VISITOR_FIELD]
             if visitor is not None:
                 kinds.setdefault(event.site, {})[visitor] = event.visitor_kind
-        ids = {
-            site: rollups_sqlite.visitor_ids(conn, known[site], found)
-            for site, found in kinds.items()
-        }
+        ids = {site: self._ids(conn, known[site], found) for site, found in kinds.items()}
         grown: dict[int, list[Any]] = {}
         for event, values, visit in zip(events, prepared, visits, strict=True):
             visitor = values[_VISITOR_FIELD]
@@ -368,7 +403,7 @@ class Storage:
                 ],
             )
             conn.executemany(_INSERT_EVENT, rows)
-            self._sites(conn, ordered)
+            self._add_sites(conn, rollups_sqlite.sites(conn), ordered)
             # The rollups of every day the batch touched are rebuilt from the events: the
             # days of its events, and every day of each visit it created or extended.
             days: dict[str, set[int]] = {}
@@ -498,9 +533,10 @@ def _assign_visit(
 
 def _prefetch_visits(
     conn: sqlite3.Connection, events: Sequence[Event]
-) -> dict[int, tuple[Any, ...]]:
+) -> tuple[dict[int, tuple[Any, ...]], dict[str, rollups_sqlite.Site]]:
     """``{id: (visitor, start, last, entry page, pageviews, events)}`` of every stored visit
-    the group's events could extend, as it is before them."""
+    the group's events could extend, as it is before them; and the rollups' record of each
+    site (code, time zone, generation), read in the same statement."""
     after: dict[tuple[str, bytes], int] = {}
     for event in events:
         if event.visitor is None:
@@ -509,15 +545,25 @@ def _prefetch_visits(
             key = (event.site, visitor)
             after[key] = min(after.get(key, event.ts), event.ts)
     found: dict[int, tuple[Any, ...]] = {}
+    known: dict[str, rollups_sqlite.Site] = {}
     pairs = [(site, visitor, ts - VISIT_GAP_MS) for (site, visitor), ts in after.items()]
     start = 0
     for size in _insert_sizes(len(pairs)):
         chunk = pairs[start : start + size]
-        start += size
         sql = _PREFETCH.format(rows=", ".join(["(?, ?, ?)"] * size))
+        if start == 0:
+            sql += _SITES
+        start += size
         for row in conn.execute(sql, [value for pair in chunk for value in pair]):
-            found[int(row[0])] = (bytes(row[1]), *row[2:])
-    return found
+            if row[0] < 0:
+                known[str(row[1])] = rollups_sqlite.Site(
+                    str(row[1]), -int(row[0]), rollups_sqlite.zone(str(row[2])), int(row[3])
+                )
+            else:
+                found[int(row[0])] = (bytes(row[1]), *row[2:])
+    if not pairs:
+        known = rollups_sqlite.sites(conn)
+    return found, known
 
 
 def _batch_visit(
