@@ -134,6 +134,8 @@ def plan(
                 (site.name, first, end),
             )
         ]
+        if len(queued) > max(7, (end - first) // 2):
+            return None  # mostly queued (the upgrade's backfill): the events path is faster
         found: list[tuple[int, int, int]] = []
         for bucket in buckets or ():
             if bucket.site != site.name:

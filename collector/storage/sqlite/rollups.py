@@ -950,9 +950,15 @@ def rebuild_days(conn: sqlite3.Connection, site_name: str, days: Iterable[int]) 
             changes.add_visit(site, state)
         _write_fresh(conn, changes)
         conn.execute("DELETE FROM rollup_pending_days WHERE site = ? AND day = ?", (site.name, day))
-    # The months of those days are counted again from their days.
+    # The months of those days are counted again from their days, once none of their days is
+    # queued any more (reports read no month that holds a queued day).
     for month in sorted({month_of(day) for day in rebuilt}):
-        recount_month(conn, site.code, month)
+        queued = conn.execute(
+            "SELECT 1 FROM rollup_pending_days WHERE site = ? AND day >= ? AND day < ? LIMIT 1",
+            (site.name, month, next_month(month)),
+        ).fetchone()
+        if queued is None:
+            recount_month(conn, site.code, month)
 
 
 def _delete_day(conn: sqlite3.Connection, code: int, day: int) -> None:
