@@ -126,8 +126,9 @@ class Dimension(NamedTuple):
     #: engagement ping, a signup) would otherwise make up visits to it.
     pageviews_only: bool = False
     #: The SQLite rollups keep rows for it (the dashboard's default breakdowns): reports by
-    #: any other dimension read the events. Rollups are rebuilt only by a migration: changing
-    #: this needs one (``rollups_sqlite.rebuild_all``).
+    #: any other dimension read the events. A row's dimension is stored as its position among
+    #: the rolled-up ones: changing this needs a migration that empties the rollups and queues
+    #: every day for a rebuild (``rollups_sqlite.queue_site_days``).
     rolled_up: bool = False
 
 

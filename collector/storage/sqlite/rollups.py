@@ -6,14 +6,17 @@ engaged time, unidentified pageviews) and the visit figures (visits, bounces, du
 pageviews) by the day the visit *started*. The distinct visitors of the day are a roaring bitmap
 of integer visitor ids in ``day_visitors`` (``visitor_ids`` maps each site's visitor hash to
 its id), so distinct visitors over any set of days are the size of a union: exact, never
-estimated. A visit that starts on one day and shows a value only on a later day is also kept in
+estimated. ``month_rollups`` and ``month_visitors`` hold the same per local month, for long
+periods. A visit that starts on one day and shows a value only on a later day is also kept in
 ``late_visits``, so that a period ending between the two takes it back out.
 
 Days are the site's local days in the time zone recorded in ``rollup_sites`` (the configured
 one: when it changes, every day of the site is rebuilt). Ingest adds each group's changes in
-the same transaction as its events (:func:`apply_group`); erasure, retention, a time zone change
-and the upgrade rebuild whole days from the events (:func:`rebuild_days`), and the days queued
-in ``rollup_pending_days`` are read from the events until then.
+the same transaction as its events (the caller computes them with :class:`Changes` and
+:class:`VisitState`; :func:`log` keeps them in ``rollup_log`` until :func:`merge_log` adds them
+to the rows); an erasure takes its rows out (:func:`erasure`, :func:`apply_erasure`); retention,
+a time zone change and the upgrade rebuild whole days from the events (:func:`rebuild_days`),
+and the days queued in ``rollup_pending_days`` are read from the events until then.
 """
 
 from __future__ import annotations
@@ -939,7 +942,7 @@ def rebuild_days(conn: sqlite3.Connection, site_name: str, days: Iterable[int]) 
         ids = visitor_ids(conn, site, kinds)
         for event in events:
             ident = None if event[10] is None else ids[bytes(event[10])]
-            changes.add_event(site, event, ident, encode_entry(event[12]))
+            changes.add_event(site, event, ident, event[12])
         visits: dict[int, VisitState] = {}
         for row in conn.execute(_DAY_VISITS, (site.name, lo, hi)):
             state = visits.get(row[0])
@@ -972,11 +975,6 @@ def _delete_day(conn: sqlite3.Connection, code: int, day: int) -> None:
         )
         conn.execute(f"DELETE FROM day_rollups WHERE {where}", (code, dim, day))
         conn.execute(f"DELETE FROM late_visits WHERE {where}", (code, dim, day))
-
-
-def encode_entry(entry: Any) -> Any:
-    """An entry page as a key: ``None`` stays ``None`` (no row)."""
-    return entry
 
 
 def _write_fresh(conn: sqlite3.Connection, changes: Changes) -> None:
