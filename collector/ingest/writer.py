@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 #: Submissions committed together at most; bounds a transaction's length.
 MAX_GROUP = 500
 RETRY_AFTER_SECONDS = 2
-#: Quiet time after which the writer brings the report rollups up to date.
+#: Quiet time after which the writer rebuilds the report rollups' queued days.
 IDLE_SECONDS = 0.25
 #: Pause after each commit, so that another worker process waiting to write gets its turn.
 TURN_HANDOFF_SECONDS = 0.00005
@@ -127,8 +127,9 @@ class Writer:
             time.sleep(TURN_HANDOFF_SECONDS)
 
     def _refresh_rollups(self) -> bool:
-        """One step of the idle-time rollup refresh; ``True`` while more is pending. A failure
-        is logged and retried after the next commit (never in a tight loop)."""
+        """One step of the idle-time rollup rebuild (a queued day); ``True`` while more are
+        queued. A failure is logged and retried after the next commit (never in a tight
+        loop)."""
         try:
             return self._storage.refresh_rollups()
         except Exception:

@@ -31,8 +31,8 @@ What it prints, per backend:
   date: its first local midnight is 23:00 UTC), the year, October 2026 (a month that ended
   before the newest row, across the autumn time change), a week across the spring time change
   and a random 7-day window (``--window-seed`` replays one). The reference on SQLite is a
-  connection that never reads the rollups (``reports_database(path, rollups=False)``, what
-  every report reads while a rollup refresh is pending); ClickHouse, for ``--backend both``, is
+  connection that never reads the rollups (``reports_database(path, rollups=False)``, how
+  every report reads a day queued for a rollup rebuild); ClickHouse, for ``--backend both``, is
   compared with that same SQLite reference (``--backend clickhouse`` alone has no reference
   and says so). Each difference prints the report, the period and the two values; the script
   exits with status 1 after the run if there is any.
