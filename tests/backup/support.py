@@ -71,10 +71,12 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 class Sender:
-    """A thread sending hits with unique paths (``/b/N``), in order; ``acked`` lists the paths
+    """A thread sending hits with unique paths (``/b/N``, another prefix than ``b`` if
+    given), in order; ``acked`` lists the paths
     that got a 202, in the order of their answers."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, prefix: str = "b") -> None:
+        self.prefix = prefix  # senders of one test use different ones, to keep paths unique
         self.url = f"http://127.0.0.1:{port}"
         self.acked: list[str] = []
         self.refused = 0
@@ -105,7 +107,7 @@ class Sender:
         with browser_client(self.url) as client:
             number = 0
             while not self._stop.is_set():
-                path = f"/b/{number}"
+                path = f"/{self.prefix}/{number}"
                 body = {
                     "site": SITE,
                     "url": f"https://{SITE}{path}",

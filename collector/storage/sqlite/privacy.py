@@ -14,6 +14,8 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from collector.storage.rows import (
     SUBJECT_EPOCH_COLUMN,
     SUBJECT_VISITOR_KIND,
@@ -23,6 +25,7 @@ from collector.storage.rows import (
     SubjectColumn,
     SubjectHash,
 )
+from collector.storage.sqlite import layout as layout_sqlite
 from collector.storage.sqlite import rollups as rollups_sqlite
 
 #: How long :meth:`PrivacyDatabase.reclaim_space` keeps trying to empty the WAL: 10 s.
@@ -48,8 +51,7 @@ class PrivacyDatabase:
 
     def event_columns(self) -> list[tuple[str, str]]:
         """``(name, declared SQL type)`` of every column of ``events``, in table order."""
-        rows = self._conn.execute("PRAGMA table_info(events)").fetchall()
-        return [(str(row[1]), str(row[2])) for row in rows]
+        return list(layout_sqlite.EVENT_COLUMNS)
 
     def visit_columns(self) -> list[tuple[str, str]]:
         """``(name, declared SQL type)`` of every column of ``visits``, in table order."""
@@ -59,7 +61,8 @@ class PrivacyDatabase:
     def export_rows(self, site: str, start_ms: int, end_ms: int) -> Iterator[dict[str, Any]]:
         """Events of ``site`` with ``start_ms <= ts < end_ms``, by time then id."""
         cursor = self._conn.execute(
-            "SELECT * FROM events WHERE site = ? AND ts >= ? AND ts < ? ORDER BY ts, id",
+            f"SELECT {layout_sqlite.SELECT_COLUMNS} FROM events WHERE site = ? AND ts >= ? "
+            "AND ts < ? ORDER BY ts, id",
             (site, start_ms, end_ms),
         )
         names = [column[0] for column in cursor.description]
@@ -91,8 +94,9 @@ class PrivacyDatabase:
         rows: list[dict[str, Any]] = []
         for subject in hashes:
             rows += self._rows(
-                f"SELECT * FROM events WHERE site = ? AND {column} = ? "
-                f"AND {SUBJECT_EPOCH_COLUMN[column]} = ?{_KIND_FILTER[column]} ORDER BY ts, id",
+                f"SELECT {layout_sqlite.SELECT_COLUMNS} FROM events WHERE site = ? "
+                f"AND {column} = ? AND {SUBJECT_EPOCH_COLUMN[column]} = ?{_KIND_FILTER[column]} "
+                "ORDER BY ts, id",
                 (site, subject.digest, subject.epoch),
             )
         return sorted(rows, key=lambda row: (row["ts"], row["id"]))
@@ -131,13 +135,12 @@ class PrivacyDatabase:
             self._conn.execute("BEGIN IMMEDIATE")
             scope = self.erasure_scope(site, column, hashes)
             subject_ids, visit_ids = scope.event_ids, scope.visit_ids
-            for event_id in subject_ids:
-                self._conn.execute("DELETE FROM events WHERE id = ?", (event_id,))
+            ids = msgspec.json.encode(sorted(subject_ids)).decode()
+            layout_sqlite.delete_rows(self._conn, "id IN (SELECT value FROM json_each(?))", (ids,))
             visit_events = 0
             visits = 0
             for visit_id in sorted(visit_ids):
-                cursor = self._conn.execute("DELETE FROM events WHERE visit = ?", (visit_id,))
-                visit_events += cursor.rowcount
+                visit_events += layout_sqlite.delete_rows(self._conn, "visit = ?", (visit_id,))
                 visits += self._conn.execute(
                     "DELETE FROM visits WHERE id = ?", (visit_id,)
                 ).rowcount
@@ -185,10 +188,8 @@ class PrivacyDatabase:
                         (site, mode, before_ms),
                     )
                 )
-                cursor = self._conn.execute(
-                    f"DELETE FROM events WHERE {where}", (site, mode, before_ms)
-                )
-                counts.append(PurgeCount(site=site, mode=mode, events=cursor.rowcount))
+                gone = layout_sqlite.delete_rows(self._conn, where, (site, mode, before_ms))
+                counts.append(PurgeCount(site=site, mode=mode, events=gone))
             # Only visits that lost events can have become empty; skipping the scan otherwise
             # keeps the collector's start-up and daily runs cheap on a large database.
             if any(count.events for count in counts):

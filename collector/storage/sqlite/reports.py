@@ -26,6 +26,7 @@ from collector.storage.rows import (
     SiteRange,
     StepEvent,
 )
+from collector.storage.sqlite import layout as layout_sqlite
 from collector.storage.sqlite import rollup_reports as rollup_reports_sqlite
 from collector.storage.sqlite.saved import SavedDatabase
 from collector.storage.sqlite.sql import (
@@ -62,6 +63,11 @@ class ReportsDatabase(SavedDatabase):
     def __init__(self, conn: sqlite3.Connection, *, rollups: bool = True) -> None:
         super().__init__(conn)
         self._use_rollups = rollups
+        self._compact = layout_sqlite.layout_of(conn)[0] == layout_sqlite.COMPACT
+
+    def _params(self, **values: Any) -> Params:
+        """A statement's parameters, for the layout ``events`` has in this read."""
+        return Params(compact=self._compact, **values)
 
     def _rows(self, sql: str, params: Params | dict[str, Any]) -> list[tuple[Any, ...]]:
         values = params.values if isinstance(params, Params) else params
@@ -95,7 +101,7 @@ class ReportsDatabase(SavedDatabase):
         A visit counts when it starts in the period and has at least one selected event; its
         bounce and duration are computed over all its events.
         """
-        params = Params(scope=scope_json(ranges))
+        params = self._params(scope=scope_json(ranges))
         ctes = [_SCOPE_CTE]
         edges = [(r.start_ms, r.end_ms) for r in ranges]
         edges += [(b.start_ms, b.end_ms) for b in buckets or ()]
@@ -222,7 +228,7 @@ class ReportsDatabase(SavedDatabase):
     ) -> list[StepEvent]:
         """Identified events matching any of ``goals`` (or carrying property ``prop``), in time
         order; ``value`` is the property's value when ``prop`` is given."""
-        params = Params(scope=scope_json(ranges))
+        params = self._params(scope=scope_json(ranges))
         matches = [goal_sql(goal, params) for goal in goals]
         value = "NULL"
         if prop is not None:
@@ -243,7 +249,7 @@ class ReportsDatabase(SavedDatabase):
         (client-stored) identifier with at least one event matching ``filters``, for the
         visitors whose first such visit starts inside their site's range (the new visitors of
         the period: the others are in no cohort)."""
-        params = Params(scope=scope_json(ranges), end=end_ms)
+        params = self._params(scope=scope_json(ranges), end=end_ms)
         counts = (
             "EXISTS (SELECT 1 FROM events e WHERE e.visit = {v}.id "
             f"AND e.visitor_kind = 'client' AND {filters_sql(filters, params)})"
@@ -267,7 +273,7 @@ class ReportsDatabase(SavedDatabase):
         self, ranges: Sequence[SiteRange], filters: Sequence[Filter]
     ) -> dict[str, int]:
         """Distinct identified visitors of the period by ``visitor_kind``."""
-        params = Params(scope=scope_json(ranges))
+        params = self._params(scope=scope_json(ranges))
         edges = [(r.start_ms, r.end_ms) for r in ranges]
         rolled_up = rollup_reports_sqlite.answers(None, bool(filters), False, edges)
         if rolled_up and self._rollups_current():
@@ -288,7 +294,7 @@ class ReportsDatabase(SavedDatabase):
         self, buckets: Sequence[Bucket], filters: Sequence[Filter]
     ) -> list[tuple[int, str, int, int, int]]:
         """``(bucket, mode, hits, visitors, visits)`` per day bucket and effective mode."""
-        params = Params(
+        params = self._params(
             buckets=msgspec.json.encode(
                 [[b.index, b.site, b.start_ms, b.end_ms] for b in buckets]
             ).decode()
@@ -305,7 +311,7 @@ class ReportsDatabase(SavedDatabase):
         self, ranges: Sequence[SiteRange], filters: Sequence[Filter]
     ) -> list[tuple[str, str, int]]:
         """``(mode, reasons, hits)``: the consent resolution's reason codes as stored."""
-        params = Params(scope=scope_json(ranges))
+        params = self._params(scope=scope_json(ranges))
         sql = (
             f"WITH {_SCOPE_CTE} SELECT e.mode, e.reasons, COUNT(*) FROM scope s {_IN_SCOPE} "
             f"LEFT JOIN visits v ON v.id = e.visit WHERE {filters_sql(filters, params)} "
@@ -333,7 +339,7 @@ class ReportsDatabase(SavedDatabase):
         self, ranges: Sequence[SiteRange], filters: Sequence[Filter], goal: Goal
     ) -> list[tuple[str, str | None, int]]:
         """``(mode, source of the visit's first event, conversions)`` for goal events."""
-        params = Params(scope=scope_json(ranges))
+        params = self._params(scope=scope_json(ranges))
         first_source = SOURCE.replace("e.", "f.")
         sql = (
             f"WITH {_SCOPE_CTE} SELECT e.mode, CASE WHEN e.mode = 'granted' THEN "
@@ -385,7 +391,7 @@ class ReportsDatabase(SavedDatabase):
         self, sites: Sequence[str], since_ms: int, until_ms: int, filters: Sequence[Filter]
     ) -> dict[str, Any]:
         """:meth:`recent_pages` over the events matching ``filters``."""
-        params = Params(
+        params = self._params(
             sites=msgspec.json.encode(list(sites)).decode(), since=since_ms, until=until_ms
         )
         where = (
@@ -409,7 +415,7 @@ class ReportsDatabase(SavedDatabase):
         self, sites: Sequence[str], end_ms: int, filters: Sequence[Filter]
     ) -> list[tuple[str, bytes, int, str, str]]:
         """:meth:`revenue_events` restricted to the events matching ``filters``."""
-        params = Params(sites=msgspec.json.encode(list(sites)).decode(), end=end_ms)
+        params = self._params(sites=msgspec.json.encode(list(sites)).decode(), end=end_ms)
         sql = (
             "SELECT e.site, e.user, e.ts, e.revenue_amount, e.revenue_currency FROM events e "
             "LEFT JOIN visits v ON v.id = e.visit "
@@ -422,7 +428,7 @@ class ReportsDatabase(SavedDatabase):
     def engaged_time(self, ranges: Sequence[SiteRange], filters: Sequence[Filter]) -> int:
         """Total ``engaged_ms`` of the period's events matching ``filters`` (the snippet sends
         each engagement ping as the visible time since the previous one, so they add up)."""
-        params = Params(scope=scope_json(ranges))
+        params = self._params(scope=scope_json(ranges))
         edges = [(r.start_ms, r.end_ms) for r in ranges]
         rolled_up = rollup_reports_sqlite.answers(None, bool(filters), False, edges)
         if rolled_up and self._rollups_current():

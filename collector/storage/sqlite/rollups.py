@@ -22,6 +22,7 @@ from collections.abc import Iterable
 import msgspec
 
 from collector.storage.rows import PAGEVIEW_DIMENSIONS, ROLLED_UP_DIMENSIONS, VISIT_DIMENSIONS
+from collector.storage.sqlite import layout as layout_sqlite
 from collector.storage.sqlite.sql import DIMENSION_SQL
 
 #: Dimensions with rollup rows; ``*`` is the visit itself (aggregate and time series).
@@ -348,6 +349,7 @@ def refresh_anon_hours(conn: sqlite3.Connection, site_hours: Iterable[tuple[str,
         "FROM json_each(:pairs)"
     )
     conn.execute(f"DELETE FROM anon_hours WHERE (site, hour) IN ({hours})", params)
+    hint = layout_sqlite.events_hint(conn)
     for dimension in ROLLUP_DIMENSIONS:
         if dimension in VISIT_LEVEL:
             continue
@@ -358,7 +360,7 @@ def refresh_anon_hours(conn: sqlite3.Connection, site_hours: Iterable[tuple[str,
             f"SELECT h.site, '{dimension}', {key}, h.hour, SUM(e.name = 'pageview'), "
             "SUM(e.name NOT IN ('pageview', 'engagement')), coalesce(SUM(e.engaged_ms), 0) "
             f"FROM ({hours}) h "
-            "JOIN events e INDEXED BY events_unidentified ON e.site = h.site "
+            f"JOIN events e{hint} ON e.site = h.site "
             f"AND e.ts >= h.hour * {HOUR_MS} AND e.ts < (h.hour + 1) * {HOUR_MS} "
             f"AND e.visitor IS NULL{where} GROUP BY h.site, h.hour, {key}",
             params,

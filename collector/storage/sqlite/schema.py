@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from collector.storage.sqlite import layout as layout_sqlite
 from collector.storage.sqlite import rollups as rollups_sqlite
 
 migrations = Migrations("mesure")
@@ -194,3 +195,10 @@ def add_account_states(db: Database) -> None:
         CREATE INDEX login_failures_by_ts ON login_failures (ts);
         """
     )
+
+
+@migrations()
+def add_compact_events(db: Database) -> None:
+    """The compact layout of the events (see ``layout_sqlite``): a new database starts in it; a
+    database with events keeps them where they are until ``mesure upgrade`` copies them."""
+    layout_sqlite.create(db.conn)
