@@ -237,8 +237,8 @@ class Storage:
 
     def upgrade_step(self, rows: int = 5_000) -> tuple[str, int]:
         """One short transaction of the upgrade: ``("copied", n)`` events, ``("switched", 0)``
-        once ``events`` reads the compact table, ``("dropped", 0)`` an index or the table of the
-        first layout, ``("done", 0)`` when nothing is left to do."""
+        once ``events`` reads the compact table, ``("dropped", 0)`` an index, rows or the table of
+        the first layout, ``("done", 0)`` when nothing is left to do."""
         with self._write() as conn:
             layout, _ = layout_sqlite.layout_of(conn)
             if layout == layout_sqlite.COPYING:
@@ -248,7 +248,7 @@ class Storage:
                 if layout_sqlite.switch(conn):
                     return "switched", 0
                 return "copied", 0
-            if layout == layout_sqlite.COMPACT and layout_sqlite.drop_old_step(conn):
+            if layout == layout_sqlite.COMPACT and layout_sqlite.drop_old_step(conn, rows * 4):
                 return "dropped", 0
             return "done", 0
 

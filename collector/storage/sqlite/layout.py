@@ -17,8 +17,8 @@ collector runs (``mesure upgrade``): after a backup, the layout becomes ``copyin
 goes to both tables (same ids) and the rows stored before are copied in short transactions, in id
 order, from where the last one stopped (a crash loses nothing: the next run carries on). Readers
 keep reading the first table, which holds everything, until the last row is copied; then, in one
-transaction, ``events`` becomes the view. The old table is then dropped, an index at a time, its
-pages overwritten with zeros (``secure_delete``).
+transaction, ``events`` becomes the view. The old table is then dropped in short transactions (an
+index, then its rows 20,000 at a time), its pages overwritten with zeros (``secure_delete``).
 """
 
 from __future__ import annotations
@@ -421,9 +421,11 @@ def switch(conn: sqlite3.Connection) -> bool:
     return True
 
 
-def drop_old_step(conn: sqlite3.Connection) -> bool:
-    """Drop one index of the first layout's table, or the table itself once they are gone;
-    ``False`` when nothing is left to drop."""
+def drop_old_step(conn: sqlite3.Connection, rows: int) -> bool:
+    """Drop one index of the first layout's table, or delete ``rows`` of its rows, or drop it
+    once empty: short transactions, each freed page overwritten with zeros while hits wait (a
+    10 M-event table dropped at once would hold them for many seconds). ``False`` when nothing
+    is left."""
     names = {
         row[0]: row[1]
         for row in conn.execute(
@@ -434,7 +436,12 @@ def drop_old_step(conn: sqlite3.Connection) -> bool:
         if names.get(index) == "index":
             conn.execute(f"DROP INDEX {index}")
             return True
-    if OLD_TABLE in names:
+    if OLD_TABLE not in names:
+        return False
+    deleted = conn.execute(
+        f"DELETE FROM {OLD_TABLE} WHERE rowid IN (SELECT rowid FROM {OLD_TABLE} LIMIT ?)",
+        (rows,),
+    ).rowcount
+    if not deleted:
         conn.execute(f"DROP TABLE {OLD_TABLE}")
-        return True
-    return False
+    return True
