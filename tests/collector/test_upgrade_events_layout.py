@@ -179,7 +179,7 @@ def test_an_upgrade_under_ingest_backs_up_then_copies_every_event_once(tmp_path:
     assert _schema(database) == {
         "event_rows": "table",
         "event_rows_by_time": "index",
-        "event_rows_by_name": "index",
+        "event_rows_custom": "index",
         "event_rows_by_visit": "index",
         "event_rows_by_user": "index",
         "event_rows_unidentified": "index",

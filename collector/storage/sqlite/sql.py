@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from collector.storage.rows import PROP_PREFIX, Filter, Goal, SiteRange, dimension_map
+from collector.storage.sqlite.layout import BUILT_IN_NAMES, CUSTOM_TERM
 
 SOURCE = (
     "CASE WHEN e.mode = 'granted' AND e.utm_source IS NOT NULL THEN e.utm_source "
@@ -110,6 +111,8 @@ def filters_sql(filters: Sequence[Filter], params: Params) -> str:
         value = params.add(item.value)
         if item.op == "is":
             clauses.append(f"{expr} = {value}")
+            if item.dimension == "event" and item.value not in BUILT_IN_NAMES:
+                clauses.append(CUSTOM_TERM)  # lets SQLite read the custom events' index
         elif item.op == "is_not":
             clauses.append(f"({expr} IS NULL OR {expr} != {value})")
         else:
@@ -148,7 +151,10 @@ def goal_sql(goal: Goal, params: Params) -> str:
                 f"(SELECT id FROM strings WHERE value GLOB {pattern}))"
             )
         return f"(e.name = 'pageview' AND e.path GLOB {pattern})"
-    return f"e.name = {params.add(goal.match)}"
+    if goal.match in BUILT_IN_NAMES:
+        return f"e.name = {params.add(goal.match)}"
+    # The custom events' index serves the goal only when the query repeats its WHERE.
+    return f"(e.name = {params.add(goal.match)} AND {CUSTOM_TERM})"
 
 
 def scope_json(ranges: Sequence[SiteRange]) -> str:
