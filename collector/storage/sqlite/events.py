@@ -319,7 +319,7 @@ class Storage:
         """Every stored event (of ``site``), ordered by id; ``props`` decoded."""
         rows = self._select(
             f"SELECT {layout_sqlite.SELECT_COLUMNS} FROM events"
-            + (" WHERE site = ?" if site else "")
+            + (f" WHERE {self._site_is()}" if site else "")
             + " ORDER BY id",
             (site,) if site else (),
         )
@@ -327,6 +327,12 @@ class Storage:
             if row["props"] is not None:
                 row["props"] = msgspec.json.decode(row["props"])
         return rows
+
+    def _site_is(self) -> str:
+        """``site = ?`` over ``events``: over the site's id in the compact layout (indexed)."""
+        with self._lock:
+            compact = layout_sqlite.is_compact(self._conn)
+        return "site_id = (SELECT id FROM strings WHERE value = ?)" if compact else "site = ?"
 
     def visits(self, site: str | None = None) -> list[dict[str, Any]]:
         return self._select(
@@ -345,7 +351,7 @@ class Storage:
 
     def count_events(self, site: str | None = None) -> int:
         rows = self._select(
-            "SELECT count(*) AS n FROM events" + (" WHERE site = ?" if site else ""),
+            "SELECT count(*) AS n FROM events" + (f" WHERE {self._site_is()}" if site else ""),
             (site,) if site else (),
         )
         return int(rows[0]["n"])

@@ -71,6 +71,7 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
 COLUMN_NAMES = tuple(name for name, _ in EVENT_COLUMNS)
 #: Columns stored as ids of ``strings``.
 ENCODED = (
+    "site",
     "mode",
     "reasons",
     "visitor_kind",
@@ -195,6 +196,10 @@ def layout_of(conn: sqlite3.Connection) -> tuple[str, int]:
     except sqlite3.OperationalError:
         return FIRST, 0
     return str(row[0]), int(row[1])
+
+
+def is_compact(conn: sqlite3.Connection) -> bool:
+    return layout_of(conn)[0] == COMPACT
 
 
 def create(conn: sqlite3.Connection) -> None:

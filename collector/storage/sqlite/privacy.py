@@ -44,6 +44,13 @@ class PrivacyDatabase:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
+    def _is(self, column: str) -> str:
+        """``column = ?`` over ``events``; for a column of the compact layout's dictionary (the
+        site, the mode), over its id, which the indexes hold and no row needs decoding for."""
+        if column in layout_sqlite.ENCODED and layout_sqlite.is_compact(self._conn):
+            return f"{column}_id = (SELECT id FROM strings WHERE value = ?)"
+        return f"{column} = ?"
+
     def _rows(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         cursor = self._conn.execute(sql, params)
         names = [column[0] for column in cursor.description]
@@ -61,8 +68,8 @@ class PrivacyDatabase:
     def export_rows(self, site: str, start_ms: int, end_ms: int) -> Iterator[dict[str, Any]]:
         """Events of ``site`` with ``start_ms <= ts < end_ms``, by time then id."""
         cursor = self._conn.execute(
-            f"SELECT {layout_sqlite.SELECT_COLUMNS} FROM events WHERE site = ? AND ts >= ? "
-            "AND ts < ? ORDER BY ts, id",
+            f"SELECT {layout_sqlite.SELECT_COLUMNS} FROM events WHERE {self._is('site')} "
+            "AND ts >= ? AND ts < ? ORDER BY ts, id",
             (site, start_ms, end_ms),
         )
         names = [column[0] for column in cursor.description]
@@ -74,14 +81,14 @@ class PrivacyDatabase:
         found: dict[str, list[int]] = {"client": [], "cookieless": [], "user": []}
         for kind in ("client", "cookieless"):
             rows = self._conn.execute(
-                "SELECT DISTINCT key_epoch FROM events WHERE site = ? AND ts >= ? AND ts < ? "
-                "AND visitor_kind = ? AND key_epoch IS NOT NULL ORDER BY key_epoch",
+                f"SELECT DISTINCT key_epoch FROM events WHERE {self._is('site')} AND ts >= ? "
+                "AND ts < ? AND visitor_kind = ? AND key_epoch IS NOT NULL ORDER BY key_epoch",
                 (site, start_ms, end_ms, kind),
             ).fetchall()
             found[kind] = [int(row[0]) for row in rows]
         rows = self._conn.execute(
-            "SELECT DISTINCT user_epoch FROM events WHERE site = ? AND ts >= ? AND ts < ? "
-            "AND user_epoch IS NOT NULL ORDER BY user_epoch",
+            f"SELECT DISTINCT user_epoch FROM events WHERE {self._is('site')} AND ts >= ? "
+            "AND ts < ? AND user_epoch IS NOT NULL ORDER BY user_epoch",
             (site, start_ms, end_ms),
         ).fetchall()
         found["user"] = [int(row[0]) for row in rows]
@@ -94,7 +101,7 @@ class PrivacyDatabase:
         rows: list[dict[str, Any]] = []
         for subject in hashes:
             rows += self._rows(
-                f"SELECT {layout_sqlite.SELECT_COLUMNS} FROM events WHERE site = ? "
+                f"SELECT {layout_sqlite.SELECT_COLUMNS} FROM events WHERE {self._is('site')} "
                 f"AND {column} = ? AND {SUBJECT_EPOCH_COLUMN[column]} = ?{_KIND_FILTER[column]} "
                 "ORDER BY ts, id",
                 (site, subject.digest, subject.epoch),
@@ -155,7 +162,8 @@ class PrivacyDatabase:
                 mode=mode,
                 events=int(
                     self._conn.execute(
-                        "SELECT count(*) FROM events WHERE site = ? AND mode = ? AND ts < ?",
+                        f"SELECT count(*) FROM events WHERE {self._is('site')} "
+                        f"AND {self._is('mode')} AND ts < ?",
                         (site, mode, before_ms),
                     ).fetchone()[0]
                 ),
@@ -172,7 +180,7 @@ class PrivacyDatabase:
             touched: set[int] = set()
             hours: set[tuple[str, int]] = set()
             for mode in modes:
-                where = "site = ? AND mode = ? AND ts < ?"
+                where = f"{self._is('site')} AND {self._is('mode')} AND ts < ?"
                 touched.update(
                     int(row[0])
                     for row in self._conn.execute(
@@ -213,7 +221,9 @@ class PrivacyDatabase:
         if site is None:
             return int(self._conn.execute("SELECT count(*) FROM events").fetchone()[0])
         return int(
-            self._conn.execute("SELECT count(*) FROM events WHERE site = ?", (site,)).fetchone()[0]
+            self._conn.execute(
+                f"SELECT count(*) FROM events WHERE {self._is('site')}", (site,)
+            ).fetchone()[0]
         )
 
     def reclaim_space(self, *, vacuum: bool = True) -> str:

@@ -350,6 +350,11 @@ def refresh_anon_hours(conn: sqlite3.Connection, site_hours: Iterable[tuple[str,
     )
     conn.execute(f"DELETE FROM anon_hours WHERE (site, hour) IN ({hours})", params)
     hint = layout_sqlite.events_hint(conn)
+    site = (
+        "e.site_id = (SELECT id FROM strings WHERE value = h.site)"
+        if layout_sqlite.is_compact(conn)
+        else "e.site = h.site"
+    )
     for dimension in ROLLUP_DIMENSIONS:
         if dimension in VISIT_LEVEL:
             continue
@@ -360,7 +365,7 @@ def refresh_anon_hours(conn: sqlite3.Connection, site_hours: Iterable[tuple[str,
             f"SELECT h.site, '{dimension}', {key}, h.hour, SUM(e.name = 'pageview'), "
             "SUM(e.name NOT IN ('pageview', 'engagement')), coalesce(SUM(e.engaged_ms), 0) "
             f"FROM ({hours}) h "
-            f"JOIN events e{hint} ON e.site = h.site "
+            f"JOIN events e{hint} ON {site} "
             f"AND e.ts >= h.hour * {HOUR_MS} AND e.ts < (h.hour + 1) * {HOUR_MS} "
             f"AND e.visitor IS NULL{where} GROUP BY h.site, h.hour, {key}",
             params,
