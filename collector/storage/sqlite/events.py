@@ -218,7 +218,7 @@ class Storage:
             return [
                 f"The {state.total:,} stored events are in the layout of an earlier Mesure. "
                 "`mesure upgrade --out DIR --recipient age1…` backs the data directory up, then "
-                "rewrites them into the compact layout (about a third of their bytes) while the "
+                "rewrites them into the compact layout (40 % fewer bytes) while the "
                 "collector runs."
             ]
         if state.layout == layout_sqlite.COPYING:
