@@ -59,9 +59,8 @@ def upgrade(
     try:
         state = storage.layout_progress()
         if state.layout == layout_sqlite.COMPACT and not state.old_table:
-            click.echo("the events are already in the compact layout: nothing to do")
-            return
-        if state.layout == layout_sqlite.FIRST:
+            click.echo("the events are already in the compact layout: nothing to copy")
+        elif state.layout == layout_sqlite.FIRST:
             click.echo(f"{state.total:,} events to copy into the compact layout; backup first")
             result = take_backup(
                 data_dir, out, recipients, recipients_files, unencrypted=unencrypted, actor=actor
@@ -73,10 +72,14 @@ def upgrade(
                 f"carrying on: {state.copied:,} of {state.total:,} events copied before; "
                 f"the backup taken then is {state.backup}"
             )
-        _run(storage, state.copied, state.total, rows)
+        if state.layout == layout_sqlite.FIRST or state.layout == layout_sqlite.COPYING:
+            _run(storage, state.copied, state.total, rows)
+        elif state.old_table:
+            _run(storage, 0, 0, rows)  # the first layout's table is still being dropped
     finally:
         storage.close()
     if vacuum:
+        click.echo("VACUUM: hits wait until it ends")
         started = time.monotonic()
         with privacy_database(config.database_path) as db:
             done = db.reclaim_space()

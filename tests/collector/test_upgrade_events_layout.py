@@ -367,7 +367,7 @@ def test_a_new_directory_starts_compact_and_an_upgrade_needs_a_backup(tmp_path: 
     data = tmp_path / "new"
     init(data)
     assert _layout(data / "mesure.db")[0] == "compact"
-    assert "nothing to do" in mesure("upgrade", "--data", str(data)).stdout
+    assert "nothing to copy" in mesure("upgrade", "--data", str(data)).stdout
     older = _first_layout_directory(tmp_path, 20)
     refused = mesure("upgrade", "--data", str(older), expect=2)
     assert "backup needs --out DIR" in refused.stderr
