@@ -335,7 +335,7 @@ class ReportsDatabase(SavedDatabase):
             f"(SELECT b.i AS i, {mode} AS m, COUNT(*) AS n, COUNT(DISTINCT e.visitor) AS visitors, "
             f"COUNT(DISTINCT e.visit) AS visits FROM b JOIN events e ON {self._site} = b.sk "
             "AND e.ts >= b.lo AND e.ts < b.hi LEFT JOIN visits v ON v.id = e.visit "
-            f"WHERE {filters_sql(filters, params)} GROUP BY b.i, {mode})"
+            f"WHERE {filters_sql(filters, params)} GROUP BY b.i, {mode}) ORDER BY 1, 2"
         )
         return [(r[0], r[1], r[2], r[3], r[4]) for r in self._rows(sql, params)]
 
@@ -349,7 +349,7 @@ class ReportsDatabase(SavedDatabase):
             f"WITH {self._scope_cte} SELECT {self._decoded('m')}, {self._decoded('r')}, n FROM "
             f"(SELECT {mode} AS m, {reasons} AS r, COUNT(*) AS n FROM scope s "
             f"{self._in_scope} LEFT JOIN visits v ON v.id = e.visit "
-            f"WHERE {filters_sql(filters, params)} GROUP BY {mode}, {reasons})"
+            f"WHERE {filters_sql(filters, params)} GROUP BY {mode}, {reasons}) ORDER BY 1, 2"
         )
         return [(r[0], r[1], r[2]) for r in self._rows(sql, params)]
 
