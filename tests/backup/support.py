@@ -4,6 +4,7 @@ sending hits with unique paths that records which were acknowledged."""
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -35,6 +36,17 @@ def mesure(*args: str, expect: int | None = 0) -> subprocess.CompletedProcess[st
     if expect is not None:
         assert done.returncode == expect, (args, done.returncode, done.stdout, done.stderr)
     return done
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM ``process`` if it still runs, SIGKILL if it has not ended within the bound."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=COMMAND_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def init(data: Path) -> None:

@@ -35,22 +35,13 @@ from tests.backup.support import (
     identity_file,
     init,
     mesure,
+    stop_process,
 )
 from tests.privacy.stored_bytes import scan
 from tests.support import ROOT, browser_client, free_port, mesure_command, start_mesure_serve
 
 #: What a collector started during the copy must answer within, from its process's start.
 ANSWER_WITHIN_S = 5.0
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=COMMAND_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _read(database: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -71,7 +62,7 @@ def _collect(data: Path, hits: int) -> None:
             sender.stop()
         assert sender.refused == 0
     finally:
-        _stop(collector)
+        stop_process(collector)
 
 
 def _to_first_layout(database: Path) -> None:
@@ -174,7 +165,7 @@ def test_an_upgrade_under_ingest_backs_up_then_copies_every_event_once(tmp_path:
         assert "s per million events" in done.stdout
         assert "removed the first layout's table" in done.stdout
     finally:
-        _stop(collector)
+        stop_process(collector)
     assert _layout(database)[0] == "compact"
     assert _schema(database) == {
         "event_rows": "table",
@@ -216,32 +207,29 @@ def test_an_upgrade_under_ingest_backs_up_then_copies_every_event_once(tmp_path:
     assert _events(restored / "mesure.db")[: len(before)] == before
 
 
-def test_a_killed_upgrade_carries_on_and_a_collector_started_meanwhile_answers(
-    tmp_path: Path,
-) -> None:
-    data = _first_layout_directory(tmp_path, 1200)
-    database = data / "mesure.db"
-    before = _events(database)
-    with (tmp_path / "upgrade.log").open("wb") as log:
+def _kill_upgrade_half_way(data: Path, backup: Path, log: Path) -> None:
+    """Start ``mesure upgrade`` (100 rows a transaction) and SIGKILL it once its first rows are
+    copied: the upgrade of a large directory killed, or still running."""
+    with log.open("wb") as output:
         upgrade = subprocess.Popen(
             mesure_command(
                 "upgrade",
                 "--data",
                 str(data),
                 "--out",
-                str(tmp_path / "backup"),
+                str(backup),
                 "--unencrypted",
                 "--rows",
                 "100",
             ),
             cwd=ROOT,
             env=ENV,
-            stdout=log,
-            stderr=log,
+            stdout=output,
+            stderr=output,
         )
         try:
             for _attempt in range(4000):  # a bound, not a timing: the backup comes first
-                if upgrade.poll() is not None or _copied(database) > 0:
+                if upgrade.poll() is not None or _copied(data / "mesure.db") > 0:
                     break
                 time.sleep(0.005)
             upgrade.send_signal(signal.SIGKILL)
@@ -249,6 +237,15 @@ def test_a_killed_upgrade_carries_on_and_a_collector_started_meanwhile_answers(
         finally:
             if upgrade.poll() is None:
                 upgrade.kill()
+
+
+def test_a_killed_upgrade_carries_on_and_a_collector_started_meanwhile_answers(
+    tmp_path: Path,
+) -> None:
+    data = _first_layout_directory(tmp_path, 1200)
+    database = data / "mesure.db"
+    before = _events(database)
+    _kill_upgrade_half_way(data, tmp_path / "backup", tmp_path / "upgrade.log")
     layout, boundary, copied = _layout(database)
     assert layout == "copying" and 0 < copied < boundary, (layout, boundary, copied)
     # The copy resumes from the last committed chunk, while a collector starts beside it.
@@ -280,7 +277,7 @@ def test_a_killed_upgrade_carries_on_and_a_collector_started_meanwhile_answers(
     finally:
         if resumed.poll() is None:
             resumed.kill()
-        _stop(collector)
+        stop_process(collector)
     after = _events(database)
     assert after[: len(before)] == before
     assert [row[13] for row in after[len(before) :]] == ["/during-upgrade"]
@@ -321,29 +318,7 @@ def test_an_erasure_during_the_copy_leaves_none_of_the_subject_in_either_layout(
         and not any(other != path and other.startswith(path) for other in stored)
     }
     assert len(subject_paths) >= 10
-    # Stop the copy half-way: the upgrade of a large directory killed, or still running.
-    upgrade = subprocess.Popen(
-        mesure_command(
-            "upgrade",
-            "--data",
-            str(data),
-            "--out",
-            str(tmp_path / "backup"),
-            "--unencrypted",
-            "--rows",
-            "100",
-        ),
-        cwd=ROOT,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _attempt in range(4000):  # a bound, not a timing
-        if upgrade.poll() is not None or _copied(database) > 0:
-            break
-        time.sleep(0.005)
-    upgrade.send_signal(signal.SIGKILL)
-    upgrade.wait(timeout=COMMAND_TIMEOUT)
+    _kill_upgrade_half_way(data, tmp_path / "backup", tmp_path / "upgrade.log")
     assert _layout(database)[0] == "copying"
     in_copy = {
         row[0]
