@@ -184,7 +184,7 @@ _encoded_of = operator.itemgetter(*ENCODED_POSITIONS)
 _STORED_ORDER = ", ".join([COLUMN_NAMES[i] for i in _PLAIN_POSITIONS] + list(ENCODED))
 #: Rows per multi-row ``INSERT``: one statement steps once for them all, where ``executemany``
 #: steps once per row, giving up the GIL each time to a busy event loop. Statements have this
-#: size, or the rest of a group below it (a few sizes, each a prepared statement cached).
+#: size or a group's remainder below it: at most 64 statements for SQLite to cache.
 _ROWS_PER_INSERT = 64
 
 
