@@ -31,10 +31,6 @@ MAX_GROUP = 500
 RETRY_AFTER_SECONDS = 2
 #: Quiet time after which the writer brings the report rollups up to date.
 IDLE_SECONDS = 0.25
-#: Under steady traffic there is no quiet time (hits 25 ms apart left a 10 M-event dashboard
-#: reading the events for good): a refresh step then runs between two commits once the
-#: rollups have waited this long, whatever waits.
-MAX_ROLLUP_WAIT_SECONDS = 0.5
 #: Pause after each commit, so that another worker process waiting to write gets its turn.
 TURN_HANDOFF_SECONDS = 0.00005
 
@@ -93,20 +89,14 @@ class Writer:
         # a restart too), in short transactions, and only while none waits: refreshing right
         # after each commit cost three times the hit itself in the ingest benchmark (its
         # clients leave the queue empty after every commit), and waiting for a quiet moment
-        # also refreshes a visit once for all of its recent hits. Traffic that never leaves a
-        # quiet moment still gets one refresh step every MAX_ROLLUP_WAIT_SECONDS.
+        # also refreshes a visit once for all of its recent hits.
         stale = True
-        refreshed = time.monotonic()
         while True:
-            if stale and time.monotonic() - refreshed >= MAX_ROLLUP_WAIT_SECONDS:
-                stale = self._refresh_rollups()
-                refreshed = time.monotonic()
             try:
                 first = self._queue.get(timeout=IDLE_SECONDS) if stale else self._queue.get()
             except queue.Empty:
                 while stale and self._queue.qsize() == 0:
                     stale = self._refresh_rollups()
-                refreshed = time.monotonic()
                 continue
             # The group is gathered once it is this process's turn to write (other worker
             # processes commit first): what arrived meanwhile joins it. Gathering before the
@@ -129,8 +119,6 @@ class Writer:
                     self._committing = len(group)
                     self._commit(group)
                     self._committing = 0
-                    if not stale:
-                        refreshed = time.monotonic()  # the rollups wait from this commit on
                     stale = True
             if stopping:
                 return
