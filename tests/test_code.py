@@ -41,6 +41,8 @@ BACKEND_IMPORTERS: dict[str, str] = {
     # the SQLite schema's migrations.
     "collector.backup.create": "collector.storage.sqlite",
     "collector.backup.restore": "collector.storage.sqlite",
+    # Rewrites the SQLite file's events into their compact layout: about SQLite by nature.
+    "collector.cli.upgrade": "collector.storage.sqlite",
 }
 #: The packages and modules that reach storage through its ports only.
 PORT_USERS = (

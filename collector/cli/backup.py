@@ -7,6 +7,7 @@ the ``mesure`` group registers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -58,26 +59,43 @@ def _public_key(text: str | None) -> Ed25519PublicKey | None:
     return None if text is None else keyring.load_public_key(text)
 
 
+def backup_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--out``, ``--recipient``, ``--recipients-file``, ``--unencrypted``: where a backup goes
+    and whom it is encrypted to (``mesure backup`` and ``mesure upgrade``)."""
+    for option in reversed(
+        [
+            click.option(
+                "--out",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="The backup's new directory.",
+            ),
+            click.option(
+                "--recipient",
+                "recipients",
+                multiple=True,
+                metavar="AGE1…",
+                help="age public key to encrypt to (repeatable; any one identity decrypts).",
+            ),
+            click.option(
+                "--recipients-file",
+                "recipients_files",
+                multiple=True,
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="File of age public keys, one a line (repeatable).",
+            ),
+            click.option(
+                "--unencrypted", is_flag=True, help="Write the backup in the clear, keys included."
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @click.group(invoke_without_command=True)
 @data_option
-@click.option(
-    "--out", type=click.Path(path_type=Path), default=None, help="The backup's new directory."
-)
-@click.option(
-    "--recipient",
-    "recipients",
-    multiple=True,
-    metavar="AGE1…",
-    help="age public key to encrypt to (repeatable; any one identity decrypts).",
-)
-@click.option(
-    "--recipients-file",
-    "recipients_files",
-    multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="File of age public keys, one a line (repeatable).",
-)
-@click.option("--unencrypted", is_flag=True, help="Write the backup in the clear, keys included.")
+@backup_options
 @by_option
 @click.pass_context
 def backup(
@@ -92,6 +110,19 @@ def backup(
     """Back up the data directory, collector running or not, encrypted with age."""
     if ctx.invoked_subcommand is not None:
         return
+    take_backup(data_dir, out, recipients, recipients_files, unencrypted=unencrypted, actor=actor)
+
+
+def take_backup(
+    data_dir: Path,
+    out: Path | None,
+    recipients: tuple[str, ...],
+    recipients_files: tuple[Path, ...],
+    *,
+    unencrypted: bool,
+    actor: str | None,
+) -> BackupResult:
+    """Check the backup options, write the backup and say what it holds."""
     if out is None:
         raise BackupProblem("backup needs --out DIR (a new directory)")
     try:
@@ -125,6 +156,7 @@ def backup(
     _report_backup(result)
     if unencrypted:
         click.echo(f"WARNING: {result.out} is NOT encrypted.", err=True)
+    return result
 
 
 def _report_backup(result: BackupResult) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import click
 
-from collector.cli import accounts, backup, clickhouse, keys, privacy, serve, site
+from collector.cli import accounts, backup, clickhouse, keys, privacy, serve, site, upgrade
 
 
 @click.group()
@@ -24,6 +24,6 @@ def main() -> None:
     """Mesure: privacy-first, self-hosted web analytics."""
 
 
-for _family in (site, serve, accounts, privacy, keys, backup, clickhouse):
+for _family in (site, serve, accounts, privacy, keys, backup, upgrade, clickhouse):
     for _command in _family.COMMANDS:
         main.add_command(_command)

@@ -67,9 +67,11 @@ def serve(data_dir: Path, host: str, port: int, workers: int | None) -> None:
         raise ConfigProblem(str(exc)) from exc
     audit_config_change(audit, data_dir / CONFIG_FILE)
     try:
-        prepare(config)
+        notices = prepare(config)
     except ConfigError as exc:
         raise ConfigProblem(str(exc)) from exc
+    for notice in notices:
+        click.echo(notice)
     listening = f"http://{host}:{port}"
     click.echo(f"Mesure listening on {listening} ({workers} worker(s))")
     click.echo(f"Data directory: {data_dir}")

@@ -66,12 +66,17 @@ class StorageConfig(Protocol):
     def sites(self) -> Sequence[StorageSite]: ...
 
 
-def prepare(config: StorageConfig) -> None:
-    """Create or migrate every database of ``config`` (SQLite always: accounts live there)."""
+def prepare(config: StorageConfig) -> list[str]:
+    """Create or migrate every database of ``config`` (SQLite always: accounts live there).
+    Returns what the owner should know of the stored data (an upgrade to run)."""
     if config.clickhouse is None:
-        open_storage(config.database_path, timezones=timezones_of(config)).close()
-    else:
-        open_events(config).close()
+        storage = open_storage(config.database_path, timezones=timezones_of(config))
+        try:
+            return storage.notices()
+        finally:
+            storage.close()
+    open_events(config).close()
+    return []
 
 
 def open_events(config: StorageConfig, *, lock_timeout_ms: int = 10_000) -> EventStore:

@@ -18,6 +18,8 @@ backend by nature:
 - :mod:`collector.backup.create` and :mod:`collector.backup.restore`: a backup is SQLite's online
   backup of the database file, and both read or check the names of the SQLite schema's
   migrations (:mod:`collector.storage.sqlite.schema`) that the archive records.
+- :mod:`collector.cli.upgrade` (``mesure upgrade``): rewrites the SQLite file's events into
+  their compact layout (:mod:`collector.storage.sqlite.layout`), SQLite by nature.
 
 Tests may import either backend: they test the backends themselves.
 """

@@ -4,6 +4,7 @@ sending hits with unique paths that records which were acknowledged."""
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -35,6 +36,17 @@ def mesure(*args: str, expect: int | None = 0) -> subprocess.CompletedProcess[st
     if expect is not None:
         assert done.returncode == expect, (args, done.returncode, done.stdout, done.stderr)
     return done
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM ``process`` if it still runs, SIGKILL if it has not ended within the bound."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=COMMAND_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def init(data: Path) -> None:
@@ -71,10 +83,12 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 class Sender:
-    """A thread sending hits with unique paths (``/b/N``), in order; ``acked`` lists the paths
+    """A thread sending hits with unique paths (``/b/N``, another prefix than ``b`` if
+    given), in order; ``acked`` lists the paths
     that got a 202, in the order of their answers."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, prefix: str = "b") -> None:
+        self.prefix = prefix  # senders of one test use different ones, to keep paths unique
         self.url = f"http://127.0.0.1:{port}"
         self.acked: list[str] = []
         self.refused = 0
@@ -105,7 +119,7 @@ class Sender:
         with browser_client(self.url) as client:
             number = 0
             while not self._stop.is_set():
-                path = f"/b/{number}"
+                path = f"/{self.prefix}/{number}"
                 body = {
                     "site": SITE,
                     "url": f"https://{SITE}{path}",

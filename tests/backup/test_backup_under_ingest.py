@@ -4,19 +4,18 @@ directory of a running collector."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from tests.backup.support import (
-    COMMAND_TIMEOUT,
     ENV,
     SITE,
     Sender,
     identity_file,
     init,
     mesure,
+    stop_process,
     stored_paths,
 )
 from tests.support import browser_client, free_port, start_mesure_serve
@@ -28,16 +27,6 @@ REPORTS = [
     ("/api/v1/breakdown", {"period": "7d", "by": "browser"}),
     ("/api/v1/consent", {"period": "7d"}),
 ]
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=COMMAND_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _reports(port: int, token: str) -> list[Any]:
@@ -102,6 +91,6 @@ def test_a_backup_under_ingest_holds_every_hit_acknowledged_before_it_started(
         assert original[0]["metrics"]["pageviews"] == len(sender.acknowledged())
         assert _reports(restored_port, token) == original
     finally:
-        _stop(collector)
+        stop_process(collector)
         if restored_collector is not None:
-            _stop(restored_collector)
+            stop_process(restored_collector)

@@ -828,12 +828,14 @@ def corrupted_copy(database: Path, acknowledged: list[str], work: Path) -> Path:
     source.close()
     kept = [i for i in acknowledged if i.endswith("s")]
     gone, twice = kept[0], kept[len(kept) // 2]
-    columns = [row[1] for row in target.execute("PRAGMA table_info(events)") if row[1] != "id"]
+    # The rows of the compact layout (``events`` is the view decoding them).
+    columns = [row[1] for row in target.execute("PRAGMA table_info(event_rows)") if row[1] != "id"]
+    ids = "id IN (SELECT id FROM events WHERE path LIKE ?)"
     with target:
-        target.execute("DELETE FROM events WHERE path LIKE ?", (f"%/{gone}",))
+        target.execute(f"DELETE FROM event_rows WHERE {ids}", (f"%/{gone}",))
         target.execute(
-            f"INSERT INTO events ({', '.join(columns)}) SELECT {', '.join(columns)} "
-            "FROM events WHERE path LIKE ?",
+            f"INSERT INTO event_rows ({', '.join(columns)}) SELECT {', '.join(columns)} "
+            f"FROM event_rows WHERE {ids}",
             (f"%/{twice}",),
         )
     target.close()

@@ -16,14 +16,18 @@ import msgspec
 from sqlite_utils import Database
 
 from collector.storage.rows import VISIT_GAP_MS, DropCount, Event
+from collector.storage.sqlite import layout as layout_sqlite
 from collector.storage.sqlite import rollups as rollups_sqlite
 from collector.storage.sqlite.schema import migrations
 
 # Every Event field is a column, except the previous-key candidate used only to find the visit.
 _EVENT_COLUMNS = [
+    "id",
     *(name for name in Event.__struct_fields__ if not name.startswith("previous_")),
     "visit",
 ]
+# Where each of the compact table's columns is in a row of ``_EVENT_COLUMNS``.
+_TO_COMPACT = [_EVENT_COLUMNS.index(name) for name in layout_sqlite.COLUMN_NAMES]
 #: Events per multi-row ``INSERT`` (times the columns: well under SQLite's 32,766 parameters).
 _EVENTS_PER_INSERT = 200
 #: Groups of up to this many events are inserted in one statement of their exact size; larger
@@ -40,10 +44,6 @@ _STORED_FIELDS = [
 _PROPS_FIELD = Event.__struct_fields__.index("props")
 _VISITOR_FIELD = Event.__struct_fields__.index("visitor")
 _KEY_EPOCH_FIELD = Event.__struct_fields__.index("key_epoch")
-_INSERT_EVENT = (
-    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + c for c in _EVENT_COLUMNS)})"
-)
 # Without INDEXED BY, SQLite 3.40 picks ``visits_by_start`` (every visit of the site that started
 # before the hit: a scan growing with the table, measured at 70 % of the writer's time in the
 # ingest benchmark) instead of the visitor's own few rows.
@@ -101,6 +101,7 @@ class Storage:
         # workers, hits waited for a lock that was already free (p99 723 ms in the ingest
         # benchmark). The kernel wakes a process waiting on this lock file as soon as it is free.
         self._writer_lock = os.open(f"{path}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+        self._strings = layout_sqlite.Strings()
 
     def close(self) -> None:
         with self._lock:
@@ -136,9 +137,11 @@ class Storage:
                 yield self._conn
                 self._conn.execute("COMMIT")
             except BaseException:
+                self._strings.rolled_back()
                 if self._conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
                     self._conn.execute("ROLLBACK")
                 raise
+            self._strings.committed()
 
     def migrate(self) -> None:
         with self._write():
@@ -176,10 +179,26 @@ class Storage:
                     values[_KEY_EPOCH_FIELD] = event.previous_key_epoch
             # What the rollups hold for the visits extended (read before the new events).
             states = self._old_states(conn, known, events, visits, before, after)
+            layout, epoch = layout_sqlite.layout_of(conn)
+            first_id = _next_id(conn, layout)
             rows = [
-                (*[values[index] for index in _STORED_FIELDS], visit)
-                for values, visit in zip(prepared, visits, strict=True)
+                (first_id + number, *[values[index] for index in _STORED_FIELDS], visit)
+                for number, (values, visit) in enumerate(zip(prepared, visits, strict=True))
             ]
+            self._store_rows(conn, layout, epoch, rows)
+            self._roll_up(conn, known, events, prepared, visits, before, after, states)
+            for drop in drops:
+                conn.execute(
+                    "INSERT INTO dropped_hits (site, day, reason, hits) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (site, day, reason) DO UPDATE SET hits = hits + excluded.hits",
+                    (drop.site, drop.day, drop.reason, drop.hits),
+                )
+
+    def _store_rows(
+        self, conn: sqlite3.Connection, layout: str, epoch: int, rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert event ``rows`` (``_EVENT_COLUMNS`` order) into the table(s) of ``layout``."""
+        if layout != layout_sqlite.COMPACT:
             # Multi-row INSERTs: one statement (one GIL hand-off) for many events, not one each.
             start = 0
             for size in _insert_sizes(len(rows)):
@@ -190,13 +209,9 @@ class Storage:
                     + ", ".join([_EVENT_ROW] * size),
                     [value for row in chunk for value in row],
                 )
-            self._roll_up(conn, known, events, prepared, visits, before, after, states)
-            for drop in drops:
-                conn.execute(
-                    "INSERT INTO dropped_hits (site, day, reason, hits) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (site, day, reason) DO UPDATE SET hits = hits + excluded.hits",
-                    (drop.site, drop.day, drop.reason, drop.hits),
-                )
+        if layout != layout_sqlite.FIRST:
+            compact = [[row[index] for index in _TO_COMPACT] for row in rows]
+            layout_sqlite.insert_rows(conn, self._strings, epoch, compact)
 
     def _add_sites(
         self,
@@ -352,6 +367,85 @@ class Storage:
         with self._write() as conn:
             return rollups_sqlite.rebuild_pending(conn, limit)
 
+    def layout_progress(self) -> layout_sqlite.Progress:
+        """Where the events' layout upgrade stands (:mod:`collector.storage.sqlite.layout`)."""
+        with self._lock:
+            return layout_sqlite.progress(self._conn)
+
+    def notices(self) -> list[str]:
+        """What the owner should know at start-up: an upgrade of the events' layout to run."""
+        state = self.layout_progress()
+        if state.layout == layout_sqlite.FIRST:
+            return [
+                f"The {state.total:,} stored events are in the layout of an earlier Mesure. "
+                "`mesure upgrade --out DIR --recipient age1…` backs the data directory up, then "
+                "rewrites them into the compact layout (40 % fewer bytes) while the "
+                "collector runs."
+            ]
+        if state.layout == layout_sqlite.COPYING:
+            return [
+                f"The upgrade of the events' layout stopped after {state.copied:,} of "
+                f"{state.total:,} events (backup: {state.backup}): run `mesure upgrade` again "
+                "to carry on. Until it ends, every new event is written in both layouts."
+            ]
+        notices = []
+        old_rollups, queued = self.rollups_left()
+        if old_rollups or state.old_table:
+            notices.append(
+                "Tables of an earlier Mesure are still stored, unread: `mesure upgrade` removes "
+                "them in short transactions while the collector runs."
+            )
+        if queued:
+            notices.append(
+                f"{queued:,} days of rollups are queued for a rebuild: reports read them from "
+                "the events (exact, slower) until the collector, when idle, or `mesure "
+                "upgrade` rebuilds them."
+            )
+        return notices
+
+    def begin_upgrade(self, backup: str, now_ms: int) -> None:
+        """Start copying the events into the compact layout (``backup``: where the backup
+        taken just before is)."""
+        with self._write() as conn:
+            layout_sqlite.begin_copy(conn, backup, now_ms)
+
+    def upgrade_step(self, rows: int = 5_000) -> tuple[str, int]:
+        """One short transaction of the upgrade: ``("copied", n)`` events, ``("switched", 0)``
+        once ``events`` reads the compact table, ``("dropped", 0)`` an index, rows or the table of
+        the first layout, ``("done", 0)`` when nothing is left to do."""
+        with self._write() as conn:
+            layout, _ = layout_sqlite.layout_of(conn)
+            if layout == layout_sqlite.COPYING:
+                copied = layout_sqlite.copy_chunk(conn, rows)
+                if copied:
+                    return "copied", copied
+                if layout_sqlite.switch(conn):
+                    return "switched", 0
+                return "copied", 0
+            if layout != layout_sqlite.COMPACT:
+                return "done", 0
+            if layout_sqlite.drop_old_step(conn, rows * 4):
+                return "dropped", 0
+            if rollups_sqlite.drop_old_step(conn, rows * 4):
+                return "dropped rollups", 0
+            if rollups_sqlite.queued_days(conn):
+                rollups_sqlite.rebuild_pending(conn, 1)
+                return "rebuilt", 1
+            return "done", 0
+
+    def rollups_left(self) -> tuple[bool, int]:
+        """Whether the rollups of before storage v2 are still stored, and how many days are
+        queued for a rebuild."""
+        with self._lock:
+            return bool(rollups_sqlite.old_tables(self._conn)), rollups_sqlite.queued_days(
+                self._conn
+            )
+
+    def record_backup(self, backup: str) -> None:
+        """Record where the backup taken before the upgrade's first rewrite is."""
+        with self._write() as conn:
+            conn.execute("UPDATE event_layout SET backup = ?", (backup,))
+
     def import_events(self, events: Sequence[Event]) -> None:
         """Store a large batch of ``events`` (an import, a benchmark data set) in one
         transaction, faster than :meth:`insert_hits` and with the same visit assignment.
@@ -402,7 +496,17 @@ class Storage:
                     if v[0] not in created
                 ],
             )
-            conn.executemany(_INSERT_EVENT, rows)
+            layout, epoch = layout_sqlite.layout_of(conn)
+            first_id = _next_id(conn, layout)
+            self._store_rows(
+                conn,
+                layout,
+                epoch,
+                [
+                    [first_id + number if name == "id" else row[name] for name in _EVENT_COLUMNS]
+                    for number, row in enumerate(rows)
+                ],
+            )
             self._add_sites(conn, rollups_sqlite.sites(conn), ordered)
             # The rollups of every day the batch touched are rebuilt from the events: the
             # days of its events, and every day of each visit it created or extended.
@@ -422,13 +526,21 @@ class Storage:
     def events(self, site: str | None = None) -> list[dict[str, Any]]:
         """Every stored event (of ``site``), ordered by id; ``props`` decoded."""
         rows = self._select(
-            "SELECT * FROM events" + (" WHERE site = ?" if site else "") + " ORDER BY id",
+            f"SELECT {layout_sqlite.SELECT_COLUMNS} FROM events"
+            + (f" WHERE {self._site_is()}" if site else "")
+            + " ORDER BY id",
             (site,) if site else (),
         )
         for row in rows:
             if row["props"] is not None:
                 row["props"] = msgspec.json.decode(row["props"])
         return rows
+
+    def _site_is(self) -> str:
+        """``site = ?`` over ``events``: over the site's id in the compact layout (indexed)."""
+        with self._lock:
+            compact = layout_sqlite.is_compact(self._conn)
+        return "site_id = (SELECT id FROM strings WHERE value = ?)" if compact else "site = ?"
 
     def visits(self, site: str | None = None) -> list[dict[str, Any]]:
         return self._select(
@@ -447,7 +559,7 @@ class Storage:
 
     def count_events(self, site: str | None = None) -> int:
         rows = self._select(
-            "SELECT count(*) AS n FROM events" + (" WHERE site = ?" if site else ""),
+            "SELECT count(*) AS n FROM events" + (f" WHERE {self._site_is()}" if site else ""),
             (site,) if site else (),
         )
         return int(rows[0]["n"])
@@ -466,6 +578,13 @@ class Storage:
             cursor = self._conn.execute(sql, params)
             names = [column[0] for column in cursor.description]
             return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def _next_id(conn: sqlite3.Connection, layout: str) -> int:
+    """The id of the next event: above every stored one (in the first table while it is
+    written, whose ids the compact table copies)."""
+    table = "event_rows" if layout == layout_sqlite.COMPACT else "events"
+    return int(conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0])
 
 
 def _insert_sizes(count: int) -> Iterator[int]:

@@ -14,6 +14,8 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from collector.storage.rows import (
     SUBJECT_EPOCH_COLUMN,
     SUBJECT_VISITOR_KIND,
@@ -23,6 +25,7 @@ from collector.storage.rows import (
     SubjectColumn,
     SubjectHash,
 )
+from collector.storage.sqlite import layout as layout_sqlite
 from collector.storage.sqlite import rollups as rollups_sqlite
 
 #: How long :meth:`PrivacyDatabase.reclaim_space` keeps trying to empty the WAL: 10 s.
@@ -41,6 +44,13 @@ class PrivacyDatabase:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
+    def _is(self, column: str) -> str:
+        """``column = ?`` over ``events``; for a column of the compact layout's dictionary (the
+        site, the mode), over its id, which the indexes hold and no row needs decoding for."""
+        if column in layout_sqlite.ENCODED and layout_sqlite.is_compact(self._conn):
+            return f"{column}_id = (SELECT id FROM strings WHERE value = ?)"
+        return f"{column} = ?"
+
     def _rows(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         cursor = self._conn.execute(sql, params)
         names = [column[0] for column in cursor.description]
@@ -48,8 +58,7 @@ class PrivacyDatabase:
 
     def event_columns(self) -> list[tuple[str, str]]:
         """``(name, declared SQL type)`` of every column of ``events``, in table order."""
-        rows = self._conn.execute("PRAGMA table_info(events)").fetchall()
-        return [(str(row[1]), str(row[2])) for row in rows]
+        return list(layout_sqlite.EVENT_COLUMNS)
 
     def visit_columns(self) -> list[tuple[str, str]]:
         """``(name, declared SQL type)`` of every column of ``visits``, in table order."""
@@ -59,7 +68,8 @@ class PrivacyDatabase:
     def export_rows(self, site: str, start_ms: int, end_ms: int) -> Iterator[dict[str, Any]]:
         """Events of ``site`` with ``start_ms <= ts < end_ms``, by time then id."""
         cursor = self._conn.execute(
-            "SELECT * FROM events WHERE site = ? AND ts >= ? AND ts < ? ORDER BY ts, id",
+            f"SELECT {layout_sqlite.SELECT_COLUMNS} FROM events WHERE {self._is('site')} "
+            "AND ts >= ? AND ts < ? ORDER BY ts, id",
             (site, start_ms, end_ms),
         )
         names = [column[0] for column in cursor.description]
@@ -71,14 +81,14 @@ class PrivacyDatabase:
         found: dict[str, list[int]] = {"client": [], "cookieless": [], "user": []}
         for kind in ("client", "cookieless"):
             rows = self._conn.execute(
-                "SELECT DISTINCT key_epoch FROM events WHERE site = ? AND ts >= ? AND ts < ? "
-                "AND visitor_kind = ? AND key_epoch IS NOT NULL ORDER BY key_epoch",
+                f"SELECT DISTINCT key_epoch FROM events WHERE {self._is('site')} AND ts >= ? "
+                "AND ts < ? AND visitor_kind = ? AND key_epoch IS NOT NULL ORDER BY key_epoch",
                 (site, start_ms, end_ms, kind),
             ).fetchall()
             found[kind] = [int(row[0]) for row in rows]
         rows = self._conn.execute(
-            "SELECT DISTINCT user_epoch FROM events WHERE site = ? AND ts >= ? AND ts < ? "
-            "AND user_epoch IS NOT NULL ORDER BY user_epoch",
+            f"SELECT DISTINCT user_epoch FROM events WHERE {self._is('site')} AND ts >= ? "
+            "AND ts < ? AND user_epoch IS NOT NULL ORDER BY user_epoch",
             (site, start_ms, end_ms),
         ).fetchall()
         found["user"] = [int(row[0]) for row in rows]
@@ -91,8 +101,9 @@ class PrivacyDatabase:
         rows: list[dict[str, Any]] = []
         for subject in hashes:
             rows += self._rows(
-                f"SELECT * FROM events WHERE site = ? AND {column} = ? "
-                f"AND {SUBJECT_EPOCH_COLUMN[column]} = ?{_KIND_FILTER[column]} ORDER BY ts, id",
+                f"SELECT {layout_sqlite.SELECT_COLUMNS} FROM events WHERE {self._is('site')} "
+                f"AND {column} = ? AND {SUBJECT_EPOCH_COLUMN[column]} = ?{_KIND_FILTER[column]} "
+                "ORDER BY ts, id",
                 (site, subject.digest, subject.epoch),
             )
         return sorted(rows, key=lambda row: (row["ts"], row["id"]))
@@ -135,13 +146,12 @@ class PrivacyDatabase:
             # visitors whose ids may be left unused.
             erased = rollups_sqlite.erasure(self._conn, site, subject_ids, visit_ids)
             _, visitors = self._touched(subject_ids, visit_ids)
-            for event_id in subject_ids:
-                self._conn.execute("DELETE FROM events WHERE id = ?", (event_id,))
+            ids = msgspec.json.encode(sorted(subject_ids)).decode()
+            layout_sqlite.delete_rows(self._conn, "id IN (SELECT value FROM json_each(?))", (ids,))
             visit_events = 0
             visits = 0
             for visit_id in sorted(visit_ids):
-                cursor = self._conn.execute("DELETE FROM events WHERE visit = ?", (visit_id,))
-                visit_events += cursor.rowcount
+                visit_events += layout_sqlite.delete_rows(self._conn, "visit = ?", (visit_id,))
                 visits += self._conn.execute(
                     "DELETE FROM visits WHERE id = ?", (visit_id,)
                 ).rowcount
@@ -191,7 +201,8 @@ class PrivacyDatabase:
                 mode=mode,
                 events=int(
                     self._conn.execute(
-                        "SELECT count(*) FROM events WHERE site = ? AND mode = ? AND ts < ?",
+                        f"SELECT count(*) FROM events WHERE {self._is('site')} "
+                        f"AND {self._is('mode')} AND ts < ?",
                         (site, mode, before_ms),
                     ).fetchone()[0]
                 ),
@@ -208,7 +219,7 @@ class PrivacyDatabase:
             times: set[int] = set()
             visitors: set[bytes] = set()
             for mode in modes:
-                where = "site = ? AND mode = ? AND ts < ?"
+                where = f"{self._is('site')} AND {self._is('mode')} AND ts < ?"
                 # The purged events' days (every day from the first to the last) are rebuilt;
                 # the visits they belong to started on one of them.
                 first, last = self._conn.execute(
@@ -217,10 +228,8 @@ class PrivacyDatabase:
                 if first is not None:
                     times.update(range(int(first), int(last), rollups_sqlite.DAY_MS // 2))
                     times.add(int(last))
-                cursor = self._conn.execute(
-                    f"DELETE FROM events WHERE {where}", (site, mode, before_ms)
-                )
-                counts.append(PurgeCount(site=site, mode=mode, events=cursor.rowcount))
+                gone = layout_sqlite.delete_rows(self._conn, where, (site, mode, before_ms))
+                counts.append(PurgeCount(site=site, mode=mode, events=gone))
             # Only visits that lost events can have become empty; skipping the scan otherwise
             # keeps the collector's start-up and daily runs cheap on a large database.
             if any(count.events for count in counts):
@@ -244,7 +253,9 @@ class PrivacyDatabase:
         if site is None:
             return int(self._conn.execute("SELECT count(*) FROM events").fetchone()[0])
         return int(
-            self._conn.execute("SELECT count(*) FROM events WHERE site = ?", (site,)).fetchone()[0]
+            self._conn.execute(
+                f"SELECT count(*) FROM events WHERE {self._is('site')}", (site,)
+            ).fetchone()[0]
         )
 
     def reclaim_space(self, *, vacuum: bool = True) -> str:

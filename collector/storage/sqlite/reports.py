@@ -26,6 +26,7 @@ from collector.storage.rows import (
     SiteRange,
     StepEvent,
 )
+from collector.storage.sqlite import layout as layout_sqlite
 from collector.storage.sqlite import rollup_reports as rollup_reports_sqlite
 from collector.storage.sqlite.saved import SavedDatabase
 from collector.storage.sqlite.sql import (
@@ -39,17 +40,26 @@ from collector.storage.sqlite.sql import (
 
 #: Events that are not interactions: they neither count as events nor save a visit from bouncing.
 NON_INTERACTIONS = ("pageview", "engagement")
-_SCOPE_CTE = (
-    "scope(site, lo, hi) AS MATERIALIZED (SELECT json_extract(value, '$[0]'), "
-    "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(:scope))"
-)
+
+
+def _scope_cte(site_key: str) -> str:
+    """``scope(site, sk, lo, hi)``: each site's range; ``sk`` is what ``events`` holds for the
+    site (``site_key`` of the site's name, ``j.value[0]``)."""
+    name = "json_extract(j.value, '$[0]')"
+    return (
+        f"scope(site, sk, lo, hi) AS MATERIALIZED (SELECT {name}, {site_key.format(name)}, "
+        "json_extract(j.value, '$[1]'), json_extract(j.value, '$[2]') FROM json_each(:scope) j)"
+    )
+
+
 # MATERIALIZED: the ranges are parsed from JSON once, not on every row that reads them.
-_BUCKET_CTE = (
-    "b(i, site, lo, hi) AS MATERIALIZED (SELECT json_extract(value, '$[0]'), "
-    "json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]') "
-    "FROM json_each(:buckets))"
-)
-_IN_SCOPE = "JOIN events e ON e.site = s.site AND e.ts >= s.lo AND e.ts < s.hi"
+def _bucket_cte(site_key: str) -> str:
+    name = "json_extract(j.value, '$[1]')"
+    return (
+        f"b(i, site, sk, lo, hi) AS MATERIALIZED (SELECT json_extract(j.value, '$[0]'), {name}, "
+        f"{site_key.format(name)}, json_extract(j.value, '$[2]'), json_extract(j.value, '$[3]') "
+        "FROM json_each(:buckets) j)"
+    )
 
 
 class ReportsDatabase(SavedDatabase):
@@ -62,6 +72,32 @@ class ReportsDatabase(SavedDatabase):
     def __init__(self, conn: sqlite3.Connection, *, rollups: bool = True) -> None:
         super().__init__(conn)
         self._use_rollups = rollups
+        self._compact = layout_sqlite.layout_of(conn)[0] == layout_sqlite.COMPACT
+        # How ``events`` names a site: its id in the compact layout's dictionary, where the
+        # index on (site, ts) is; its name in the first layout.
+        self._site = "e.site_id" if self._compact else "e.site"
+        site_key = "(SELECT id FROM strings WHERE value = {})" if self._compact else "{}"
+        self._scope_cte = _scope_cte(site_key)
+        self._bucket_cte = _bucket_cte(site_key)
+        self._in_scope = f"JOIN events e ON {self._site} = s.sk AND e.ts >= s.lo AND e.ts < s.hi"
+        # The sites of a ``:sites`` JSON list, as ``events`` names them.
+        self._sites_in = (
+            "(SELECT id FROM strings WHERE value IN (SELECT value FROM json_each(:sites)))"
+            if self._compact
+            else "(SELECT value FROM json_each(:sites))"
+        )
+
+    def _stored(self, column: str) -> str:
+        """``e.<column>`` as stored: its dictionary id in the compact layout, to group by
+        without decoding every row (:meth:`_decoded` gives the text of each group's)."""
+        return f"e.{column}_id" if self._compact else f"e.{column}"
+
+    def _decoded(self, stored: str) -> str:
+        return f"(SELECT value FROM strings WHERE id = {stored})" if self._compact else stored
+
+    def _params(self, **values: Any) -> Params:
+        """A statement's parameters, for the layout ``events`` has in this read."""
+        return Params(compact=self._compact, **values)
 
     def _rows(self, sql: str, params: Params | dict[str, Any]) -> list[tuple[Any, ...]]:
         values = params.values if isinstance(params, Params) else params
@@ -90,15 +126,15 @@ class ReportsDatabase(SavedDatabase):
             )
             if found is not None:
                 return found
-        params = Params(scope=scope_json(ranges))
-        ctes = [_SCOPE_CTE]
+        params = self._params(scope=scope_json(ranges))
+        ctes = [self._scope_cte]
         bucket_join = visit_bucket_join = ""
         if buckets is not None:
             params.values["buckets"] = msgspec.json.encode(
                 [[b.index, b.site, b.start_ms, b.end_ms] for b in buckets]
             ).decode()
-            ctes.append(_BUCKET_CTE)
-            bucket_join = "JOIN b ON b.site = e.site AND e.ts >= b.lo AND e.ts < b.hi"
+            ctes.append(self._bucket_cte)
+            bucket_join = f"JOIN b ON b.sk = {self._site} AND e.ts >= b.lo AND e.ts < b.hi"
             visit_bucket_join = (
                 "JOIN b bv ON bv.site = v.site AND v.start_ts >= bv.lo AND v.start_ts < bv.hi"
             )
@@ -115,8 +151,8 @@ class ReportsDatabase(SavedDatabase):
         )
         visit_join = "LEFT JOIN visits v ON v.id = e.visit" if needs_visit else ""
         ctes.append(
-            f"sel AS (SELECT e.site, e.visitor, e.visit, e.name, {event_key} AS k "
-            f"FROM scope s {_IN_SCOPE} {bucket_join} {visit_join} "
+            f"sel AS (SELECT {self._site} AS site, e.visitor, e.visit, e.name, {event_key} AS k "
+            f"FROM scope s {self._in_scope} {bucket_join} {visit_join} "
             f"WHERE {where}{only_pageviews})"
         )
         if dimension in VISIT_DIMENSIONS:
@@ -152,8 +188,8 @@ class ReportsDatabase(SavedDatabase):
         if goal is not None:
             goal_bucket = "b.i" if buckets is not None else "NULL"
             ctes.append(
-                f"goal_ev AS (SELECT DISTINCT e.site, e.visitor, {goal_bucket} AS i "
-                f"FROM scope s {_IN_SCOPE} {bucket_join} "
+                f"goal_ev AS (SELECT DISTINCT {self._site} AS site, e.visitor, {goal_bucket} AS i "
+                f"FROM scope s {self._in_scope} {bucket_join} "
                 f"WHERE e.visitor IS NOT NULL AND {goal_sql(goal, params)})"
             )
             same_bucket = " AND g.i = sel.k" if buckets is not None else ""
@@ -191,15 +227,15 @@ class ReportsDatabase(SavedDatabase):
     ) -> list[StepEvent]:
         """Identified events matching any of ``goals`` (or carrying property ``prop``), in time
         order; ``value`` is the property's value when ``prop`` is given."""
-        params = Params(scope=scope_json(ranges))
+        params = self._params(scope=scope_json(ranges))
         matches = [goal_sql(goal, params) for goal in goals]
         value = "NULL"
         if prop is not None:
             value = dimension_sql(PROP_PREFIX + prop, params)
             matches.append(f"{value} IS NOT NULL")
         sql = (
-            f"WITH {_SCOPE_CTE} SELECT e.site, e.visitor, e.visit, e.ts, e.name, e.path, "
-            f"{value} FROM scope s {_IN_SCOPE} LEFT JOIN visits v ON v.id = e.visit "
+            f"WITH {self._scope_cte} SELECT e.site, e.visitor, e.visit, e.ts, e.name, e.path, "
+            f"{value} FROM scope s {self._in_scope} LEFT JOIN visits v ON v.id = e.visit "
             f"WHERE e.visitor IS NOT NULL AND ({' OR '.join(matches) or '0'}) "
             f"AND {filters_sql(filters, params)} ORDER BY e.ts, e.id"
         )
@@ -212,7 +248,7 @@ class ReportsDatabase(SavedDatabase):
         (client-stored) identifier with at least one event matching ``filters``, for the
         visitors whose first such visit starts inside their site's range (the new visitors of
         the period: the others are in no cohort)."""
-        params = Params(scope=scope_json(ranges), end=end_ms)
+        params = self._params(scope=scope_json(ranges), end=end_ms)
         counts = (
             "EXISTS (SELECT 1 FROM events e WHERE e.visit = {v}.id "
             f"AND e.visitor_kind = 'client' AND {filters_sql(filters, params)})"
@@ -220,7 +256,7 @@ class ReportsDatabase(SavedDatabase):
         # From the period's visits (index on start), not from every visit ever: a visitor is
         # new when none of their counted visits started before the range.
         sql = (
-            f"WITH {_SCOPE_CTE}, new AS MATERIALIZED (SELECT DISTINCT v.site, v.visitor "
+            f"WITH {self._scope_cte}, new AS MATERIALIZED (SELECT DISTINCT v.site, v.visitor "
             "FROM scope s JOIN visits v INDEXED BY visits_by_start ON v.site = s.site "
             f"AND v.start_ts >= s.lo AND v.start_ts < s.hi WHERE {counts.format(v='v')} "
             "AND NOT EXISTS (SELECT 1 FROM visits w INDEXED BY visits_by_visitor "
@@ -240,10 +276,10 @@ class ReportsDatabase(SavedDatabase):
             found = rollup_reports_sqlite.visitor_kinds(self._conn, ranges)
             if found is not None:
                 return found
-        params = Params(scope=scope_json(ranges))
+        params = self._params(scope=scope_json(ranges))
         sql = (
-            f"WITH {_SCOPE_CTE} SELECT e.visitor_kind, COUNT(DISTINCT e.visitor) "
-            f"FROM scope s {_IN_SCOPE} LEFT JOIN visits v ON v.id = e.visit "
+            f"WITH {self._scope_cte} SELECT e.visitor_kind, COUNT(DISTINCT e.visitor) "
+            f"FROM scope s {self._in_scope} LEFT JOIN visits v ON v.id = e.visit "
             f"WHERE e.visitor IS NOT NULL AND {filters_sql(filters, params)} "
             "GROUP BY e.visitor_kind"
         )
@@ -253,16 +289,18 @@ class ReportsDatabase(SavedDatabase):
         self, buckets: Sequence[Bucket], filters: Sequence[Filter]
     ) -> list[tuple[int, str, int, int, int]]:
         """``(bucket, mode, hits, visitors, visits)`` per day bucket and effective mode."""
-        params = Params(
+        params = self._params(
             buckets=msgspec.json.encode(
                 [[b.index, b.site, b.start_ms, b.end_ms] for b in buckets]
             ).decode()
         )
+        mode = self._stored("mode")
         sql = (
-            f"WITH {_BUCKET_CTE} SELECT b.i, e.mode, COUNT(*), COUNT(DISTINCT e.visitor), "
-            "COUNT(DISTINCT e.visit) FROM b JOIN events e ON e.site = b.site "
+            f"WITH {self._bucket_cte} SELECT i, {self._decoded('m')}, n, visitors, visits FROM "
+            f"(SELECT b.i AS i, {mode} AS m, COUNT(*) AS n, COUNT(DISTINCT e.visitor) AS visitors, "
+            f"COUNT(DISTINCT e.visit) AS visits FROM b JOIN events e ON {self._site} = b.sk "
             "AND e.ts >= b.lo AND e.ts < b.hi LEFT JOIN visits v ON v.id = e.visit "
-            f"WHERE {filters_sql(filters, params)} GROUP BY b.i, e.mode"
+            f"WHERE {filters_sql(filters, params)} GROUP BY b.i, {mode}) ORDER BY 1, 2"
         )
         return [(r[0], r[1], r[2], r[3], r[4]) for r in self._rows(sql, params)]
 
@@ -270,11 +308,13 @@ class ReportsDatabase(SavedDatabase):
         self, ranges: Sequence[SiteRange], filters: Sequence[Filter]
     ) -> list[tuple[str, str, int]]:
         """``(mode, reasons, hits)``: the consent resolution's reason codes as stored."""
-        params = Params(scope=scope_json(ranges))
+        params = self._params(scope=scope_json(ranges))
+        mode, reasons = self._stored("mode"), self._stored("reasons")
         sql = (
-            f"WITH {_SCOPE_CTE} SELECT e.mode, e.reasons, COUNT(*) FROM scope s {_IN_SCOPE} "
-            f"LEFT JOIN visits v ON v.id = e.visit WHERE {filters_sql(filters, params)} "
-            "GROUP BY e.mode, e.reasons"
+            f"WITH {self._scope_cte} SELECT {self._decoded('m')}, {self._decoded('r')}, n FROM "
+            f"(SELECT {mode} AS m, {reasons} AS r, COUNT(*) AS n FROM scope s "
+            f"{self._in_scope} LEFT JOIN visits v ON v.id = e.visit "
+            f"WHERE {filters_sql(filters, params)} GROUP BY {mode}, {reasons}) ORDER BY 1, 2"
         )
         return [(r[0], r[1], r[2]) for r in self._rows(sql, params)]
 
@@ -298,13 +338,13 @@ class ReportsDatabase(SavedDatabase):
         self, ranges: Sequence[SiteRange], filters: Sequence[Filter], goal: Goal
     ) -> list[tuple[str, str | None, int]]:
         """``(mode, source of the visit's first event, conversions)`` for goal events."""
-        params = Params(scope=scope_json(ranges))
+        params = self._params(scope=scope_json(ranges))
         first_source = SOURCE.replace("e.", "f.")
         sql = (
-            f"WITH {_SCOPE_CTE} SELECT e.mode, CASE WHEN e.mode = 'granted' THEN "
+            f"WITH {self._scope_cte} SELECT e.mode, CASE WHEN e.mode = 'granted' THEN "
             f"(SELECT {first_source} FROM events f WHERE f.visit = e.visit "
             "ORDER BY f.ts, f.id LIMIT 1) END AS src, COUNT(*) "
-            f"FROM scope s {_IN_SCOPE} LEFT JOIN visits v ON v.id = e.visit "
+            f"FROM scope s {self._in_scope} LEFT JOIN visits v ON v.id = e.visit "
             f"WHERE {goal_sql(goal, params)} AND {filters_sql(filters, params)} "
             "GROUP BY e.mode, src"
         )
@@ -315,8 +355,8 @@ class ReportsDatabase(SavedDatabase):
     ) -> list[tuple[str, bytes, int, str, str]]:
         """``(site, user, ts, amount, currency)`` of granted revenue events before ``end_ms``."""
         sql = (
-            "SELECT site, user, ts, revenue_amount, revenue_currency FROM events "
-            "WHERE site IN (SELECT value FROM json_each(:sites)) AND ts < :end "
+            "SELECT e.site, e.user, e.ts, e.revenue_amount, e.revenue_currency FROM events e "
+            f"WHERE {self._site} IN {self._sites_in} AND e.ts < :end "
             "AND mode = 'granted' AND user IS NOT NULL AND revenue_amount IS NOT NULL "
             "ORDER BY ts, id"
         )
@@ -330,14 +370,14 @@ class ReportsDatabase(SavedDatabase):
             "since": since_ms,
             "until": until_ms,
         }
-        where = "site IN (SELECT value FROM json_each(:sites)) AND ts >= :since AND ts <= :until"
+        where = f"{self._site} IN {self._sites_in} AND e.ts >= :since AND e.ts <= :until"
         visitors, pageviews = self._rows(
-            f"SELECT COUNT(DISTINCT visitor), coalesce(SUM(name = 'pageview'), 0) FROM events "
+            f"SELECT COUNT(DISTINCT visitor), coalesce(SUM(name = 'pageview'), 0) FROM events e "
             f"WHERE {where}",
             params,
         )[0]
         pages = self._rows(
-            f"SELECT path, COUNT(DISTINCT visitor), COUNT(*) FROM events WHERE {where} "
+            f"SELECT path, COUNT(DISTINCT visitor), COUNT(*) FROM events e WHERE {where} "
             "AND name = 'pageview' GROUP BY path ORDER BY 2 DESC, 3 DESC, path LIMIT 50",
             params,
         )
@@ -350,11 +390,11 @@ class ReportsDatabase(SavedDatabase):
         self, sites: Sequence[str], since_ms: int, until_ms: int, filters: Sequence[Filter]
     ) -> dict[str, Any]:
         """:meth:`recent_pages` over the events matching ``filters``."""
-        params = Params(
+        params = self._params(
             sites=msgspec.json.encode(list(sites)).decode(), since=since_ms, until=until_ms
         )
         where = (
-            "e.site IN (SELECT value FROM json_each(:sites)) AND e.ts >= :since "
+            f"{self._site} IN {self._sites_in} AND e.ts >= :since "
             f"AND e.ts <= :until AND {filters_sql(filters, params)}"
         )
         source = "events e LEFT JOIN visits v ON v.id = e.visit"
@@ -374,11 +414,11 @@ class ReportsDatabase(SavedDatabase):
         self, sites: Sequence[str], end_ms: int, filters: Sequence[Filter]
     ) -> list[tuple[str, bytes, int, str, str]]:
         """:meth:`revenue_events` restricted to the events matching ``filters``."""
-        params = Params(sites=msgspec.json.encode(list(sites)).decode(), end=end_ms)
+        params = self._params(sites=msgspec.json.encode(list(sites)).decode(), end=end_ms)
         sql = (
             "SELECT e.site, e.user, e.ts, e.revenue_amount, e.revenue_currency FROM events e "
             "LEFT JOIN visits v ON v.id = e.visit "
-            "WHERE e.site IN (SELECT value FROM json_each(:sites)) AND e.ts < :end "
+            f"WHERE {self._site} IN {self._sites_in} AND e.ts < :end "
             "AND e.mode = 'granted' AND e.user IS NOT NULL AND e.revenue_amount IS NOT NULL "
             f"AND {filters_sql(filters, params)} ORDER BY e.ts, e.id"
         )
@@ -391,10 +431,10 @@ class ReportsDatabase(SavedDatabase):
             total = rollup_reports_sqlite.engaged(self._conn, ranges)
             if total is not None:
                 return total
-        params = Params(scope=scope_json(ranges))
+        params = self._params(scope=scope_json(ranges))
         sql = (
-            f"WITH {_SCOPE_CTE} SELECT coalesce(SUM(e.engaged_ms), 0) FROM scope s {_IN_SCOPE} "
-            f"LEFT JOIN visits v ON v.id = e.visit WHERE e.engaged_ms IS NOT NULL "
+            f"WITH {self._scope_cte} SELECT coalesce(SUM(e.engaged_ms), 0) FROM scope s "
+            f"{self._in_scope} LEFT JOIN visits v ON v.id = e.visit WHERE e.engaged_ms IS NOT NULL "
             f"AND {filters_sql(filters, params)}"
         )
         return int(self._rows(sql, params)[0][0])

@@ -34,6 +34,7 @@ from collector.storage.rows import (
     MetricRow,
     SiteRange,
 )
+from collector.storage.sqlite import layout as layout_sqlite
 from collector.storage.sqlite.rollups import (
     DIM_CODE,
     ID_LIMITS,
@@ -187,7 +188,7 @@ def _queued(conn: sqlite3.Connection, part: Part, dimension: str | None) -> Queu
     if dimension in VISIT_DIMENSIONS:
         where += f" AND {key} IS NOT NULL"
     events = (
-        f"FROM p JOIN events e ON e.site = ? AND e.ts >= p.lo AND e.ts < p.hi "
+        f"FROM p JOIN events e ON {layout_sqlite.site_is(conn)} AND e.ts >= p.lo AND e.ts < p.hi "
         f"LEFT JOIN visits v ON v.id = e.visit WHERE 1{where}"
     )
     start = f"WITH p(d, lo, hi) AS (VALUES {values}) "

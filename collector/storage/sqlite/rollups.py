@@ -32,6 +32,7 @@ import msgspec
 from pyroaring import BitMap
 
 from collector.storage.rows import PAGEVIEW_DIMENSIONS, ROLLED_UP_DIMENSIONS, VISIT_DIMENSIONS
+from collector.storage.sqlite import layout as layout_sqlite
 
 #: Dimensions with rollup rows; ``*`` is the whole site (aggregate and time series). A row's
 #: ``dim`` is the dimension's position here.
@@ -165,6 +166,65 @@ OLD_TABLES = (
     "rollup_pending",
     "rollup_pending_hours",
 )
+#: Old rollups holding at most this many rows are dropped by the migration itself (well under a
+#: second); larger ones by ``mesure upgrade``, a step per transaction (:func:`drop_old_step`):
+#: with ``secure_delete`` every freed page is overwritten, gigabytes at 10 M events.
+DROP_AT_ONCE_ROWS = 50_000
+
+
+def old_tables(conn: sqlite3.Connection) -> dict[str, str]:
+    """``{name: CREATE statement}`` of the rollup tables before storage v2 still there."""
+    marks = ", ".join("?" * len(OLD_TABLES))
+    return {
+        str(name): str(sql)
+        for name, sql in conn.execute(
+            f"SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name IN ({marks})",
+            OLD_TABLES,
+        )
+    }
+
+
+def drop_old_at_once(conn: sqlite3.Connection) -> bool:
+    """Drop the old rollup tables if they are small (see :data:`DROP_AT_ONCE_ROWS`); ``False``
+    when they are left to ``mesure upgrade``."""
+    tables = old_tables(conn)
+    rows = 0
+    for name in tables:
+        limit = DROP_AT_ONCE_ROWS + 1 - rows
+        rows += int(
+            conn.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM {name} LIMIT ?)", (limit,)
+            ).fetchone()[0]
+        )
+        if rows > DROP_AT_ONCE_ROWS:
+            return False
+    for name in tables:
+        conn.execute(f"DROP TABLE {name}")
+    return True
+
+
+def drop_old_step(conn: sqlite3.Connection, rows: int) -> bool:
+    """One short step of dropping the old rollup tables: ``rows`` rows of a table (its indexes'
+    entries with them: an index of 10 M events' rollups dropped whole would hold hits for
+    seconds) or an emptied table. ``False`` when none is left."""
+    tables = old_tables(conn)
+    if not tables:
+        return False
+    name, sql = sorted(tables.items())[0]
+    deleted = 0
+    if "WITHOUT ROWID" not in sql.upper():
+        deleted = conn.execute(
+            f"DELETE FROM {name} WHERE rowid IN (SELECT rowid FROM {name} LIMIT ?)", (rows,)
+        ).rowcount
+    if not deleted:
+        conn.execute(f"DROP TABLE {name}")
+    return True
+
+
+def queued_days(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM rollup_pending_days").fetchone()[0])
+
+
 #: Every table that holds rows derived from a site's events.
 ROW_TABLES = (
     "day_rollups",
@@ -379,7 +439,8 @@ def add_site(conn: sqlite3.Connection, name: str, timezone: str) -> Site:
 def queue_site_days(conn: sqlite3.Connection, site: str, zone: Zone) -> None:
     """Queue every local day from the site's first event to its last for a rebuild."""
     first, last = conn.execute(
-        "SELECT min(ts), max(ts) FROM events WHERE site = ?", (site,)
+        f"SELECT min(e.ts), max(e.ts) FROM events e WHERE {layout_sqlite.site_is(conn)}",
+        (site,),
     ).fetchone()
     if first is None:
         return
@@ -398,7 +459,7 @@ def set_timezones(conn: sqlite3.Connection, timezones: Mapping[str, str]) -> Non
         site = known.get(name)
         if site is None:
             has_events = conn.execute(
-                "SELECT 1 FROM events WHERE site = ? LIMIT 1", (name,)
+                f"SELECT 1 FROM events e WHERE {layout_sqlite.site_is(conn)} LIMIT 1", (name,)
             ).fetchone()
             added = add_site(conn, name, timezone)
             if has_events:
@@ -915,7 +976,7 @@ _DAY_EVENTS = (
     "SELECT "
     + ", ".join(f"e.{c.strip()}" for c in EVENT_COLUMNS.split(","))
     + ", e.visitor, e.visitor_kind, v.entry_path FROM events e LEFT JOIN visits v "
-    "ON v.id = e.visit WHERE e.site = ? AND e.ts >= ? AND e.ts < ?"
+    "ON v.id = e.visit WHERE {site} AND e.ts >= ? AND e.ts < ?"
 )
 _DAY_VISITS = (
     "SELECT v.id, v.visitor, v.start_ts, v.last_ts, v.entry_path, v.pageviews, v.events, "
@@ -932,12 +993,13 @@ def rebuild_days(conn: sqlite3.Connection, site_name: str, days: Iterable[int]) 
     if site is None:
         return
     merge_log(conn)  # the log's changes are in the events the days are rebuilt from
+    day_events = _DAY_EVENTS.format(site=layout_sqlite.site_is(conn))
     rebuilt = sorted(set(days))
     for day in rebuilt:
         lo, hi = site.zone.bounds(day)
         _delete_day(conn, site.code, day)
         changes = Changes()
-        events = conn.execute(_DAY_EVENTS, (site.name, lo, hi)).fetchall()
+        events = conn.execute(day_events, (site.name, lo, hi)).fetchall()
         kinds = {bytes(e[10]): e[11] for e in events if e[10] is not None}
         ids = visitor_ids(conn, site, kinds)
         for event in events:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from collector.storage.sqlite import layout as layout_sqlite
 from collector.storage.sqlite import rollups as rollups_sqlite
 
 migrations = Migrations("mesure")
@@ -314,16 +315,24 @@ def add_account_states(db: Database) -> None:
 
 
 @migrations()
+def add_compact_events(db: Database) -> None:
+    """The compact layout of the events (see ``layout_sqlite``): a new database starts in it; a
+    database with events keeps them where they are until ``mesure upgrade`` copies them."""
+    layout_sqlite.create(db.conn)
+
+
+@migrations()
 def daily_rollups(db: Database) -> None:
     """Storage v2: the per-visit rollups and their queues make way for daily rollups kept up
     to date at ingest (see ``rollups_sqlite``). Every (site, day) with events is queued for a
     rebuild, which the writer does when idle; until a day is rebuilt, reports read it from the
     events. Days are UTC here: the collector records each site's configured time zone when it
-    opens the database (``rollups_sqlite.set_timezones``), which queues the site again."""
-    for table in rollups_sqlite.OLD_TABLES:
-        db.execute(f"DROP TABLE IF EXISTS {table}")
+    opens the database (``rollups_sqlite.set_timezones``), which queues the site again. Old
+    rollups too large to drop at start-up stay, unread, until ``mesure upgrade`` drops them."""
+    rollups_sqlite.drop_old_at_once(db.conn)
     db.execute("DROP INDEX IF EXISTS events_unidentified")
+    db.execute("DROP INDEX IF EXISTS event_rows_unidentified")
     db.executescript(rollups_sqlite.SCHEMA)
-    for (site,) in db.execute("SELECT DISTINCT site FROM events").fetchall():
+    for site in layout_sqlite.stored_sites(db.conn):
         added = rollups_sqlite.add_site(db.conn, str(site), "UTC")
         rollups_sqlite.queue_site_days(db.conn, str(site), added.zone)

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from collector.storage.rows import PROP_PREFIX, Filter, Goal, SiteRange, dimension_map
+from collector.storage.sqlite.layout import BUILT_IN_NAMES, CUSTOM_TERM
 
 SOURCE = (
     "CASE WHEN e.mode = 'granted' AND e.utm_source IS NOT NULL THEN e.utm_source "
@@ -50,10 +51,40 @@ DIMENSION_SQL = dimension_map(
 )
 
 
-class Params:
-    """Bound parameters of one statement, named ``p0``, ``p1``, … as they are added."""
+#: Dimensions whose value is one column of the compact layout's dictionary: a filter on them
+#: compares the column's id (``e.<column>_id``) with the value's, instead of decoding each row.
+ID_COLUMNS = {
+    "page": "path",
+    "hostname": "hostname",
+    "referrer": "referrer",
+    "utm_source": "utm_source",
+    "utm_medium": "utm_medium",
+    "utm_campaign": "utm_campaign",
+    "utm_term": "utm_term",
+    "utm_content": "utm_content",
+    "device": "device",
+    "browser": "browser",
+    "os": "os",
+    "country": "country",
+    "screen": "screen",
+    "mode": "mode",
+}
+_DIRECT = "Direct / None"
+#: :data:`SOURCE` over the ids: the source's id, or 0 for "Direct / None" without a source.
+_SOURCE_ID = (
+    "CASE WHEN e.mode_id = (SELECT id FROM strings WHERE value = 'granted') "
+    "AND e.utm_source_id IS NOT NULL THEN e.utm_source_id ELSE coalesce(e.source_id, 0) END"
+)
 
-    def __init__(self, **initial: Any) -> None:
+
+class Params:
+    """Bound parameters of one statement, named ``p0``, ``p1``, … as they are added.
+
+    ``compact``: the statement reads the compact layout's ``events`` view, whose ``<column>_id``
+    columns filters compare with ids."""
+
+    def __init__(self, *, compact: bool = False, **initial: Any) -> None:
+        self.compact = compact
         self.values: dict[str, Any] = dict(initial)
 
     def add(self, value: Any) -> str:
@@ -73,10 +104,15 @@ def filters_sql(filters: Sequence[Filter], params: Params) -> str:
     """The AND of ``filters`` over aliases ``e`` (events) and ``v`` (its visit), or ``1``."""
     clauses = ["1"]
     for item in filters:
+        if params.compact and (item.dimension in ID_COLUMNS or item.dimension == "source"):
+            clauses.append(_id_filter(item, params))
+            continue
         expr = dimension_sql(item.dimension, params)
         value = params.add(item.value)
         if item.op == "is":
             clauses.append(f"{expr} = {value}")
+            if item.dimension == "event" and item.value not in BUILT_IN_NAMES:
+                clauses.append(CUSTOM_TERM)  # lets SQLite read the custom events' index
         elif item.op == "is_not":
             clauses.append(f"({expr} IS NULL OR {expr} != {value})")
         else:
@@ -84,10 +120,41 @@ def filters_sql(filters: Sequence[Filter], params: Params) -> str:
     return " AND ".join(clauses)
 
 
+def _id_filter(item: Filter, params: Params) -> str:
+    """``item`` over the ids of the compact layout: the same rows as over the decoded text."""
+    value = params.add(item.value)
+    if item.dimension == "source":
+        expr = _SOURCE_ID
+        wanted = (
+            f"SELECT id FROM strings WHERE value = {value} "
+            f"UNION ALL SELECT 0 WHERE {value} = '{_DIRECT}'"
+        )
+    else:
+        expr = f"e.{ID_COLUMNS[item.dimension]}_id"
+        wanted = f"SELECT id FROM strings WHERE value = {value}"
+    if item.op == "is":
+        return f"{expr} IN ({wanted})"
+    if item.op == "is_not":
+        return f"({expr} IS NULL OR {expr} NOT IN ({wanted}))"
+    contains = f"SELECT id FROM strings WHERE instr(value, {value}) > 0"
+    if item.dimension == "source":
+        contains += f" UNION ALL SELECT 0 WHERE instr('{_DIRECT}', {value}) > 0"
+    return f"{expr} IN ({contains})"
+
+
 def goal_sql(goal: Goal, params: Params) -> str:
     if goal.kind == "page":
-        return f"(e.name = 'pageview' AND e.path GLOB {params.add(goal.glob)})"
-    return f"e.name = {params.add(goal.match)}"
+        pattern = params.add(goal.glob)
+        if params.compact:
+            return (
+                "(e.name = 'pageview' AND e.path_id IN "
+                f"(SELECT id FROM strings WHERE value GLOB {pattern}))"
+            )
+        return f"(e.name = 'pageview' AND e.path GLOB {pattern})"
+    if goal.match in BUILT_IN_NAMES:
+        return f"e.name = {params.add(goal.match)}"
+    # The custom events' index serves the goal only when the query repeats its WHERE.
+    return f"(e.name = {params.add(goal.match)} AND {CUSTOM_TERM})"
 
 
 def scope_json(ranges: Sequence[SiteRange]) -> str:
