@@ -23,10 +23,10 @@ from sqlite_utils import Database
 
 from collector.config import load_config
 from collector.reports import Filter, Goal, ReportQuery, aggregate, breakdown
+from collector.storage.sqlite import rollups as rollups_sqlite
 from collector.storage.sqlite.events import open_storage
 from collector.storage.sqlite.layout import ENCODED, SELECT_COLUMNS
 from collector.storage.sqlite.reports import reports_database
-from collector.storage.sqlite import rollups as rollups_sqlite
 from collector.storage.sqlite.schema import migrations
 from tests.backup.support import (
     COMMAND_TIMEOUT,
