@@ -52,6 +52,10 @@ ID_LIMITS = ((1 << 31) - 1, (3 << 30) - 1, (1 << 32) - 1)
 #: touched (a busy value's row of the day is merged once for all the commits meanwhile), and a
 #: report adds at most this many to what it reads.
 LOG_LIMIT = 2000
+#: Once ``LOG_LIMIT`` changes wait, each commit merges the oldest of them, this many at least
+#: (twice its own at least, so the log shrinks back): a whole log merged at once held that
+#: commit's hits for 40 to 90 ms, the hit latency's 99th percentile.
+MERGE_SLICE = 250
 NON_INTERACTIONS = ("pageview", "engagement")
 DAY_MS = 86_400_000
 _EPOCH = date(1970, 1, 1).toordinal()
@@ -102,7 +106,8 @@ CREATE TABLE day_visitors (
 ) WITHOUT ROWID;
 -- Each ingest commit's changes, in one row per site, until they are merged into the rows
 -- above (once LOG_LIMIT changes wait): a commit writes one row instead of one per value it
--- touched. Reports add them in. ``seq``: the changes waiting, this row's included.
+-- touched. Reports add them in. ``seq``: the changes logged since the log was last empty,
+-- this row's included.
 CREATE TABLE rollup_log (
     seq INTEGER PRIMARY KEY,
     site INTEGER NOT NULL,
@@ -747,15 +752,17 @@ def log(conn: sqlite3.Connection, changes: Changes) -> None:
     for late_key, figures in changes.late.items():
         if any(figures):
             by_site.setdefault(late_key[0], ([], []))[1].append((*late_key[1:], figures))
-    waiting = 0
+    added = 0
     for site, (rows, late) in sorted(by_site.items()):
+        added += len(rows) + len(late)
         (waiting,) = conn.execute(
             "INSERT INTO rollup_log (seq, site, changes) VALUES "
-            "((SELECT coalesce(max(seq), 0) FROM rollup_log) + ?, ?, ?) RETURNING seq",
+            "((SELECT coalesce(max(seq), 0) FROM rollup_log) + ?, ?, ?) "
+            "RETURNING seq - coalesce((SELECT min(seq) FROM rollup_log), seq)",
             (len(rows) + len(late), site, msgspec.msgpack.encode((rows, late))),
         ).fetchone()
-    if waiting >= LOG_LIMIT:
-        merge_log(conn)
+        if waiting >= LOG_LIMIT:
+            merge_oldest(conn, max(MERGE_SLICE, 2 * added))
 
 
 def read_log(conn: sqlite3.Connection, site: int | None = None) -> Changes:
@@ -763,19 +770,42 @@ def read_log(conn: sqlite3.Connection, site: int | None = None) -> Changes:
     changes = Changes()
     where = "" if site is None else f" WHERE site = {int(site)}"
     for code, blob in conn.execute(f"SELECT site, changes FROM rollup_log{where} ORDER BY seq"):
-        rows, late = msgspec.msgpack.decode(blob)
-        for dim, day, key, sums, ids in rows:
-            delta = changes.row((code, dim, day, key))
-            added = delta.sums
-            for index in range(SUMS):
-                added[index] += sums[index]
-            if ids:
-                delta.added.update(ids)
-        for dim, day, key_day, key, figures in late:
-            found = changes.late.setdefault((code, dim, day, key_day, key), [0] * 4)
-            for index in range(4):
-                found[index] += figures[index]
+        _add_logged(changes, code, blob)
     return changes
+
+
+def _add_logged(changes: Changes, code: int, blob: bytes) -> int:
+    """Add one ``rollup_log`` row's changes to ``changes``; returns how many there were."""
+    rows, late = msgspec.msgpack.decode(blob)
+    for dim, day, key, sums, ids in rows:
+        delta = changes.row((code, dim, day, key))
+        added = delta.sums
+        for index in range(SUMS):
+            added[index] += sums[index]
+        if ids:
+            delta.added.update(ids)
+    for dim, day, key_day, key, figures in late:
+        found = changes.late.setdefault((code, dim, day, key_day, key), [0] * 4)
+        for index in range(4):
+            found[index] += figures[index]
+    return len(rows) + len(late)
+
+
+def merge_oldest(conn: sqlite3.Connection, wanted: int) -> None:
+    """Merge the oldest rows of ``rollup_log``, ``wanted`` changes or a few more, into the
+    rows."""
+    changes = Changes()
+    taken = 0
+    last = None
+    for seq, code, blob in conn.execute("SELECT seq, site, changes FROM rollup_log ORDER BY seq"):
+        taken += _add_logged(changes, int(code), blob)
+        last = seq
+        if taken >= wanted:
+            break
+    if last is None:
+        return
+    conn.execute("DELETE FROM rollup_log WHERE seq <= ?", (last,))
+    apply(conn, changes)
 
 
 def merge_log(conn: sqlite3.Connection) -> None:
