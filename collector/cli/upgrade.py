@@ -107,8 +107,8 @@ def _run(storage: Storage, copied: int, total: int, rows: int) -> None:
     # When each later stage began (the first layout's table dropped, the old rollups dropped,
     # the queued days rebuilt), for the durations printed at the end.
     began: dict[str, float] = {}
-    days = storage.rollups_left()[1]
-    rebuilt = 0
+    old_rows, days = storage.rollups_left()
+    rebuilt = deleted = 0
     while True:
         what, count = storage.upgrade_step(rows)
         now = time.monotonic()
@@ -145,6 +145,16 @@ def _run(storage: Storage, copied: int, total: int, rows: int) -> None:
                 if now - shown >= _PROGRESS_EVERY_S:
                     shown = now
                     click.echo(f"  {rebuilt:,} of {days:,} queued days of rollups rebuilt")
+            elif what == "dropped rollups":
+                deleted += count
+                if now - shown >= _PROGRESS_EVERY_S:
+                    shown = now
+                    rate = deleted / (now - began[what])
+                    left = max(0, old_rows - deleted) / rate if rate else 0.0
+                    click.echo(
+                        f"  {deleted:,} of about {old_rows:,} rows of the rollups of before "
+                        f"storage v2 removed, {rate:,.0f} rows/s, about {left:,.0f} s left"
+                    )
     ended = time.monotonic()
     stages = [*began, "done"]
     ends = {stage: began.get(following, ended) for stage, following in itertools.pairwise(stages)}
@@ -153,7 +163,7 @@ def _run(storage: Storage, copied: int, total: int, rows: int) -> None:
         click.echo(f"removed the first layout's table and indexes in {took:.1f} s")
     if "dropped rollups" in began:
         took = ends["dropped rollups"] - began["dropped rollups"]
-        click.echo(f"removed the rollups of before storage v2 in {took:.1f} s")
+        click.echo(f"removed the rollups of before storage v2 ({deleted:,} rows) in {took:.1f} s")
     if "rebuilt" in began:
         took = ends["rebuilt"] - began["rebuilt"]
         click.echo(f"rebuilt {rebuilt:,} days of rollups in {took:.1f} s")

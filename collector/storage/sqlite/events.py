@@ -426,20 +426,21 @@ class Storage:
                 return "done", 0
             if layout_sqlite.drop_old_step(conn, rows * 4):
                 return "dropped", 0
-            if rollups_sqlite.drop_old_step(conn, rows * 4):
-                return "dropped rollups", 0
+            deleted = rollups_sqlite.drop_old_step(conn, rows * 4)
+            if deleted is not None:
+                return "dropped rollups", deleted
             if rollups_sqlite.queued_days(conn):
                 rollups_sqlite.rebuild_pending(conn, 1)
                 return "rebuilt", 1
             return "done", 0
 
-    def rollups_left(self) -> tuple[bool, int]:
-        """Whether the rollups of before storage v2 are still stored, and how many days are
-        queued for a rebuild."""
+    def rollups_left(self) -> tuple[int, int]:
+        """About how many rows the rollups of before storage v2 still hold (1 at least while
+        any of their tables is there), and how many days are queued for a rebuild."""
         with self._lock:
-            return bool(rollups_sqlite.old_tables(self._conn)), rollups_sqlite.queued_days(
-                self._conn
-            )
+            old = rollups_sqlite.old_tables(self._conn)
+            rows = max(1, rollups_sqlite.old_rows(self._conn)) if old else 0
+            return rows, rollups_sqlite.queued_days(self._conn)
 
     def record_backup(self, backup: str) -> None:
         """Record where the backup taken before the upgrade's first rewrite is."""

@@ -208,13 +208,13 @@ def drop_old_at_once(conn: sqlite3.Connection) -> bool:
     return True
 
 
-def drop_old_step(conn: sqlite3.Connection, rows: int) -> bool:
+def drop_old_step(conn: sqlite3.Connection, rows: int) -> int | None:
     """One short step of dropping the old rollup tables: ``rows`` rows of a table (its indexes'
     entries with them: an index of 10 M events' rollups dropped whole would hold hits for
-    seconds) or an emptied table. ``False`` when none is left."""
+    seconds) or an emptied table. Returns the rows deleted, ``None`` when no table is left."""
     tables = old_tables(conn)
     if not tables:
-        return False
+        return None
     name, sql = sorted(tables.items())[0]
     deleted = 0
     if "WITHOUT ROWID" not in sql.upper():
@@ -223,7 +223,17 @@ def drop_old_step(conn: sqlite3.Connection, rows: int) -> bool:
         ).rowcount
     if not deleted:
         conn.execute(f"DROP TABLE {name}")
-    return True
+    return int(deleted)
+
+
+def old_rows(conn: sqlite3.Connection) -> int:
+    """About how many rows the old rollup tables hold (from their rowids: no table scan)."""
+    total = 0
+    for name, sql in old_tables(conn).items():
+        if "WITHOUT ROWID" not in sql.upper():
+            low, high = conn.execute(f"SELECT min(rowid), max(rowid) FROM {name}").fetchone()
+            total += 0 if low is None else int(high) - int(low) + 1
+    return total
 
 
 def queued_days(conn: sqlite3.Connection) -> int:
