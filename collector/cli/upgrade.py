@@ -24,6 +24,11 @@ from collector.storage.sqlite.privacy import privacy_database
 
 #: Seconds between two progress lines.
 _PROGRESS_EVERY_S = 5.0
+#: Pause after each transaction, so that a collector's writer waiting for the write turn takes
+#: it: without one the upgrade took the turn straight back (the lock is not handed over in
+#: order), and a hit sent one after the other during the 10 M-event upgrade waited 0.65 s on
+#: average.
+_HANDOFF_S = 0.005
 
 
 @click.command("upgrade")
@@ -35,7 +40,8 @@ _PROGRESS_EVERY_S = 5.0
     type=click.IntRange(100, 100_000),
     default=5_000,
     show_default=True,
-    help="Events copied per transaction (hits wait for one transaction at most).",
+    help="Events copied, or old rollup rows removed, per transaction (hits wait for one "
+    "transaction at most).",
 )
 @click.option(
     "--vacuum",
@@ -111,6 +117,7 @@ def _run(storage: Storage, copied: int, total: int, rows: int) -> None:
     rebuilt = deleted = 0
     while True:
         what, count = storage.upgrade_step(rows)
+        time.sleep(_HANDOFF_S)
         now = time.monotonic()
         if what == "copied":
             copied += count

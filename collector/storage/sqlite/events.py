@@ -426,7 +426,7 @@ class Storage:
                 return "done", 0
             if layout_sqlite.drop_old_step(conn, rows * 4):
                 return "dropped", 0
-            deleted = rollups_sqlite.drop_old_step(conn, rows * 4)
+            deleted = rollups_sqlite.drop_old_step(conn, rows)
             if deleted is not None:
                 return "dropped rollups", deleted
             if rollups_sqlite.queued_days(conn):
