@@ -389,7 +389,9 @@ class Storage:
                 "to carry on. Until it ends, every new event is written in both layouts."
             ]
         notices = []
-        old_rollups, queued = self.rollups_left()
+        with self._lock:
+            old_rollups = bool(rollups_sqlite.old_tables(self._conn))
+            queued = rollups_sqlite.queued_days(self._conn)
         if old_rollups or state.old_table:
             notices.append(
                 "Tables of an earlier Mesure are still stored, unread: `mesure upgrade` removes "

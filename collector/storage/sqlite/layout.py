@@ -351,6 +351,24 @@ def site_is(conn: sqlite3.Connection, alias: str = "e") -> str:
     return f"{alias}.site = ?"
 
 
+def time_span(conn: sqlite3.Connection, site: str) -> tuple[int, int] | None:
+    """The times of ``site``'s first and last events, each read off the index on (site, ts)
+    (one query for both would scan the site's events)."""
+    if is_compact(conn):
+        table, where = "event_rows", "site = (SELECT id FROM strings WHERE value = ?)"
+    else:
+        table, where = "events", "site = ?"
+    found = [
+        conn.execute(
+            f"SELECT ts FROM {table} WHERE {where} ORDER BY ts {order} LIMIT 1", (site,)
+        ).fetchone()
+        for order in ("ASC", "DESC")
+    ]
+    if found[0] is None or found[1] is None:
+        return None
+    return int(found[0][0]), int(found[1][0])
+
+
 def stored_sites(conn: sqlite3.Connection) -> list[str]:
     """The sites with stored events, each read off the index on (site, ts)."""
     compact = is_compact(conn)

@@ -209,17 +209,30 @@ def drop_old_at_once(conn: sqlite3.Connection) -> bool:
 
 
 def drop_old_step(conn: sqlite3.Connection, rows: int) -> int | None:
-    """One short step of dropping the old rollup tables: ``rows`` rows of a table (its indexes'
-    entries with them: an index of 10 M events' rollups dropped whole would hold hits for
-    seconds) or an emptied table. Returns the rows deleted, ``None`` when no table is left."""
+    """One step of dropping the old rollup tables: an index, ``rows`` rows of a table or an
+    emptied table. Returns the rows deleted, ``None`` when no table is left.
+
+    Indexes first, each whole in one transaction (5.3 s for one of a 10 M-event directory's,
+    which hits wait for), then the rows in rowid order: deleting rows while their indexes were
+    there rewrote index pages at random, 14 minutes for that directory."""
     tables = old_tables(conn)
     if not tables:
         return None
+    marks = ", ".join("?" * len(tables))
+    index = conn.execute(
+        f"SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ({marks}) "
+        "AND sql IS NOT NULL ORDER BY name LIMIT 1",
+        list(tables),
+    ).fetchone()
+    if index is not None:
+        conn.execute(f"DROP INDEX {index[0]}")
+        return 0
     name, sql = sorted(tables.items())[0]
     deleted = 0
     if "WITHOUT ROWID" not in sql.upper():
         deleted = conn.execute(
-            f"DELETE FROM {name} WHERE rowid IN (SELECT rowid FROM {name} LIMIT ?)", (rows,)
+            f"DELETE FROM {name} WHERE rowid IN (SELECT rowid FROM {name} ORDER BY rowid LIMIT ?)",
+            (rows,),
         ).rowcount
     if not deleted:
         conn.execute(f"DROP TABLE {name}")
@@ -453,13 +466,10 @@ def add_site(conn: sqlite3.Connection, name: str, timezone: str) -> Site:
 
 def queue_site_days(conn: sqlite3.Connection, site: str, zone: Zone) -> None:
     """Queue every local day from the site's first event to its last for a rebuild."""
-    first, last = conn.execute(
-        f"SELECT min(e.ts), max(e.ts) FROM events e WHERE {layout_sqlite.site_is(conn)}",
-        (site,),
-    ).fetchone()
-    if first is None:
+    span = layout_sqlite.time_span(conn, site)
+    if span is None:
         return
-    days = range(zone.day_of(int(first)), zone.day_of(int(last)) + 1)
+    days = range(zone.day_of(span[0]), zone.day_of(span[1]) + 1)
     conn.executemany(
         "INSERT OR IGNORE INTO rollup_pending_days (site, day) VALUES (?, ?)",
         [(site, day) for day in days],
