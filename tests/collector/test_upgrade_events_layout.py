@@ -178,7 +178,8 @@ def test_an_upgrade_under_ingest_backs_up_then_copies_every_event_once(tmp_path:
         assert "s per million events" in done.stdout
         assert "removed the first layout's table" in done.stdout
         assert "removed the rollups of before storage v2" in done.stdout
-        assert "days of rollups in" in done.stdout
+        # (the queued days are rebuilt by the upgrade or, when idle, by the collector: which
+        # one does each depends on timing; none is left, checked below)
     finally:
         stop_process(collector)
     assert _layout(database)[0] == "compact"
