@@ -401,6 +401,14 @@ def test_reports_answer_the_same_in_both_layouts(tmp_path: Path) -> None:
     before = _answers(data, now)
     assert _layout(data / "mesure.db")[0] == "first"
     assert before[0]["metrics"]["pageviews"] == 1  # /b/7 is stored once
-    mesure("upgrade", "--data", str(data), "--out", str(tmp_path / "backup"), "--unencrypted")
+    # Before: every day queued for a rebuild, so the answers come from the events.
+    assert _read(data / "mesure.db", "SELECT count(*) FROM rollup_pending_days")[0][0] > 0
+    done = mesure(
+        "upgrade", "--data", str(data), "--out", str(tmp_path / "backup"), "--unencrypted"
+    ).stdout
+    assert "removed the rollups of before storage v2" in done
+    assert "days of rollups in" in done  # no collector ran: the upgrade rebuilt them all
     assert _layout(data / "mesure.db")[0] == "compact"
+    assert _read(data / "mesure.db", "SELECT count(*) FROM rollup_pending_days") == [(0,)]
+    # After: the same answers, from the compact layout and the daily rollups.
     assert _answers(data, now) == before
