@@ -18,6 +18,7 @@ import click
 from collector.cli.backup import backup_options, take_backup
 from collector.cli.common import data_option, load
 from collector.cli.privacy import by_option, utc_now
+from collector.storage import timezones_of
 from collector.storage.sqlite import layout as layout_sqlite
 from collector.storage.sqlite.events import Storage, open_storage
 from collector.storage.sqlite.privacy import privacy_database
@@ -62,7 +63,8 @@ def upgrade(
     config = load(data_dir)
     if config.clickhouse is not None:
         raise click.ClickException("the events are in ClickHouse: nothing to upgrade here")
-    storage = open_storage(config.database_path)
+    # With the sites' time zones, as the collector opens it: the days queued are local days.
+    storage = open_storage(config.database_path, timezones=timezones_of(config))
     try:
         state = storage.layout_progress()
         old_rollups, queued = storage.rollups_left()
