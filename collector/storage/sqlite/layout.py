@@ -498,10 +498,21 @@ def drop_old_step(conn: sqlite3.Connection, rows: int) -> bool:
             return True
     if OLD_TABLE not in names:
         return False
-    deleted = conn.execute(
-        f"DELETE FROM {OLD_TABLE} WHERE rowid IN (SELECT rowid FROM {OLD_TABLE} LIMIT ?)",
-        (rows,),
-    ).rowcount
-    if not deleted:
-        conn.execute(f"DROP TABLE {OLD_TABLE}")
+    delete_or_drop(conn, OLD_TABLE, rows)
     return True
+
+
+def delete_or_drop(conn: sqlite3.Connection, table: str, rows: int, *, rowid: bool = True) -> int:
+    """Delete the first ``rows`` rows of ``table`` in rowid order, or drop it once it is empty
+    (a table ``WITHOUT ROWID``, not ``rowid``, at once): a step of removing a large table in
+    short transactions. Returns the rows deleted."""
+    deleted = 0
+    if rowid:
+        deleted = conn.execute(
+            f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} ORDER BY rowid "
+            "LIMIT ?)",
+            (rows,),
+        ).rowcount
+    if not deleted:
+        conn.execute(f"DROP TABLE {table}")
+    return int(deleted)

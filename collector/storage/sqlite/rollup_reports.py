@@ -253,16 +253,21 @@ def _visitors(
             if value == key:
                 found.append(ids)
                 unknown |= from_events.hashes[(day, value)]
-        for grain, lo, hi in part.pieces():
-            found += [
-                deserialize(row[0])
-                for row in conn.execute(
-                    f"SELECT ids FROM {grain}_visitors WHERE site = ? AND dim = ? AND key = ? "
-                    "AND day >= ? AND day < ?",
-                    (part.site.code, dim, key, lo, hi),
-                )
-            ]
+        found += _stored_sets(conn, part, dim, key)
     return len(BitMap.union(*found)) + len(unknown) if found else len(unknown)
+
+
+def _stored_sets(conn: sqlite3.Connection, part: Part, dim: int, key: Any) -> list[BitMap]:
+    """The visitor sets stored for ``key`` of ``dim`` over the part's days and months."""
+    return [
+        deserialize(row[0])
+        for grain, lo, hi in part.pieces()
+        for row in conn.execute(
+            f"SELECT ids FROM {grain}_visitors WHERE site = ? AND dim = ? AND key = ? "
+            "AND day >= ? AND day < ?",
+            (part.site.code, dim, key, lo, hi),
+        )
+    ]
 
 
 def _order(key: Any) -> tuple[int, Any]:
@@ -447,15 +452,7 @@ def visitor_kinds(conn: sqlite3.Connection, ranges: Sequence[SiteRange]) -> dict
     found = []
     for part in parts:
         found += [delta.added for _, _, delta in _logged(part, log, 0)]
-        for grain, lo, hi in part.pieces():
-            found += [
-                deserialize(row[0])
-                for row in conn.execute(
-                    f"SELECT ids FROM {grain}_visitors WHERE site = ? AND dim = 0 AND key = ? "
-                    "AND day >= ? AND day < ?",
-                    (part.site.code, NULL_KEY, lo, hi),
-                )
-            ]
+        found += _stored_sets(conn, part, 0, NULL_KEY)
     everyone = BitMap.union(BitMap(), *found)
     client = everyone.rank(ID_LIMITS[0])
     cookieless = everyone.rank(ID_LIMITS[1]) - client

@@ -228,15 +228,7 @@ def drop_old_step(conn: sqlite3.Connection, rows: int) -> int | None:
         conn.execute(f"DROP INDEX {index[0]}")
         return 0
     name, sql = sorted(tables.items())[0]
-    deleted = 0
-    if "WITHOUT ROWID" not in sql.upper():
-        deleted = conn.execute(
-            f"DELETE FROM {name} WHERE rowid IN (SELECT rowid FROM {name} ORDER BY rowid LIMIT ?)",
-            (rows,),
-        ).rowcount
-    if not deleted:
-        conn.execute(f"DROP TABLE {name}")
-    return int(deleted)
+    return layout_sqlite.delete_or_drop(conn, name, rows, rowid="WITHOUT ROWID" not in sql.upper())
 
 
 def old_rows(conn: sqlite3.Connection) -> int:
