@@ -26,9 +26,8 @@ from collector.storage.sqlite.privacy import privacy_database
 #: Seconds between two progress lines.
 _PROGRESS_EVERY_S = 5.0
 #: Pause after each transaction, so that a collector's writer waiting for the write turn takes
-#: it: without one the upgrade took the turn straight back (the lock is not handed over in
-#: order), and a hit sent one after the other during the 10 M-event upgrade waited 0.65 s on
-#: average.
+#: it: the lock file is not handed over in order, and a process that releases it and asks again
+#: at once gets it back (the collector's writer pauses after its commits for the same reason).
 _HANDOFF_S = 0.005
 
 
