@@ -64,31 +64,27 @@ def upgrade(
         raise click.ClickException("the events are in ClickHouse: nothing to upgrade here")
     # With the sites' time zones, as the collector opens it: the days queued are local days.
     storage = open_storage(config.database_path, timezones=timezones_of(config))
+
+    def backup() -> str:
+        result = take_backup(
+            data_dir, out, recipients, recipients_files, unencrypted=unencrypted, actor=actor
+        )
+        return str(result.out)
+
     try:
         state = storage.layout_progress()
         old_rollups, queued = storage.rollups_left()
         if state.layout == layout_sqlite.COMPACT:
             if not (state.old_table or old_rollups or queued):
                 click.echo("the events are already in the compact layout: nothing to do")
-            elif old_rollups and state.backup is None:
-                click.echo("the rollups of an earlier Mesure to remove; backup first")
-                result = take_backup(
-                    data_dir,
-                    out,
-                    recipients,
-                    recipients_files,
-                    unencrypted=unencrypted,
-                    actor=actor,
-                )
-                storage.record_backup(str(result.out))
-            if state.old_table or old_rollups or queued:
+            else:
+                if old_rollups and state.backup is None:
+                    click.echo("the rollups of an earlier Mesure to remove; backup first")
+                    storage.record_backup(backup())
                 _run(storage, 0, 0, rows)
         elif state.layout == layout_sqlite.FIRST:
             click.echo(f"{state.total:,} events to copy into the compact layout; backup first")
-            result = take_backup(
-                data_dir, out, recipients, recipients_files, unencrypted=unencrypted, actor=actor
-            )
-            storage.begin_upgrade(result.out, int(utc_now().timestamp() * 1000))
+            storage.begin_upgrade(backup(), int(utc_now().timestamp() * 1000))
             state = storage.layout_progress()
         elif state.layout == layout_sqlite.COPYING:
             click.echo(
