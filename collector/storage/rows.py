@@ -153,7 +153,7 @@ DIMENSION_TABLE: tuple[Dimension, ...] = (
     Dimension("country", "event", rolled_up=True),
     Dimension("screen", "event"),
     Dimension("event", "event"),
-    Dimension("mode", "event"),
+    Dimension("mode", "event", rolled_up=True),
 )
 DIMENSIONS = tuple(d.name for d in DIMENSION_TABLE)
 VISIT_DIMENSIONS = frozenset(d.name for d in DIMENSION_TABLE if d.level == "visit")

@@ -84,10 +84,10 @@ def test_the_rollups_keep_the_dimensions_the_table_says() -> None:
     columns = [c.strip() for c in rollups_sqlite.EVENT_COLUMNS.split(",")]
     conn.execute(f"CREATE TABLE events ({', '.join(columns)})")
     samples = [
-        (1, "pageview", "granted", "/a", "mail", "Google", "Firefox", "Linux", "FR", None),
-        (2, "pageview", "exempt", "/b", "mail", "Google", None, None, None, None),
-        (3, "signup", "granted", "/c", None, None, "Chrome", "Windows", "DE", 5),
-        (4, "engagement", "denied", "/", None, "Bing", None, "iOS", None, 3000),
+        (1, "pageview", "granted", "/a", "mail", "Google", "Firefox", "Linux", "FR", None, "tcf"),
+        (2, "pageview", "exempt", "/b", "mail", "Google", None, None, None, None, "exempt"),
+        (3, "signup", "granted", "/c", None, None, "Chrome", "Windows", "DE", 5, "explicit"),
+        (4, "engagement", "denied", "/", None, "Bing", None, "iOS", None, 3000, "gpc dnt"),
     ]
     conn.executemany(f"INSERT INTO events VALUES ({', '.join('?' * len(columns))})", samples)
     for dimension in ROLLED_UP_DIMENSIONS:

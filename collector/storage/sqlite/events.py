@@ -326,7 +326,7 @@ class Storage:
             ident = None if visitor is None else ids[event.site][visitor]
             row = [values[index] for index in _EVENT_TUPLE]
             entry = None if visit is None else after[visit][3]
-            changes.add_event(known[event.site], row, ident, entry)
+            changes.add_event(known[event.site], row, ident, entry, visit=visit)
             if visit is not None:
                 grown.setdefault(visit, []).append(row)
         site_of = {visit: events[i].site for i, visit in enumerate(visits) if visit is not None}

@@ -120,9 +120,9 @@ class ReportsDatabase(SavedDatabase):
         A visit counts when it starts in the period and has at least one selected event; its
         bounce and duration are computed over all its events.
         """
-        if self._use_rollups and not filters and goal is None:
+        if self._use_rollups and not filters:
             found = rollup_reports_sqlite.metrics(
-                self._conn, ranges, dimension, buckets, limit, offset
+                self._conn, ranges, dimension, buckets, limit, offset, goal
             )
             if found is not None:
                 return found
@@ -289,6 +289,10 @@ class ReportsDatabase(SavedDatabase):
         self, buckets: Sequence[Bucket], filters: Sequence[Filter]
     ) -> list[tuple[int, str, int, int, int]]:
         """``(bucket, mode, hits, visitors, visits)`` per day bucket and effective mode."""
+        if self._use_rollups and not filters:
+            from_rollups = rollup_reports_sqlite.consent_by_day(self._conn, buckets)
+            if from_rollups is not None:
+                return from_rollups
         params = self._params(
             buckets=msgspec.json.encode(
                 [[b.index, b.site, b.start_ms, b.end_ms] for b in buckets]
@@ -308,6 +312,10 @@ class ReportsDatabase(SavedDatabase):
         self, ranges: Sequence[SiteRange], filters: Sequence[Filter]
     ) -> list[tuple[str, str, int]]:
         """``(mode, reasons, hits)``: the consent resolution's reason codes as stored."""
+        if self._use_rollups and not filters:
+            from_rollups = rollup_reports_sqlite.reason_counts(self._conn, ranges)
+            if from_rollups is not None:
+                return from_rollups
         params = self._params(scope=scope_json(ranges))
         mode, reasons = self._stored("mode"), self._stored("reasons")
         sql = (

@@ -3,14 +3,19 @@ what the tables hold): each range's whole local months from the month rows, the 
 them from the day rows, the changes still waiting in the log, and the days queued for a rebuild
 from the events, all in the same answer.
 
-A report is answered here when it has no filter and no goal, is broken down by a rolled-up
-dimension (or not at all, or by whole-day buckets), and each site's range is whole local days
-in the time zone its rollups were built with; otherwise the functions return ``None`` and the
-caller reads the events. Sums are sums of rows; distinct visitors are the size of the union of
-the days' (or months') bitmaps; a visit that started in the period but shows a value only after
-its end (``late_visits``) is taken back out, as the events path does. A queued day is read from
-the events instead: its events' sums and visitors (their ids, or their hashes when the
-dictionary has none yet), and the visits that started on it.
+A report is answered here when it has no filter, is broken down by a rolled-up dimension (or
+not at all, or by whole-day buckets), and each site's range is whole local days in the time
+zone its rollups were built with; otherwise the functions return ``None`` and the caller reads
+the events. Sums are sums of rows; distinct visitors are the size of the union of the days'
+(or months') bitmaps; a visit that started in the period but shows a value only after its end
+(``late_visits``) is taken back out, as the events path does. A queued day is read from the
+events instead: its events' sums and visitors (their ids, or their hashes when the dictionary
+has none yet), and the visits that started on it.
+
+A goal's conversions are the size of an intersection: each row's visitors with those who
+reached the goal in the period (or the bucket). A page goal's visitors are the union of its
+pages' sets; a custom event goal's are read from the events through the custom events' index
+(about one event in a hundred), their hashes mapped to ids.
 
 Breakdowns rank values by visitors: each value's sum of daily counts bounds its visitors from
 above, so the unions are computed in that order and stop once no value left can reach the
@@ -19,6 +24,7 @@ rows asked for.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -31,13 +37,17 @@ from collector.storage.rows import (
     PAGEVIEW_DIMENSIONS,
     VISIT_DIMENSIONS,
     Bucket,
+    Goal,
     MetricRow,
     SiteRange,
 )
 from collector.storage.sqlite import layout as layout_sqlite
+from collector.storage.sqlite.layout import BUILT_IN_NAMES, CUSTOM_TERM
 from collector.storage.sqlite.rollups import (
     DIM_CODE,
     ID_LIMITS,
+    MODE_REASONS,
+    MODE_VISITS,
     NULL_KEY,
     ROLLUP_DIMENSIONS,
     Changes,
@@ -62,6 +72,8 @@ _SUMS = (
     "SUM(bounces), SUM(duration), SUM(visit_pageviews), SUM(nvisitors)"
 )
 _VISIT_FIGURES = (_VISITS, _BOUNCES, _DURATION, _VISIT_PV)
+#: Beyond every end: ``(ts, _NO_END)`` sorts after any bucket's edges that start at ``ts``.
+_NO_END = 1 << 62
 _BOUNCED = (
     "v.pageviews = 1 AND (v.events = 0 OR NOT EXISTS (SELECT 1 FROM events i "
     "WHERE i.visit = v.id AND i.name NOT IN ('pageview', 'engagement')))"
@@ -219,21 +231,29 @@ def _queued(conn: sqlite3.Connection, part: Part, dimension: str | None) -> Queu
             sums[index] += figure
     # Visitors as ids where the dictionary has them (then a union with the bitmaps counts each
     # once); a hash without an id is in no bitmap, so it counts apart.
-    everyone = sorted({visitor for found_hashes in hashes.values() for visitor in found_hashes})
+    ids = _ids_of(
+        conn, part.site, {visitor for found_hashes in hashes.values() for visitor in found_hashes}
+    )
+    for at, visitors in hashes.items():
+        found.ids[at] = BitMap([ids[v] for v in visitors if v in ids])
+        found.hashes[at] = {v for v in visitors if v not in ids}
+        found.sums.setdefault(at, [0] * 10)[_BOUND] = len(visitors)
+    return found
+
+
+def _ids_of(conn: sqlite3.Connection, site: Site, hashes: set[bytes]) -> dict[bytes, int]:
+    """The ids ``visitor_ids`` holds for ``hashes`` of ``site`` (a hash may have none yet)."""
+    everyone = sorted(hashes)
     ids: dict[bytes, int] = {}
     for start_at in range(0, len(everyone), 500):
         chunk = everyone[start_at : start_at + 500]
         marks = ", ".join("?" * len(chunk))
         for digest, ident in conn.execute(
             f"SELECT hash, id FROM visitor_ids WHERE site = ? AND hash IN ({marks})",
-            [part.site.code, *chunk],
+            [site.code, *chunk],
         ):
             ids[bytes(digest)] = int(ident)
-    for at, visitors in hashes.items():
-        found.ids[at] = BitMap([ids[v] for v in visitors if v in ids])
-        found.hashes[at] = {v for v in visitors if v not in ids}
-        found.sums.setdefault(at, [0] * 10)[_BOUND] = len(visitors)
-    return found
+    return ids
 
 
 def _visitors(
@@ -243,8 +263,9 @@ def _visitors(
     dim: int,
     key: Any,
     log: Changes,
-) -> int:
-    """The distinct visitors of ``key`` over every part (rows, log and queued days)."""
+) -> tuple[BitMap, set[bytes]]:
+    """The distinct visitors of ``key`` over every part (rows, log and queued days): their ids
+    (unique across sites), and the hashes of a queued day that have none yet."""
     found = []
     unknown: set[bytes] = set()
     for part, from_events in zip(parts, queued, strict=True):
@@ -254,20 +275,99 @@ def _visitors(
                 found.append(ids)
                 unknown |= from_events.hashes[(day, value)]
         found += _stored_sets(conn, part, dim, key)
-    return len(BitMap.union(*found)) + len(unknown) if found else len(unknown)
+    return BitMap.union(BitMap(), *found), unknown
 
 
-def _stored_sets(conn: sqlite3.Connection, part: Part, dim: int, key: Any) -> list[BitMap]:
-    """The visitor sets stored for ``key`` of ``dim`` over the part's days and months."""
+def _stored_sets(
+    conn: sqlite3.Connection,
+    part: Part,
+    dim: int,
+    key: Any,
+    first: int | None = None,
+    end: int | None = None,
+) -> list[BitMap]:
+    """The visitor sets stored for ``key`` of ``dim`` over the part's days and months (or
+    those of ``[first, end)``)."""
     return [
         deserialize(row[0])
-        for grain, lo, hi in part.pieces()
+        for grain, lo, hi in part.pieces(first, end)
         for row in conn.execute(
             f"SELECT ids FROM {grain}_visitors WHERE site = ? AND dim = ? AND key = ? "
             "AND day >= ? AND day < ?",
             (part.site.code, dim, key, lo, hi),
         )
     ]
+
+
+def _goal_visitors(
+    conn: sqlite3.Connection, parts: list[Part], log: Changes, goal: Goal, bucketed: bool
+) -> dict[int | None, BitMap] | None:
+    """The ids of the visitors who reached ``goal`` in the period (key ``None``) or, for a time
+    series, in each bucket (key: its index); ``None`` when the rollups cannot tell: a queued
+    day, an event goal on a built-in name (which the custom events' index leaves out)."""
+    if any(part.queued for part in parts):
+        return None
+    if goal.kind != "page" and goal.match in BUILT_IN_NAMES:
+        return None
+    found: dict[int | None, list[BitMap]] = {}
+    for part in parts:
+        spans: list[tuple[int | None, int, int]] = (
+            sorted(part.buckets, key=lambda span: span[1])
+            if bucketed
+            else [(None, part.first, part.end)]
+        )
+        if goal.kind == "page":
+            dim = DIM_CODE["page"]
+            for key in _goal_pages(conn, part, log, goal):
+                for at, lo, hi in spans:
+                    sets = found.setdefault(at, [])
+                    sets += _stored_sets(conn, part, dim, key, lo, hi)
+                    sets += [
+                        delta.added
+                        for logged, day, delta in _logged(part, log, dim)
+                        if logged == key and lo <= day < hi
+                    ]
+            continue
+        zone = part.site.zone
+        edges = [(zone.bounds(lo)[0], zone.bounds(hi)[0]) for _, lo, hi in spans]
+        reached: dict[bytes, set[int | None]] = {}
+        for ts, visitor in conn.execute(
+            f"SELECT e.ts, e.visitor FROM events e WHERE {layout_sqlite.site_is(conn)} "
+            f"AND e.name = ? AND {CUSTOM_TERM} AND e.ts >= ? AND e.ts < ? "
+            "AND e.visitor IS NOT NULL",
+            (part.site.name, goal.match, edges[0][0] if edges else 0, edges[-1][1] if edges else 0),
+        ):
+            at = bisect.bisect_right(edges, (ts, _NO_END)) - 1
+            if at >= 0 and ts < edges[at][1]:
+                reached.setdefault(bytes(visitor), set()).add(spans[at][0])
+        # Every visitor of a day the rollups count has an id (given at ingest, with the event).
+        ids = _ids_of(conn, part.site, set(reached))
+        for visitor, buckets in reached.items():
+            for at in buckets:
+                found.setdefault(at, []).append(BitMap([ids[visitor]]))
+    return {at: BitMap.union(BitMap(), *sets) for at, sets in found.items()}
+
+
+def _goal_pages(conn: sqlite3.Connection, part: Part, log: Changes, goal: Goal) -> list[Any]:
+    """The pages a page goal matches: its path itself, or the pages of the part's rows and
+    log that its pattern matches."""
+    if "*" not in goal.match:
+        return [goal.match]
+    dim = DIM_CODE["page"]
+    found = {
+        row[0]
+        for grain, lo, hi in part.pieces()
+        for row in conn.execute(
+            f"SELECT DISTINCT key FROM {grain}_rollups WHERE site = ? AND dim = ? AND day >= ? "
+            "AND day < ? AND key GLOB ?",
+            (part.site.code, dim, lo, hi, goal.glob),
+        )
+    }
+    logged = {key for key, _, _ in _logged(part, log, dim) if isinstance(key, str)}
+    found.update(
+        key for key in logged if conn.execute("SELECT ? GLOB ?", (key, goal.glob)).fetchone()[0]
+    )
+    return sorted(found)
 
 
 def _order(key: Any) -> tuple[int, Any]:
@@ -277,7 +377,7 @@ def _order(key: Any) -> tuple[int, Any]:
     return (1, key) if isinstance(key, int) else (2, key)
 
 
-def _row(key: Any, visitors: int, sums: Sequence[int]) -> MetricRow:
+def _row(key: Any, visitors: int, sums: Sequence[int], converted: int = 0) -> MetricRow:
     return MetricRow(
         key=key,
         visitors=visitors,
@@ -287,7 +387,7 @@ def _row(key: Any, visitors: int, sums: Sequence[int]) -> MetricRow:
         bounces=sums[_BOUNCES],
         duration_ms=sums[_DURATION],
         visit_pageviews=sums[_VISIT_PV],
-        converted=0,
+        converted=converted,
         unidentified_pageviews=sums[_UNIDENTIFIED],
     )
 
@@ -312,8 +412,9 @@ def metrics(
     buckets: Sequence[Bucket] | None,
     limit: int | None,
     offset: int,
+    goal: Goal | None = None,
 ) -> list[MetricRow] | None:
-    """``ReportsDatabase.metrics`` without filters or goal, from the rollups (or ``None``)."""
+    """``ReportsDatabase.metrics`` without filters, from the rollups (or ``None``)."""
     if dimension is not None and (dimension == "*" or dimension not in ROLLUP_DIMENSIONS):
         return None
     if buckets is not None and dimension is not None:
@@ -322,9 +423,14 @@ def metrics(
     if parts is None:
         return None
     log = read_log(conn)
+    reached = None
+    if goal is not None:
+        reached = _goal_visitors(conn, parts, log, goal, bucketed=buckets is not None)
+        if reached is None:
+            return None
     queued = [_queued(conn, part, dimension) for part in parts]
     if buckets is not None:
-        return _bucketed(conn, parts, queued, log, limit, offset)
+        return _bucketed(conn, parts, queued, log, limit, offset, reached)
     dim = DIM_CODE[dimension or "*"]
     totals: dict[Any, list[int]] = {}
     for part, from_events in zip(parts, queued, strict=True):
@@ -367,8 +473,13 @@ def metrics(
         bound = totals[key][_BOUND]
         if need is not None and len(best) >= need and bound < best[0]:
             break  # no value left can reach the rows asked for
-        visitors = _visitors(conn, parts, queued, dim, key, log) if bound else 0
-        rows.append(_row(decode_key(key), visitors, totals[key]))
+        visitors = converted = 0
+        if bound:
+            ids, unknown = _visitors(conn, parts, queued, dim, key, log)
+            visitors = len(ids) + len(unknown)
+            if reached is not None:
+                converted = ids.intersection_cardinality(reached.get(None, BitMap()))
+        rows.append(_row(decode_key(key), visitors, totals[key], converted))
         if need is not None:
             if len(best) < need:
                 heapq.heappush(best, visitors)
@@ -384,9 +495,11 @@ def _bucketed(
     log: Changes,
     limit: int | None,
     offset: int,
+    reached: dict[int | None, BitMap] | None,
 ) -> list[MetricRow]:
     """The time series: the whole site's rows summed into buckets (a visit counts in the
-    bucket where it started), visitors the union of the bucket's days."""
+    bucket where it started), visitors the union of the bucket's days (those of them who
+    reached the goal in the bucket, if ``reached``, converted)."""
     totals: dict[int, list[int]] = {}
     visitors: dict[int, list[BitMap]] = {}
     unknown: dict[int, set[bytes]] = {}
@@ -422,15 +535,15 @@ def _bucketed(
                         (part.site.code, NULL_KEY, piece_lo, piece_hi),
                     )
                 )
-    rows = [
-        _row(
-            index,
-            len(BitMap.union(BitMap(), *visitors.get(index, []))) + len(unknown.get(index, ())),
-            total,
-        )
-        for index, total in totals.items()
-        if total[_HITS] > 0
-    ]
+    rows = []
+    for index, total in totals.items():
+        if total[_HITS] <= 0:
+            continue
+        ids = BitMap.union(BitMap(), *visitors.get(index, []))
+        converted = 0
+        if reached is not None:
+            converted = ids.intersection_cardinality(reached.get(index, BitMap()))
+        rows.append(_row(index, len(ids) + len(unknown.get(index, ())), total, converted))
     return _ranked(rows, limit, offset)
 
 
@@ -481,3 +594,85 @@ def engaged(conn: sqlite3.Connection, ranges: Sequence[SiteRange]) -> int | None
                 ).fetchone()[0]
             )
     return total
+
+
+def consent_by_day(
+    conn: sqlite3.Connection, buckets: Sequence[Bucket]
+) -> list[tuple[int, str, int, int, int]] | None:
+    """``(bucket, mode, hits, visitors, visits)`` without filters (see
+    ``ReportsDatabase.consent_by_day``): hits and visitors from the mode's rows, visits from
+    its sets of visit ids; ``None`` unless every bucket is whole local days of the rollups, or
+    while a day is queued. Only the buckets' days are read, so the answer does not depend on
+    the configured time zone (the events path has none either)."""
+    known = sites(conn)
+    ranges = []
+    for name in sorted({bucket.site for bucket in buckets}):
+        site = known.get(name)
+        if site is None:
+            continue  # no event was ever stored for it
+        mine = [bucket for bucket in buckets if bucket.site == name]
+        start = min(bucket.start_ms for bucket in mine)
+        end = max(bucket.end_ms for bucket in mine)
+        ranges.append(SiteRange(name, site.zone.name, start, end))
+    parts = plan(conn, ranges, buckets)
+    if parts is None or any(part.queued for part in parts):
+        return None
+    log = read_log(conn)
+    mode_dim = DIM_CODE["mode"]
+    hits: dict[tuple[int, str], int] = {}
+    sets: dict[tuple[int, str, int], list[BitMap]] = {}
+    for part in parts:
+        for index, lo, hi in part.buckets:
+            for grain, piece_lo, piece_hi in part.pieces(lo, hi):
+                for key, count in conn.execute(
+                    f"SELECT key, SUM(hits) FROM {grain}_rollups WHERE site = ? AND dim = ? "
+                    "AND day >= ? AND day < ? GROUP BY key",
+                    (part.site.code, mode_dim, piece_lo, piece_hi),
+                ).fetchall():
+                    hits[(index, key)] = hits.get((index, key), 0) + count
+                    for dim in (mode_dim, MODE_VISITS):
+                        sets.setdefault((index, key, dim), []).extend(
+                            _stored_sets(conn, part, dim, key, piece_lo, piece_hi)
+                        )
+            for dim in (mode_dim, MODE_VISITS):
+                for key, day, delta in _logged(part, log, dim):
+                    if lo <= day < hi:
+                        sets.setdefault((index, key, dim), []).append(delta.added)
+                        if dim == mode_dim:
+                            hits[(index, key)] = hits.get((index, key), 0) + delta.sums[_HITS]
+    found = []
+    for (index, mode), count in sorted(hits.items()):
+        if count <= 0:
+            continue
+        visitors = BitMap.union(BitMap(), *sets.get((index, mode, mode_dim), []))
+        visits = BitMap.union(BitMap(), *sets.get((index, mode, MODE_VISITS), []))
+        found.append((index, str(mode), count, len(visitors), len(visits)))
+    return found
+
+
+def reason_counts(
+    conn: sqlite3.Connection, ranges: Sequence[SiteRange]
+) -> list[tuple[str, str, int]] | None:
+    """``(mode, reasons, hits)`` without filters (``ReportsDatabase.reason_counts``), or
+    ``None``."""
+    parts = plan(conn, ranges, None)
+    if parts is None or any(part.queued for part in parts):
+        return None
+    log = read_log(conn)
+    hits: dict[str, int] = {}
+    for part in parts:
+        for key, _, delta in _logged(part, log, MODE_REASONS):
+            hits[key] = hits.get(key, 0) + delta.sums[_HITS]
+        for grain, lo, hi in part.pieces():
+            for key, count in conn.execute(
+                f"SELECT key, SUM(hits) FROM {grain}_rollups WHERE site = ? AND dim = ? "
+                "AND day >= ? AND day < ? GROUP BY key",
+                (part.site.code, MODE_REASONS, lo, hi),
+            ):
+                hits[key] = hits.get(key, 0) + count
+    found = []
+    for key, count in sorted(hits.items()):
+        if count > 0:
+            mode, reasons = str(key).split("\n", 1)
+            found.append((mode, reasons, count))
+    return sorted(found)

@@ -38,6 +38,14 @@ from collector.storage.sqlite import layout as layout_sqlite
 #: ``dim`` is the dimension's position here.
 ROLLUP_DIMENSIONS = ("*", *ROLLED_UP_DIMENSIONS)
 DIM_CODE = {name: code for code, name in enumerate(ROLLUP_DIMENSIONS)}
+#: Rows of the consent report that no breakdown names, after the dimensions' codes. The
+#: visits with an event of each effective mode that day: their ``ids`` are visit ids, not
+#: visitor ids (a visit that crosses midnight counts on both days, as in the report).
+MODE_VISITS = len(ROLLUP_DIMENSIONS)
+#: The hits of each (effective mode, reason codes) pair: sums only, keyed ``mode\nreasons``.
+MODE_REASONS = MODE_VISITS + 1
+#: How many dimension codes rows may hold.
+ROW_DIMS = MODE_REASONS + 1
 #: Dimensions whose value is the visit's (entry page): no row for unidentified events.
 VISIT_LEVEL = VISIT_DIMENSIONS.intersection(ROLLED_UP_DIMENSIONS)
 #: The primary keys of WITHOUT ROWID tables cannot hold NULL: a NULL value is stored as this
@@ -259,8 +267,13 @@ ROW_TABLES = (
 HITS, PAGEVIEWS, EVENTS, ENGAGED, UNIDENTIFIED, VISITS, BOUNCES, DURATION, VISIT_PV = range(9)
 SUMS = 9
 # Positions in an event tuple (the columns of EVENT_COLUMNS).
-TS, NAME, MODE, PATH, UTM_SOURCE, SOURCE, BROWSER, OS, COUNTRY, ENGAGED_MS = range(10)
-EVENT_COLUMNS = "ts, name, mode, path, utm_source, source, browser, os, country, engaged_ms"
+TS, NAME, MODE, PATH, UTM_SOURCE, SOURCE, BROWSER, OS, COUNTRY, ENGAGED_MS, REASONS = range(11)
+EVENT_COLUMNS = (
+    "ts, name, mode, path, utm_source, source, browser, os, country, engaged_ms, reasons"
+)
+#: Where the rows read back for a rebuild or an erasure hold what follows ``EVENT_COLUMNS``:
+#: the visitor, its kind, the visit's entry page and the visit.
+VISITOR_AT, KIND_AT, ENTRY_AT, VISIT_AT = range(11, 15)
 _SKIP = object()
 
 EventRow = Sequence[Any]
@@ -280,6 +293,7 @@ _EVENT_KEYS: dict[str, Callable[[EventRow], Any]] = {
     "browser": lambda e: e[BROWSER],
     "os": lambda e: e[OS],
     "country": lambda e: e[COUNTRY],
+    "mode": lambda e: e[MODE],
 }
 _unknown = [d for d in ROLLED_UP_DIMENSIONS if d not in _EVENT_KEYS and d not in VISIT_LEVEL]
 if _unknown or VISIT_LEVEL - {"entry_page"}:
@@ -598,9 +612,16 @@ class Changes:
         return found
 
     def add_event(
-        self, site: Site, event: EventRow, ident: int | None, entry: Any, sign: int = 1
+        self,
+        site: Site,
+        event: EventRow,
+        ident: int | None,
+        entry: Any,
+        sign: int = 1,
+        visit: int | None = None,
     ) -> None:
-        """An event's sums (``sign`` -1 takes them back) and its visitor (when ``sign`` is 1)."""
+        """An event's sums (``sign`` -1 takes them back) and its visitor (when ``sign`` is 1);
+        with ``visit``, the visit in its mode's visits of the day."""
         day = site.zone.day_of(event[TS])
         name = event[NAME]
         pageview = name == "pageview"
@@ -624,6 +645,13 @@ class Changes:
             sums[UNIDENTIFIED] += sign * unidentified
             if ident is not None and sign > 0:
                 delta.added.add(ident)
+        mode = event[MODE]
+        self.row((site.code, MODE_REASONS, day, f"{mode}\n{event[REASONS]}")).sums[HITS] += sign
+        if visit is not None:
+            delta = self.row((site.code, MODE_VISITS, day, mode))
+            delta.sums[HITS] += sign
+            if sign > 0:
+                delta.added.add(visit)
 
     def move_entry(self, site: Site, event: EventRow, ident: int, old: Any, new: Any) -> int:
         """Move an event of a visit whose entry page changed from ``old`` to ``new`` (either may
@@ -897,7 +925,7 @@ def recount_month(
 ) -> None:
     """Count a month's rows again from its days: every value of every dimension, or one."""
     end = next_month(month)
-    dims = range(len(ROLLUP_DIMENSIONS)) if dim is None else [dim]
+    dims = range(ROW_DIMS) if dim is None else [dim]
     only = "" if dim is None else " AND key = ?"
     chosen = [] if dim is None else [key]
     for current in dims:
@@ -1017,7 +1045,7 @@ def _apply_late(conn: sqlite3.Connection, late: dict[LateKey, list[int]]) -> Non
 _DAY_EVENTS = (
     "SELECT "
     + ", ".join(f"e.{c.strip()}" for c in EVENT_COLUMNS.split(","))
-    + ", e.visitor, e.visitor_kind, v.entry_path FROM events e LEFT JOIN visits v "
+    + ", e.visitor, e.visitor_kind, v.entry_path, e.visit FROM events e LEFT JOIN visits v "
     "ON v.id = e.visit WHERE {site} AND e.ts >= ? AND e.ts < ?"
 )
 _DAY_VISITS = (
@@ -1042,11 +1070,11 @@ def rebuild_days(conn: sqlite3.Connection, site_name: str, days: Iterable[int]) 
         _delete_day(conn, site.code, day)
         changes = Changes()
         events = conn.execute(day_events, (site.name, lo, hi)).fetchall()
-        kinds = {bytes(e[10]): e[11] for e in events if e[10] is not None}
+        kinds = {bytes(e[VISITOR_AT]): e[KIND_AT] for e in events if e[VISITOR_AT] is not None}
         ids = visitor_ids(conn, site, kinds)
         for event in events:
-            ident = None if event[10] is None else ids[bytes(event[10])]
-            changes.add_event(site, event, ident, event[12])
+            ident = None if event[VISITOR_AT] is None else ids[bytes(event[VISITOR_AT])]
+            changes.add_event(site, event, ident, event[ENTRY_AT], visit=event[VISIT_AT])
         visits: dict[int, VisitState] = {}
         for row in conn.execute(_DAY_VISITS, (site.name, lo, hi)):
             state = visits.get(row[0])
@@ -1070,7 +1098,7 @@ def rebuild_days(conn: sqlite3.Connection, site_name: str, days: Iterable[int]) 
 
 def _delete_day(conn: sqlite3.Connection, code: int, day: int) -> None:
     """Delete every row of one day of a site (each seek on its primary key)."""
-    for dim in range(len(ROLLUP_DIMENSIONS)):
+    for dim in range(ROW_DIMS):
         where = "site = ? AND dim = ? AND day = ?"
         conn.execute(
             "DELETE FROM day_visitors WHERE (site, dim, key, day) IN "
@@ -1154,8 +1182,8 @@ def erasure(
     events: dict[int, Sequence[Any]] = {}
     for chunk in _chunks(sorted(set(event_ids)), 256):
         for row in conn.execute(
-            f"SELECT e.id, {columns}, e.visitor, e.visitor_kind, v.entry_path FROM events e "
-            "LEFT JOIN visits v ON v.id = e.visit WHERE e.id IN "
+            f"SELECT e.id, {columns}, e.visitor, e.visitor_kind, v.entry_path, e.visit "
+            "FROM events e LEFT JOIN visits v ON v.id = e.visit WHERE e.id IN "
             "(SELECT value FROM json_each(?))",
             (msgspec.json.encode(list(chunk)).decode(),),
         ):
@@ -1171,25 +1199,33 @@ def erasure(
             continue
         state = visits[visit] = visit_state(row, site.generation)
         for event in conn.execute(
-            f"SELECT e.id, {columns}, e.visitor, e.visitor_kind, v.entry_path FROM events e "
-            "JOIN visits v ON v.id = e.visit WHERE e.visit = ?",
+            f"SELECT e.id, {columns}, e.visitor, e.visitor_kind, v.entry_path, e.visit "
+            "FROM events e JOIN visits v ON v.id = e.visit WHERE e.visit = ?",
             (visit,),
         ):
             events[int(event[0])] = event[1:]
             state.add(event[1:])
-    kinds = {bytes(e[10]): e[11] for e in events.values() if e[10] is not None}
+    kinds = {bytes(e[VISITOR_AT]): e[KIND_AT] for e in events.values() if e[VISITOR_AT] is not None}
     ids = visitor_ids(conn, site, kinds)
     changes = Changes()
     leaving: dict[tuple[bytes, int, int], set[RowKey]] = {}
     for event in events.values():
-        ident = None if event[10] is None else ids[bytes(event[10])]
-        changes.add_event(site, event, ident, event[12], -1)  # a -1 takes no visitor out
+        ident = None if event[VISITOR_AT] is None else ids[bytes(event[VISITOR_AT])]
+        visit = event[VISIT_AT]
+        # A -1 takes no visitor out. Every event of an erased event's visit is erased with
+        # it, so the visit leaves its mode's visits of the day.
+        changes.add_event(site, event, ident, event[ENTRY_AT], -1, visit)
+        if visit is not None:
+            key = (site.code, MODE_VISITS, site.zone.day_of(event[TS]), event[MODE])
+            changes.row(key).removed.add(visit)
         if ident is not None:
-            visitor = bytes(event[10])
+            visitor = bytes(event[VISITOR_AT])
             found = Changes()
-            found.add_event(site, event, ident, event[12])
+            found.add_event(site, event, ident, event[ENTRY_AT])
             day = site.zone.day_of(event[TS])
-            leaving.setdefault((visitor, ident, day), set()).update(found.rows)
+            leaving.setdefault((visitor, ident, day), set()).update(
+                key for key in found.rows if key[1] < MODE_VISITS
+            )
     for state in visits.values():
         changes.add_visit(site, state, -1)
     return Erasure(site, changes, leaving)

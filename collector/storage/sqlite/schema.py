@@ -336,3 +336,14 @@ def daily_rollups(db: Database) -> None:
     for site in layout_sqlite.stored_sites(db.conn):
         added = rollups_sqlite.add_site(db.conn, str(site), "UTC")
         rollups_sqlite.queue_site_days(db.conn, str(site), added.zone)
+
+
+@migrations()
+def consent_rollups(db: Database) -> None:
+    """The consent report from the rollups: the effective mode becomes a rolled-up dimension,
+    with each day's visits and reason codes by mode (``rollups_sqlite.MODE_VISITS`` and
+    ``MODE_REASONS``). The other dimensions' rows keep their codes and stay; every (site, day)
+    with events is queued for a rebuild, which the writer does when idle (and ``mesure
+    upgrade`` at once). Reports read a queued day from the events until then."""
+    for site in rollups_sqlite.sites(db.conn).values():
+        rollups_sqlite.queue_site_days(db.conn, site.name, site.zone)
