@@ -277,6 +277,12 @@ def both_ways(config: Config) -> Iterator[tuple[str, object, object]]:
                         db.consent_by_day(consent_buckets, ()),
                         db.consent_by_day(consent_buckets, (EVERYTHING,)),
                     )
+                now_ms = int(NOW.timestamp() * 1000)
+                yield (
+                    f"{label} new visitors' visits",
+                    sorted(db.client_visit_starts(scope.ranges, now_ms, ())),
+                    sorted(db.client_visit_starts(scope.ranges, now_ms, (EVERYTHING,))),
+                )
                 yield (
                     f"{label} reason codes",
                     db.reason_counts(scope.ranges, ()),
@@ -347,6 +353,11 @@ def test_goal_conversions_and_consent_are_read_from_the_rollups(config: Config) 
         assert rollup_reports_sqlite.consent_by_day(conn, whole) is not None
         reasons = rollup_reports_sqlite.reason_counts(conn, scope.ranges)
         assert reasons and sum(row[2] for row in reasons) > 100
+        # Retention's new visitors and their visits.
+        starts = rollup_reports_sqlite.client_visit_starts(
+            conn, scope.ranges, int(NOW.timestamp() * 1000)
+        )
+        assert starts is not None and len({row[1] for row in starts}) > 3
         # An event goal on a built-in name is left to the events (no index holds them).
         builtin = Goal(name="Views", kind="event", match="pageview")
         assert (
@@ -505,7 +516,11 @@ def test_the_upgrade_queues_every_day_and_reports_stay_exact(tmp_path: Path) -> 
             "CREATE TABLE rollup_pending (visit INTEGER PRIMARY KEY);"
             "CREATE TABLE rollup_pending_hours (site TEXT, hour INTEGER, PRIMARY KEY (site, hour));"
         )
-        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'daily_rollups'")
+        # Storage v2's migration and those that build on its tables.
+        conn.execute(
+            "DELETE FROM _sqlite_migrations WHERE name IN "
+            "('daily_rollups', 'consent_rollups', 'retention_from_rollups')"
+        )
     conn.close()
     storage = open_storage(config.database_path, timezones=SITES)
     try:
@@ -605,3 +620,63 @@ def test_a_log_merged_a_slice_at_a_time_keeps_the_rollups_exact(tmp_path: Path) 
         compared += 1
     assert compared > 100
     assert stored_rows(config.database_path) == rebuilt_rows(config.database_path)
+
+
+def test_new_visitors_around_a_retention_purge(tmp_path: Path) -> None:
+    """Retention deletes a mode's events before a time, and a visit that mixed modes keeps its
+    start and its later events. The rollups then no longer see that the visit started before
+    the period (its visitor is not new), nor that a visit started in a period that has lost
+    every event of it (its visitor is new): new visitors still equal the events path's."""
+    config = config_for(tmp_path / "purge", {"example": "UTC"})
+    config.data_dir.mkdir(parents=True)
+    day2 = int(datetime(2026, 3, 2, tzinfo=UTC).timestamp() * 1000)
+    day3 = day2 + 86_400_000
+    minute = 60_000
+
+    def at(ts: int, who: str, mode: str) -> Event:
+        return msgspec.structs.replace(_client(ts, who, "/"), mode=mode)
+
+    events = [
+        # Starts the evening before day 2: its first event exempt, then granted after midnight.
+        at(day2 - 10 * minute, "across-day2", "exempt"),
+        at(day2 + 10 * minute, "across-day2", "granted"),
+        # Starts the evening of day 2 the same way, into day 3.
+        at(day3 - 10 * minute, "across-day3", "exempt"),
+        at(day3 + 10 * minute, "across-day3", "granted"),
+        # New on day 2, whole.
+        at(day2 + 9 * 60 * minute, "plain", "granted"),
+        at(day3 + 9 * 60 * minute, "plain", "granted"),
+    ]
+    storage = open_storage(config.database_path, timezones={"example": "UTC"})
+    try:
+        storage.insert_hits(events)
+        refresh_all(storage)
+    finally:
+        storage.close()
+    now_ms = day3 + 86_400_000
+    with privacy_database(config.database_path) as db:
+        purged = db.purge_before("example", ["exempt"], day2)
+        assert sum(count.events for count in purged) == 1
+
+    def both(first: date, last: date) -> tuple[object, object]:
+        query = ReportQuery(period="custom", date_from=first, date_to=last)
+        scope = resolve_scope(query, config, ["example"], NOW)
+        with reports_database(config.database_path) as db:
+            return (
+                db.client_visit_starts(scope.ranges, now_ms, ()),
+                db.client_visit_starts(scope.ranges, now_ms, (EVERYTHING,)),
+            )
+
+    # Day 2 starts when the purge stopped: the rollups answer, and the visitor whose visit
+    # began before it is not new although no event of theirs is left before day 2.
+    rolled, raw = both(date(2026, 3, 2), date(2026, 3, 3))
+    assert rolled == raw
+    assert {row[1] for row in raw} == {visitor("across-day3"), visitor("plain")}  # type: ignore[union-attr]
+    # Then the second purge: day 2 has lost the first event of a visit that started on it.
+    with privacy_database(config.database_path) as db:
+        db.purge_before("example", ["exempt"], day3)
+    for first, last in [(date(2026, 3, 2), date(2026, 3, 2)), (date(2026, 3, 3), date(2026, 3, 3))]:
+        rolled, raw = both(first, last)
+        assert rolled == raw, first
+    rolled, raw = both(date(2026, 3, 2), date(2026, 3, 2))
+    assert visitor("across-day3") in {row[1] for row in raw}  # type: ignore[union-attr]

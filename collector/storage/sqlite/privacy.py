@@ -246,6 +246,7 @@ class PrivacyDatabase:
                 self._conn.execute(f"DELETE FROM visits WHERE {empty}", (site, before_ms))
             # Rollups follow: the purged days are rebuilt from the events left.
             if times:
+                rollups_sqlite.record_purge(self._conn, site, before_ms)
                 self._rebuild(site, times, visitors)
         return counts
 

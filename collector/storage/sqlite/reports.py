@@ -248,6 +248,10 @@ class ReportsDatabase(SavedDatabase):
         (client-stored) identifier with at least one event matching ``filters``, for the
         visitors whose first such visit starts inside their site's range (the new visitors of
         the period: the others are in no cohort)."""
+        if self._use_rollups and not filters:
+            found = rollup_reports_sqlite.client_visit_starts(self._conn, ranges, end_ms)
+            if found is not None:
+                return found
         params = self._params(scope=scope_json(ranges), end=end_ms)
         counts = (
             "EXISTS (SELECT 1 FROM events e WHERE e.visit = {v}.id "

@@ -676,3 +676,74 @@ def reason_counts(
             mode, reasons = str(key).split("\n", 1)
             found.append((mode, reasons, count))
     return sorted(found)
+
+
+def client_visit_starts(
+    conn: sqlite3.Connection, ranges: Sequence[SiteRange], end_ms: int
+) -> list[tuple[str, bytes, int]] | None:
+    """``ReportsDatabase.client_visit_starts`` without filters. A site's new visitors are the
+    client ids of its range's bitmaps that no earlier day's bitmap holds; each is checked
+    against its visits (retention may have taken a visit's first events, and its start then
+    precedes every event left), and their visits before ``end_ms`` are read by visitor.
+    ``None`` while a day of a site is queued, when a hash was stored under two kinds, or when
+    the range starts before retention's latest deletion (a visit that started in the range
+    may have lost every event of it)."""
+    parts = plan(conn, ranges, None)
+    if parts is None:
+        return None
+    log = read_log(conn)
+    found: list[tuple[str, bytes, int]] = []
+    for part in parts:
+        site = part.site
+        start_ms = site.zone.bounds(part.first)[0]
+        mixed, purged_before = conn.execute(
+            "SELECT mixed_kinds, purged_before FROM rollup_sites WHERE code = ?", (site.code,)
+        ).fetchone()
+        queued = conn.execute(
+            "SELECT 1 FROM rollup_pending_days WHERE site = ? LIMIT 1", (site.name,)
+        ).fetchone()
+        if mixed or start_ms < purged_before or queued is not None:
+            return None
+        period = BitMap.union(
+            BitMap(),
+            *_stored_sets(conn, part, 0, NULL_KEY),
+            *(delta.added for _, _, delta in _logged(part, log, 0)),
+        )
+        period = period[: period.rank(ID_LIMITS[0])]  # client ids only
+        first = conn.execute(
+            "SELECT min(day) FROM day_rollups WHERE site = ? AND dim = 0", (site.code,)
+        ).fetchone()[0]
+        earlier = []
+        if first is not None and first < part.first:
+            earlier = _stored_sets(conn, part, 0, NULL_KEY, first, part.first)
+        earlier += [
+            delta.added
+            for (code, dim, day, _), delta in log.rows.items()
+            if code == site.code and dim == 0 and day < part.first
+        ]
+        new = sorted(period - BitMap.union(BitMap(), *earlier))
+        hashes: list[bytes] = []
+        for at in range(0, len(new), 500):
+            chunk = new[at : at + 500]
+            marks = ", ".join("?" * len(chunk))
+            hashes += [
+                bytes(row[0])
+                for row in conn.execute(
+                    "SELECT hash FROM visitor_ids INDEXED BY visitor_ids_by_id WHERE site = ? "
+                    f"AND id IN ({marks})",
+                    [site.code, *chunk],
+                )
+            ]
+        for visitor in hashes:
+            starts = [
+                int(row[0])
+                for row in conn.execute(
+                    "SELECT start_ts FROM visits INDEXED BY visits_by_visitor WHERE site = ? "
+                    "AND visitor = ? AND start_ts < ? ORDER BY start_ts",
+                    (site.name, visitor, end_ms),
+                )
+            ]
+            if starts and starts[0] >= start_ms:
+                found += [(site.name, visitor, start) for start in starts]
+    found.sort(key=lambda row: row[2])
+    return found

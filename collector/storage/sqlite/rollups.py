@@ -1259,6 +1259,15 @@ def apply_erasure(conn: sqlite3.Connection, erased: Erasure) -> None:
         rebuild_days(conn, site.name, rebuild)
 
 
+def record_purge(conn: sqlite3.Connection, site: str, before_ms: int) -> None:
+    """Retention deleted events of ``site`` before ``before_ms``: a visit may have lost its
+    first events, and its start then precedes every event left."""
+    conn.execute(
+        "UPDATE rollup_sites SET purged_before = max(purged_before, ?) WHERE site = ?",
+        (before_ms, site),
+    )
+
+
 def bump_generation(conn: sqlite3.Connection, site: str) -> None:
     """Events of ``site`` were deleted: every writer's cached visit states are stale."""
     conn.execute("UPDATE rollup_sites SET generation = generation + 1 WHERE site = ?", (site,))

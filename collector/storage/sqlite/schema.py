@@ -347,3 +347,28 @@ def consent_rollups(db: Database) -> None:
     upgrade`` at once). Reports read a queued day from the events until then."""
     for site in rollups_sqlite.sites(db.conn).values():
         rollups_sqlite.queue_site_days(db.conn, site.name, site.zone)
+
+
+@migrations()
+def retention_from_rollups(db: Database) -> None:
+    """Retention's new visitors from the rollups (``rollup_reports_sqlite.client_visit_starts``):
+    visitor ids are looked up by id, and each site records the latest time before which
+    retention deleted events (a visit that lost its first events no longer shows its start in
+    the rollups). A database from before this records, for each mode with visits, when its
+    oldest event is: no earlier deletion can have reached past it."""
+    db.execute("CREATE INDEX IF NOT EXISTS visitor_ids_by_id ON visitor_ids (site, id)")
+    db.execute("ALTER TABLE rollup_sites ADD COLUMN purged_before INTEGER NOT NULL DEFAULT 0")
+    for site in rollups_sqlite.sites(db.conn):
+        oldest = [
+            db.execute(
+                f"SELECT min(e.ts) FROM events e WHERE {layout_sqlite.site_is(db.conn)} "
+                "AND e.mode = ?",
+                (site, mode),
+            ).fetchone()[0]
+            for mode in ("granted", "exempt")
+        ]
+        found = [int(ts) for ts in oldest if ts is not None]
+        if found:
+            db.execute(
+                "UPDATE rollup_sites SET purged_before = ? WHERE site = ?", (max(found), site)
+            )
