@@ -159,6 +159,25 @@ def test_rfm_scores_segments_and_customer_retention(tmp_path: Path) -> None:
     assert report.customer_retention_rate == 2 / 3
 
 
+def test_rfm_reads_only_the_revenue_events(tmp_path: Path) -> None:
+    """RFM reads the revenue events of all time: through the index that holds only them, not
+    every event of the site by time (1.3 s at 10 M events)."""
+    config = config_for(tmp_path)
+    pageviews = [event(at(day, hour), f"v{hour}", "pageview") for day in (1, 2) for hour in (9, 10)]
+    store(config, [*pageviews, _purchase(at(3), "U1", "100"), _purchase(at(4), "U2", "50")])
+    query = ReportQuery(period="custom", date_from=date(2026, 3, 1), date_to=date(2026, 3, 10))
+    statements: list[str] = []
+    with opened(config) as db:
+        db._conn.set_trace_callback(statements.append)
+        report = rfm(db, config, query, sites=["example"], now=NOW)
+        db._conn.set_trace_callback(None)
+        revenue = [sql for sql in statements if "revenue_amount IS NOT NULL" in sql]
+        assert len(revenue) == 1
+        plan = " ".join(str(row[3]) for row in db._conn.execute(f"EXPLAIN QUERY PLAN {revenue[0]}"))
+    assert "event_rows_revenue" in plan, plan
+    assert len(report.scores) == 2
+
+
 def test_realtime_last_thirty_minutes(tmp_path: Path) -> None:
     config = config_for(tmp_path)
     store(

@@ -111,6 +111,7 @@ _OLD_INDEXES = (
     "events_by_visit",
     "events_by_user",
     "events_unidentified",
+    "events_revenue",
 )
 
 

@@ -372,3 +372,24 @@ def retention_from_rollups(db: Database) -> None:
             db.execute(
                 "UPDATE rollup_sites SET purged_before = ? WHERE site = ?", (max(found), site)
             )
+
+
+@migrations()
+def index_revenue_events(db: Database) -> None:
+    """RFM reads the revenue events of all time (``revenue_events_where``): a partial index
+    holds only them, one event in a thousand of the bench's traffic, where the report read
+    every event of the site by time (1.3 s at 10 M events, 27 ms with it). Building it reads
+    the events once: about a second at 10 M, before the collector answers."""
+    tables = {
+        str(row[0])
+        for row in db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'").fetchall()
+    }
+    if "event_rows" in tables:
+        db.execute(
+            "CREATE INDEX event_rows_revenue ON event_rows (site, ts) "
+            "WHERE revenue_amount IS NOT NULL"
+        )
+    if "events" in tables:  # the first layout's table, until ``mesure upgrade`` copies it
+        db.execute(
+            "CREATE INDEX events_revenue ON events (site, ts) WHERE revenue_amount IS NOT NULL"
+        )
