@@ -195,6 +195,7 @@ def test_an_upgrade_under_ingest_backs_up_then_copies_every_event_once(tmp_path:
         "event_rows_by_visit": "index",
         "event_rows_by_user": "index",
         "event_rows_revenue": "index",
+        "event_rows_props": "index",
         "event_layout": "table",
         "events": "view",
     }

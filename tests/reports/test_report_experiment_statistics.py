@@ -110,6 +110,38 @@ def test_experiment_report(tmp_path: Path) -> None:
     assert tiny.no_verdict_reason is not None and "'tiny' has 50 exposed" in tiny.no_verdict_reason
 
 
+def test_experiment_reads_the_goal_and_property_events_through_their_indexes(
+    tmp_path: Path,
+) -> None:
+    """Neither the goal's events nor the property's are found by reading every event of the
+    period (361 ms at 10 M events): each through the index that holds them, and an event that is
+    both (a signup carrying the property) is read once."""
+    config = config_for(tmp_path)
+    start = ms(2026, 3, 10, 8)
+    pageviews = [event(start + i * 1000, f"x{i}", path="/other") for i in range(20)]
+    both = event(start + 500_000, "a1", "signup", path="/thanks", props={"exp": "a"})
+    store(config, [*_arm("a", 4, 1, start), *pageviews, both])
+    statements: list[str] = []
+    with opened(config) as db:
+        db._conn.set_trace_callback(statements.append)
+        report = experiment(
+            db,
+            config,
+            ReportQuery(period="today"),
+            sites=["example"],
+            now=NOW,
+            prop="exp",
+            goal=SIGNUP,
+        )
+        db._conn.set_trace_callback(None)
+        (sql,) = [sql for sql in statements if "props IS NOT NULL" in sql]
+        plan = " ".join(str(row[3]) for row in db._conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+    assert "event_rows_props" in plan and "event_rows_custom" in plan, plan
+    assert "event_rows_by_time" not in plan, plan
+    (arm,) = report.variants
+    assert (arm.exposed, arm.converted) == (4, 2)
+
+
 def test_experiment_without_the_control_variant(tmp_path: Path) -> None:
     config = config_for(tmp_path)
     store(config, _arm("a", 3, 1, ms(2026, 3, 10, 8)))

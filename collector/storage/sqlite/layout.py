@@ -112,6 +112,7 @@ _OLD_INDEXES = (
     "events_by_user",
     "events_unidentified",
     "events_revenue",
+    "events_props",
 )
 
 
