@@ -75,7 +75,7 @@ def upgrade(
         state = storage.layout_progress()
         old_rollups, queued = storage.rollups_left()
         if state.layout == layout_sqlite.COMPACT:
-            if not (state.old_table or old_rollups or queued):
+            if not (state.old_table or old_rollups or queued or storage.indexes_left()):
                 click.echo("the events are already in the compact layout: nothing to do")
             else:
                 if old_rollups and state.backup is None:
@@ -112,8 +112,11 @@ def _run(storage: Storage, copied: int, total: int, rows: int) -> None:
     began: dict[str, float] = {}
     old_rows, days = storage.rollups_left()
     rebuilt = deleted = 0
+    indexed = 0
     while True:
+        step_started = time.monotonic()
         what, count = storage.upgrade_step(rows)
+        step_took = time.monotonic() - step_started
         time.sleep(_HANDOFF_S)
         now = time.monotonic()
         if what == "copied":
@@ -149,6 +152,9 @@ def _run(storage: Storage, copied: int, total: int, rows: int) -> None:
                 if now - shown >= _PROGRESS_EVERY_S:
                     shown = now
                     click.echo(f"  {rebuilt:,} of {days:,} queued days of rollups rebuilt")
+            elif what == "indexed":
+                indexed += count
+                click.echo(f"  built an index of the events in {step_took:.1f} s")
             elif what == "dropped rollups":
                 deleted += count
                 if now - shown >= _PROGRESS_EVERY_S:
@@ -171,6 +177,9 @@ def _run(storage: Storage, copied: int, total: int, rows: int) -> None:
     if "rebuilt" in began:
         took = ends["rebuilt"] - began["rebuilt"]
         click.echo(f"rebuilt {rebuilt:,} days of rollups in {took:.1f} s")
+    if "indexed" in began:
+        took = ends["indexed"] - began["indexed"]
+        click.echo(f"built {indexed} indexes of the events in {took:.1f} s")
     click.echo(
         "upgrade done. The database file keeps its size (SQLite reuses the freed pages) unless "
         "--vacuum is given."

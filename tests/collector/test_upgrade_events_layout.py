@@ -22,10 +22,10 @@ import msgspec
 from sqlite_utils import Database
 
 from collector.config import load_config
-from collector.reports import Filter, Goal, ReportQuery, aggregate, breakdown
+from collector.reports import Filter, Goal, ReportQuery, aggregate, breakdown, rfm
 from collector.storage.sqlite import rollups as rollups_sqlite
 from collector.storage.sqlite.events import open_storage
-from collector.storage.sqlite.layout import ENCODED, SELECT_COLUMNS
+from collector.storage.sqlite.layout import ENCODED, INDEX_AT_ONCE_ROWS, SELECT_COLUMNS
 from collector.storage.sqlite.reports import reports_database
 from collector.storage.sqlite.schema import migrations
 from tests.backup.support import (
@@ -414,3 +414,50 @@ def test_reports_answer_the_same_in_both_layouts(tmp_path: Path) -> None:
     assert _read(data / "mesure.db", "SELECT count(*) FROM rollup_pending_days") == [(0,)]
     # After: the same answers, from the compact layout and the daily rollups.
     assert _answers(data, now) == before
+
+
+def test_a_large_directory_leaves_the_partial_indexes_to_the_upgrade(tmp_path: Path) -> None:
+    """Beyond a million events the migrations leave the revenue and property events' indexes
+    to ``mesure upgrade`` (building one reads every event while hits wait, and the collector
+    must answer within seconds of its start): the collector says so, RFM still answers, and
+    the upgrade builds them without a backup (no stored event is rewritten)."""
+    data = tmp_path / "data"
+    init(data)
+    _collect(data, 40)
+    database = data / "mesure.db"
+    # As the previous Mesure left a directory of millions of events: neither index, and row
+    # ids beyond the limit (the migrations read the highest id, not a count).
+    with closing(sqlite3.connect(database)) as conn, conn:
+        conn.execute("DROP INDEX event_rows_revenue")
+        conn.execute("DROP INDEX event_rows_props")
+        conn.execute(
+            "DELETE FROM _sqlite_migrations WHERE name IN "
+            "('index_revenue_events', 'index_property_events')"
+        )
+        conn.execute("UPDATE event_rows SET id = id + ?", (INDEX_AT_ONCE_ROWS,))
+    storage = open_storage(database)
+    try:
+        assert storage.indexes_left() == ["event_rows_revenue", "event_rows_props"]
+        assert any("builds their indexes" in notice for notice in storage.notices())
+    finally:
+        storage.close()
+    assert "event_rows_revenue" not in _rfm_plan(data)
+    done = mesure("upgrade", "--data", str(data))
+    assert done.stdout.count("built an index of the events in") == 2
+    assert "built 2 indexes of the events in" in done.stdout
+    assert "backup" not in done.stdout
+    assert {"event_rows_revenue", "event_rows_props"} <= set(_schema(database))
+    assert "event_rows_revenue" in _rfm_plan(data)
+    assert "nothing to do" in mesure("upgrade", "--data", str(data)).stdout
+
+
+def _rfm_plan(data: Path) -> str:
+    """The query plan of the statement RFM runs on ``data`` for the last 7 days."""
+    config = load_config(data, {})
+    statements: list[str] = []
+    with reports_database(config.database_path) as db:
+        db._conn.set_trace_callback(statements.append)
+        rfm(db, config, ReportQuery(period="7d"), sites=[SITE], now=datetime.now(UTC))
+        db._conn.set_trace_callback(None)
+        (sql,) = [sql for sql in statements if "revenue_amount IS NOT NULL" in sql]
+        return " ".join(str(row[3]) for row in db._conn.execute(f"EXPLAIN QUERY PLAN {sql}"))

@@ -518,3 +518,73 @@ def delete_or_drop(conn: sqlite3.Connection, table: str, rows: int, *, rowid: bo
     if not deleted:
         conn.execute(f"DROP TABLE {table}")
     return int(deleted)
+
+
+# ---------------------------------------------------------------------------------------------
+# Partial indexes: the few events some reports look for
+
+#: ``(name, which events)``: RFM reads the revenue events of all time, an experiment the events
+#: that carry its property. Each index is small, but building it reads every event.
+PARTIAL_INDEXES = (
+    ("revenue", "revenue_amount IS NOT NULL"),
+    ("props", "props IS NOT NULL"),
+)
+#: Up to this many events the migrations build a partial index at once; beyond, ``mesure
+#: upgrade`` does (a second or so per 10 M events, hits waiting), so that the collector still
+#: answers within seconds of its start. The reports work without it, reading more events.
+INDEX_AT_ONCE_ROWS = 1_000_000
+
+
+def _event_tables(conn: sqlite3.Connection) -> list[str]:
+    """The tables holding events: ``event_rows``, and the first layout's ``events`` while it
+    is a table (a view over ``event_rows`` in the compact layout)."""
+    names = {
+        str(row[0])
+        for row in conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' "
+            "AND name IN ('event_rows', 'events')"
+        )
+    }
+    return [table for table in ("event_rows", "events") if table in names]
+
+
+def index_if_small(conn: sqlite3.Connection, name: str) -> None:
+    """The migration's part: partial index ``name`` on every table of events, unless they
+    hold more than :data:`INDEX_AT_ONCE_ROWS` (their highest row ids tell, without a scan)."""
+    tables = _event_tables(conn)
+    rows = sum(
+        int(conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()[0])
+        for table in tables
+    )
+    if rows > INDEX_AT_ONCE_ROWS:
+        return
+    where = dict(PARTIAL_INDEXES)[name]
+    for table in tables:
+        conn.execute(f"CREATE INDEX {table}_{name} ON {table} (site, ts) WHERE {where}")
+
+
+def missing_indexes(conn: sqlite3.Connection) -> list[str]:
+    """The partial indexes the compact table still lacks (none before the compact layout:
+    ``mesure upgrade`` copies the events first)."""
+    if layout_of(conn)[0] != COMPACT:
+        return []
+    present = {
+        str(row[0])
+        for row in conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'event_rows'"
+        )
+    }
+    return [
+        f"event_rows_{name}" for name, _ in PARTIAL_INDEXES if f"event_rows_{name}" not in present
+    ]
+
+
+def index_step(conn: sqlite3.Connection) -> str | None:
+    """Build one missing partial index of the compact table; its name, or ``None``."""
+    missing = missing_indexes(conn)
+    if not missing:
+        return None
+    name = missing[0].removeprefix("event_rows_")
+    where = dict(PARTIAL_INDEXES)[name]
+    conn.execute(f"CREATE INDEX event_rows_{name} ON event_rows (site, ts) WHERE {where}")
+    return missing[0]

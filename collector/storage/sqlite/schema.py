@@ -374,30 +374,19 @@ def retention_from_rollups(db: Database) -> None:
             )
 
 
-def _index_events(db: Database, name: str, where: str) -> None:
-    """A partial index ``<table>_<name>`` on (site, ts) of the events that match ``where``, on
-    the compact table and on the first layout's table while it holds the events."""
-    tables = {
-        str(row[0])
-        for row in db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'").fetchall()
-    }
-    for table in ("event_rows", "events"):  # ``events`` is a view in the compact layout
-        if table in tables:
-            db.execute(f"CREATE INDEX {table}_{name} ON {table} (site, ts) WHERE {where}")
-
-
 @migrations()
 def index_revenue_events(db: Database) -> None:
     """RFM reads the revenue events of all time (``revenue_events_where``): a partial index
     holds only them, one event in a thousand of the bench's traffic, where the report read
-    every event of the site by time (1.3 s at 10 M events, 53 ms with it). Building it reads
-    the events once: about a second at 10 M, before the collector answers."""
-    _index_events(db, "revenue", "revenue_amount IS NOT NULL")
+    every event of the site by time (1.3 s at 10 M events, 53 ms with it). Built here up to
+    ``layout_sqlite.INDEX_AT_ONCE_ROWS`` events, else by ``mesure upgrade``."""
+    layout_sqlite.index_if_small(db.conn, "revenue")
 
 
 @migrations()
 def index_property_events(db: Database) -> None:
     """An experiment reads the events that carry its property (``step_events``): a partial
     index holds the events with properties only (granted events that carry any, a few in a
-    hundred), where the report read every event of the period (367 ms at 10 M, 246 with it)."""
-    _index_events(db, "props", "props IS NOT NULL")
+    hundred), where the report read every event of the period (367 ms at 10 M, 246 with it).
+    Built here up to ``layout_sqlite.INDEX_AT_ONCE_ROWS`` events, else by ``mesure upgrade``."""
+    layout_sqlite.index_if_small(db.conn, "props")
