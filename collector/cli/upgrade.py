@@ -113,6 +113,7 @@ def _run(storage: Storage, copied: int, total: int, rows: int) -> None:
     old_rows, days = storage.rollups_left()
     rebuilt = deleted = 0
     indexed = 0
+    indexing_s = 0.0
     while True:
         step_started = time.monotonic()
         what, count = storage.upgrade_step(rows)
@@ -154,6 +155,7 @@ def _run(storage: Storage, copied: int, total: int, rows: int) -> None:
                     click.echo(f"  {rebuilt:,} of {days:,} queued days of rollups rebuilt")
             elif what == "indexed":
                 indexed += count
+                indexing_s += step_took
                 click.echo(f"  built an index of the events in {step_took:.1f} s")
             elif what == "dropped rollups":
                 deleted += count
@@ -177,9 +179,8 @@ def _run(storage: Storage, copied: int, total: int, rows: int) -> None:
     if "rebuilt" in began:
         took = ends["rebuilt"] - began["rebuilt"]
         click.echo(f"rebuilt {rebuilt:,} days of rollups in {took:.1f} s")
-    if "indexed" in began:
-        took = ends["indexed"] - began["indexed"]
-        click.echo(f"built {indexed} indexes of the events in {took:.1f} s")
+    if indexed:
+        click.echo(f"built {indexed} indexes of the events in {indexing_s:.1f} s")
     click.echo(
         "upgrade done. The database file keeps its size (SQLite reuses the freed pages) unless "
         "--vacuum is given."
