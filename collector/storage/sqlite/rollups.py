@@ -68,7 +68,7 @@ NON_INTERACTIONS = ("pageview", "engagement")
 DAY_MS = 86_400_000
 _EPOCH = date(1970, 1, 1).toordinal()
 
-SCHEMA = """
+_SCHEMA = """
 CREATE TABLE rollup_sites (
     site TEXT PRIMARY KEY,
     code INTEGER NOT NULL UNIQUE,
@@ -86,32 +86,7 @@ CREATE TABLE visitor_ids (
 ) WITHOUT ROWID;
 CREATE TABLE visitor_id_next (kind INTEGER PRIMARY KEY, next INTEGER NOT NULL);
 INSERT INTO visitor_id_next (kind, next) VALUES (0, 1), (1, 2147483648), (2, 3221225472);
-CREATE TABLE day_rollups (
-    site INTEGER NOT NULL,
-    dim INTEGER NOT NULL,
-    day INTEGER NOT NULL,
-    key NOT NULL,
-    hits INTEGER NOT NULL,
-    pageviews INTEGER NOT NULL,
-    events INTEGER NOT NULL,
-    engaged INTEGER NOT NULL,
-    unidentified INTEGER NOT NULL,
-    visits INTEGER NOT NULL,
-    bounces INTEGER NOT NULL,
-    duration INTEGER NOT NULL,
-    visit_pageviews INTEGER NOT NULL,
-    -- Distinct visitors of the day in day_visitors (without those still in rollup_log).
-    nvisitors INTEGER NOT NULL,
-    PRIMARY KEY (site, dim, day, key)
-) WITHOUT ROWID;
-CREATE TABLE day_visitors (
-    site INTEGER NOT NULL,
-    dim INTEGER NOT NULL,
-    key NOT NULL,
-    day INTEGER NOT NULL,
-    ids BLOB NOT NULL,
-    PRIMARY KEY (site, dim, key, day)
-) WITHOUT ROWID;
+{day_tables}
 -- Each ingest commit's changes, in one row per site, until they are merged into the rows
 -- above (once LOG_LIMIT changes wait): a commit writes one row instead of one per value it
 -- touched. Reports add them in. ``seq``: the changes logged since the log was last empty,
@@ -123,31 +98,7 @@ CREATE TABLE rollup_log (
 );
 -- The same per local month (``day``: the month's first day): a long period reads a value's
 -- whole months here, a dozen rows a year instead of one per day. Kept with the days.
-CREATE TABLE month_rollups (
-    site INTEGER NOT NULL,
-    dim INTEGER NOT NULL,
-    day INTEGER NOT NULL,
-    key NOT NULL,
-    hits INTEGER NOT NULL,
-    pageviews INTEGER NOT NULL,
-    events INTEGER NOT NULL,
-    engaged INTEGER NOT NULL,
-    unidentified INTEGER NOT NULL,
-    visits INTEGER NOT NULL,
-    bounces INTEGER NOT NULL,
-    duration INTEGER NOT NULL,
-    visit_pageviews INTEGER NOT NULL,
-    nvisitors INTEGER NOT NULL,
-    PRIMARY KEY (site, dim, day, key)
-) WITHOUT ROWID;
-CREATE TABLE month_visitors (
-    site INTEGER NOT NULL,
-    dim INTEGER NOT NULL,
-    key NOT NULL,
-    day INTEGER NOT NULL,
-    ids BLOB NOT NULL,
-    PRIMARY KEY (site, dim, key, day)
-) WITHOUT ROWID;
+{month_tables}
 CREATE TABLE late_visits (
     site INTEGER NOT NULL,
     dim INTEGER NOT NULL,
@@ -166,6 +117,41 @@ CREATE TABLE rollup_pending_days (
     PRIMARY KEY (site, day)
 ) WITHOUT ROWID;
 """
+
+
+def _grain_tables(grain: str) -> str:
+    """``<grain>_rollups`` (one row per site, dimension, value and day or month: sums, visit
+    figures, and the size of its set) and ``<grain>_visitors`` (the sets, keyed for reading a
+    value's days together)."""
+    return f"""CREATE TABLE {grain}_rollups (
+    site INTEGER NOT NULL,
+    dim INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    key NOT NULL,
+    hits INTEGER NOT NULL,
+    pageviews INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    engaged INTEGER NOT NULL,
+    unidentified INTEGER NOT NULL,
+    visits INTEGER NOT NULL,
+    bounces INTEGER NOT NULL,
+    duration INTEGER NOT NULL,
+    visit_pageviews INTEGER NOT NULL,
+    -- Distinct visitors in {grain}_visitors (without those still in rollup_log).
+    nvisitors INTEGER NOT NULL,
+    PRIMARY KEY (site, dim, day, key)
+) WITHOUT ROWID;
+CREATE TABLE {grain}_visitors (
+    site INTEGER NOT NULL,
+    dim INTEGER NOT NULL,
+    key NOT NULL,
+    day INTEGER NOT NULL,
+    ids BLOB NOT NULL,
+    PRIMARY KEY (site, dim, key, day)
+) WITHOUT ROWID;"""
+
+
+SCHEMA = _SCHEMA.format(day_tables=_grain_tables("day"), month_tables=_grain_tables("month"))
 #: The tables of the rollups before storage v2, dropped by its migration.
 OLD_TABLES = (
     "visit_keys",
