@@ -558,9 +558,13 @@ def index_if_small(conn: sqlite3.Connection, name: str) -> None:
     )
     if rows > INDEX_AT_ONCE_ROWS:
         return
-    where = dict(PARTIAL_INDEXES)[name]
     for table in tables:
-        conn.execute(f"CREATE INDEX {table}_{name} ON {table} (site, ts) WHERE {where}")
+        _create_index(conn, table, name)
+
+
+def _create_index(conn: sqlite3.Connection, table: str, name: str) -> None:
+    where = dict(PARTIAL_INDEXES)[name]
+    conn.execute(f"CREATE INDEX {table}_{name} ON {table} (site, ts) WHERE {where}")
 
 
 def missing_indexes(conn: sqlite3.Connection) -> list[str]:
@@ -584,7 +588,5 @@ def index_step(conn: sqlite3.Connection) -> str | None:
     missing = missing_indexes(conn)
     if not missing:
         return None
-    name = missing[0].removeprefix("event_rows_")
-    where = dict(PARTIAL_INDEXES)[name]
-    conn.execute(f"CREATE INDEX event_rows_{name} ON event_rows (site, ts) WHERE {where}")
+    _create_index(conn, "event_rows", missing[0].removeprefix("event_rows_"))
     return missing[0]
