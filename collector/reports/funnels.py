@@ -117,23 +117,10 @@ def compute_steps(
 ) -> list[FunnelStep]:
     """Per-step visitors, drop-off, conversion and median time from ``events``."""
     tests = [_matcher(goal) for goal in steps]
-    per_visit = within_days is None
-    # One list per visit (or per visitor with a window), each in time order.
-    groups: dict[tuple[str, bytes, int | None], list[StepEvent]] = {}
-    for item in events:
-        key = (item.site, item.visitor, item.visit if per_visit else None)
-        group = groups.get(key)
-        if group is None:
-            groups[key] = [item]
-        else:
-            group.append(item)
-    window = None if within_days is None else within_days * DAY_MS
-    # Each visitor's deepest path over their groups (the first of equal depth).
-    deepest: dict[tuple[str, bytes], list[int]] = {}
-    for (site, visitor, _group), group_events in groups.items():
-        found = deepest_path(tests, group_events, window)
-        if found and len(found) > len(deepest.get((site, visitor), ())):
-            deepest[(site, visitor)] = found
+    if within_days is None:
+        deepest = _deepest_in_visits(tests, events)
+    else:
+        deepest = _deepest_within(tests, events, within_days * DAY_MS)
     reached = [0] * len(steps)
     gaps: list[list[int]] = [[] for _ in steps]
     for best in deepest.values():
@@ -153,6 +140,61 @@ def compute_steps(
         )
         for index, goal in enumerate(steps)
     ]
+
+
+Deepest = dict[tuple[str, bytes], list[int]]
+
+
+def _deepest_in_visits(tests: Sequence[Matcher], events: Sequence[StepEvent]) -> Deepest:
+    """Each visitor's deepest path over their visits (the first of equal depth, visits in the
+    order of their first event), each visit's as :func:`deepest_path` finds it but in one pass
+    over the events: without a window, the match from a visit's first step-1 event is the
+    deepest (a later start can only match later events), and the first of equal depth."""
+    last = len(tests)
+    # Which steps an event matches depends on its page for a pageview, on its name otherwise:
+    # each is tested once.
+    page_masks: dict[str, int] = {}
+    name_masks: dict[str, int] = {}
+    visits: dict[tuple[str, bytes, int | None], list[int]] = {}
+    for item in events:
+        if item.name == "pageview":
+            masks, kind = page_masks, item.path
+        else:
+            masks, kind = name_masks, item.name
+        mask = masks.get(kind)
+        if mask is None:
+            mask = masks[kind] = sum(1 << index for index, test in enumerate(tests) if test(item))
+        key = (item.site, item.visitor, item.visit)
+        times = visits.get(key)
+        if times is None:
+            times = visits[key] = []
+        depth = len(times)
+        if depth < last and mask >> depth & 1:
+            times.append(item.ts)
+    deepest: Deepest = {}
+    for (site, visitor, _visit), times in visits.items():
+        if times and len(times) > len(deepest.get((site, visitor), ())):
+            deepest[(site, visitor)] = times
+    return deepest
+
+
+def _deepest_within(tests: Sequence[Matcher], events: Sequence[StepEvent], window: int) -> Deepest:
+    """Each visitor's deepest path within ``window`` of its first step: a later start may fit
+    the window where an earlier one does not, so :func:`deepest_path` tries each."""
+    groups: dict[tuple[str, bytes], list[StepEvent]] = {}
+    for item in events:
+        key = (item.site, item.visitor)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [item]
+        else:
+            group.append(item)
+    deepest: Deepest = {}
+    for key, group in groups.items():
+        found = deepest_path(tests, group, window)
+        if found:
+            deepest[key] = found
+    return deepest
 
 
 def funnel(

@@ -22,7 +22,7 @@ import msgspec
 from sqlite_utils import Database
 
 from collector.config import load_config
-from collector.reports import Filter, Goal, ReportQuery, aggregate, breakdown, rfm
+from collector.reports import Filter, Goal, ReportQuery, aggregate, breakdown, funnel, rfm
 from collector.storage.sqlite import rollups as rollups_sqlite
 from collector.storage.sqlite.events import open_storage
 from collector.storage.sqlite.layout import ENCODED, INDEX_AT_ONCE_ROWS, SELECT_COLUMNS
@@ -196,6 +196,7 @@ def test_an_upgrade_under_ingest_backs_up_then_copies_every_event_once(tmp_path:
         "event_rows_by_user": "index",
         "event_rows_revenue": "index",
         "event_rows_props": "index",
+        "event_rows_pages": "index",
         "event_layout": "table",
         "events": "view",
     }
@@ -417,38 +418,69 @@ def test_reports_answer_the_same_in_both_layouts(tmp_path: Path) -> None:
 
 
 def test_a_large_directory_leaves_the_partial_indexes_to_the_upgrade(tmp_path: Path) -> None:
-    """Beyond a million events the migrations leave the revenue and property events' indexes
-    to ``mesure upgrade`` (building one reads every event while hits wait, and the collector
-    must answer within seconds of its start): the collector says so, RFM still answers, and
-    the upgrade builds them without a backup (no stored event is rewritten)."""
+    """Beyond a million events the migrations leave the revenue, property and page events'
+    indexes to ``mesure upgrade`` (building one reads every event while hits wait, and the
+    collector must answer within seconds of its start): the collector says so, RFM and funnels
+    still answer, and the upgrade builds them without a backup (no stored event is
+    rewritten)."""
     data = tmp_path / "data"
     init(data)
-    _collect(data, 40)
+    _collect(data, 100)  # each client id twice or more: a second page for the funnel
     database = data / "mesure.db"
-    # As the previous Mesure left a directory of millions of events: neither index, and row
-    # ids beyond the limit (the migrations read the highest id, not a count).
+    # As the previous Mesure left a directory of millions of events: no index, and row ids
+    # beyond the limit (the migrations read the highest id, not a count).
     with closing(sqlite3.connect(database)) as conn, conn:
-        conn.execute("DROP INDEX event_rows_revenue")
-        conn.execute("DROP INDEX event_rows_props")
+        for index in PARTIAL:
+            conn.execute(f"DROP INDEX {index}")
         conn.execute(
             "DELETE FROM _sqlite_migrations WHERE name IN "
-            "('index_revenue_events', 'index_property_events')"
+            "('index_revenue_events', 'index_property_events', 'index_page_steps')"
         )
         conn.execute("UPDATE event_rows SET id = id + ?", (INDEX_AT_ONCE_ROWS,))
     storage = open_storage(database)
     try:
-        assert storage.indexes_left() == ["event_rows_revenue", "event_rows_props"]
+        assert storage.indexes_left() == list(PARTIAL)
         assert any("builds their indexes" in notice for notice in storage.notices())
     finally:
         storage.close()
     assert "event_rows_revenue" not in _rfm_plan(data)
+    funnel_before, plan = _funnel(data)
+    assert "event_rows_pages" not in plan
+    assert [step.visitors for step in funnel_before.steps][1] > 0, funnel_before
     done = mesure("upgrade", "--data", str(data))
-    assert done.stdout.count("built an index of the events in") == 2
-    assert "built 2 indexes of the events in" in done.stdout
+    assert done.stdout.count("built an index of the events in") == len(PARTIAL)
+    assert f"built {len(PARTIAL)} indexes of the events in" in done.stdout
     assert "backup" not in done.stdout
-    assert {"event_rows_revenue", "event_rows_props"} <= set(_schema(database))
+    assert set(PARTIAL) <= set(_schema(database))
     assert "event_rows_revenue" in _rfm_plan(data)
+    funnel_after, plan = _funnel(data)
+    assert "event_rows_pages" in plan, plan
+    assert funnel_after == funnel_before
     assert "nothing to do" in mesure("upgrade", "--data", str(data)).stdout
+
+
+#: The partial indexes of the compact table, in the order ``mesure upgrade`` builds them.
+PARTIAL = ("event_rows_revenue", "event_rows_props", "event_rows_pages")
+
+
+def _funnel(data: Path) -> tuple[Any, str]:
+    """A three-step funnel over ``data``'s last 7 days, and the plan of its statement."""
+    config = load_config(data, {})
+    steps = [
+        Goal(name="a page", kind="page", match="/b/*"),
+        Goal(name="another", kind="page", match="/b/*"),
+        Goal(name="a page of ten", kind="page", match="/b/1?"),
+    ]
+    statements: list[str] = []
+    with reports_database(config.database_path) as db:
+        db._conn.set_trace_callback(statements.append)
+        found = funnel(
+            db, config, ReportQuery(period="7d"), sites=[SITE], now=datetime.now(UTC), steps=steps
+        )
+        db._conn.set_trace_callback(None)
+        (sql,) = [sql for sql in statements if "GLOB" in sql]
+        plan = " ".join(str(row[3]) for row in db._conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+    return found, plan
 
 
 def _rfm_plan(data: Path) -> str:

@@ -405,8 +405,9 @@ class Storage:
             )
         if self.indexes_left():
             notices.append(
-                "RFM and experiments read more events than they need until `mesure upgrade` "
-                "builds their indexes (a second or so per 10 M events; hits wait meanwhile)."
+                "RFM, experiments and funnels read more events than they need until `mesure "
+                "upgrade` builds their indexes (a few seconds per 10 M events; hits wait "
+                "meanwhile)."
             )
         return notices
 

@@ -390,3 +390,13 @@ def index_property_events(db: Database) -> None:
     hundred), where the report read every event of the period (367 ms at 10 M, 246 with it).
     Built here up to ``layout_sqlite.INDEX_AT_ONCE_ROWS`` events, else by ``mesure upgrade``."""
     layout_sqlite.index_if_small(db.conn, "props")
+
+
+@migrations()
+def index_page_steps(db: Database) -> None:
+    """A funnel reads the identified pageviews of its pages (``step_events``): an index by
+    (site, page, time) that also holds each one's visit and visitor gives them without reading
+    a row, where the report read every event of the period (537 ms for a three-step funnel over
+    30 days at 10 M events). Built here up to ``layout_sqlite.INDEX_AT_ONCE_ROWS`` events,
+    else by ``mesure upgrade``."""
+    layout_sqlite.index_if_small(db.conn, "pages")
