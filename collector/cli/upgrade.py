@@ -180,7 +180,8 @@ def _run(storage: Storage, copied: int, total: int, rows: int) -> None:
         took = ends["rebuilt"] - began["rebuilt"]
         click.echo(f"rebuilt {rebuilt:,} days of rollups in {took:.1f} s")
     if indexed:
-        click.echo(f"built {indexed} indexes of the events in {indexing_s:.1f} s")
+        built = "1 index" if indexed == 1 else f"{indexed} indexes"
+        click.echo(f"built {built} of the events in {indexing_s:.1f} s")
     click.echo(
         "upgrade done. The database file keeps its size (SQLite reuses the freed pages) unless "
         "--vacuum is given."

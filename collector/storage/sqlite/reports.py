@@ -32,6 +32,7 @@ from collector.storage.sqlite import rollup_reports as rollup_reports_sqlite
 from collector.storage.sqlite.layout import BUILT_IN_NAMES, CUSTOM_TERM
 from collector.storage.sqlite.saved import SavedDatabase
 from collector.storage.sqlite.sql import (
+    BOUNCED,
     SOURCE,
     Params,
     dimension_sql,
@@ -169,9 +170,17 @@ class ReportsDatabase(SavedDatabase):
             "SUM(name NOT IN ('pageview', 'engagement')) AS events, "
             "SUM(name = 'pageview' AND visitor IS NULL) AS unidentified FROM sel_k GROUP BY k)"
         )
+        # Each visit read once, by id, from the distinct visits of the selected events: SQLite
+        # otherwise read every visit of the period by start and looked each up in the
+        # selection (a time series filtered on a page: 1,015 ms, 454 this way, at 10 M).
+        selected = (
+            "(SELECT DISTINCT k, visit FROM sel_k)"
+            if visit_key == "sel.k"
+            else "(SELECT DISTINCT visit FROM sel_k)"
+        )
         ctes.append(
-            f"vk AS (SELECT DISTINCT {visit_key} AS k, v.id AS visit FROM sel_k sel "
-            "JOIN visits v ON v.id = sel.visit "
+            f"vk AS (SELECT DISTINCT {visit_key} AS k, v.id AS visit FROM {selected} sel "
+            "CROSS JOIN visits v ON v.id = sel.visit "
             "JOIN scope s ON s.site = v.site AND v.start_ts >= s.lo AND v.start_ts < s.hi "
             f"{visit_bucket_join})"
         )
@@ -180,8 +189,7 @@ class ReportsDatabase(SavedDatabase):
         # events, to tell interactions from engagement pings.
         ctes.append(
             "vs AS (SELECT v.id AS visit, v.pageviews AS pv, v.last_ts - v.start_ts AS span, "
-            "v.pageviews = 1 AND (v.events = 0 OR NOT EXISTS (SELECT 1 FROM events i "
-            "WHERE i.visit = v.id AND i.name NOT IN ('pageview', 'engagement'))) AS bounced "
+            f"{BOUNCED} AS bounced "
             "FROM visits v WHERE v.id IN (SELECT visit FROM vk))"
         )
         ctes.append(
@@ -355,11 +363,13 @@ class ReportsDatabase(SavedDatabase):
             if found is not None:
                 return found
         params = self._params(scope=scope_json(ranges))
+        # Grouped by the stored kind, decoded once per group rather than once per event.
+        kind = self._stored("visitor_kind")
         sql = (
-            f"WITH {self._scope_cte} SELECT e.visitor_kind, COUNT(DISTINCT e.visitor) "
-            f"FROM scope s {self._in_scope} LEFT JOIN visits v ON v.id = e.visit "
-            f"WHERE e.visitor IS NOT NULL AND {filters_sql(filters, params)} "
-            "GROUP BY e.visitor_kind"
+            f"WITH {self._scope_cte} SELECT {self._decoded('k')}, n FROM (SELECT {kind} AS k, "
+            f"COUNT(DISTINCT e.visitor) AS n FROM scope s {self._in_scope} LEFT JOIN visits v "
+            f"ON v.id = e.visit WHERE e.visitor IS NOT NULL AND {filters_sql(filters, params)} "
+            f"GROUP BY {kind})"
         )
         return {str(kind): count for kind, count in self._rows(sql, params)}
 

@@ -61,7 +61,7 @@ from collector.storage.sqlite.rollups import (
     read_log,
     sites,
 )
-from collector.storage.sqlite.sql import DIMENSION_SQL
+from collector.storage.sqlite.sql import BOUNCED, DIMENSION_SQL
 
 # Positions in the sums read from the rows (the ``SUMS`` of the rollups, then the bound).
 _HITS, _PV, _EVENTS, _ENGAGED, _UNIDENTIFIED, _VISITS, _BOUNCES, _DURATION, _VISIT_PV, _BOUND = (
@@ -74,10 +74,6 @@ _SUMS = (
 _VISIT_FIGURES = (_VISITS, _BOUNCES, _DURATION, _VISIT_PV)
 #: Beyond every end: ``(ts, _NO_END)`` sorts after any bucket's edges that start at ``ts``.
 _NO_END = 1 << 62
-_BOUNCED = (
-    "v.pageviews = 1 AND (v.events = 0 OR NOT EXISTS (SELECT 1 FROM events i "
-    "WHERE i.visit = v.id AND i.name NOT IN ('pageview', 'engagement')))"
-)
 
 
 @dataclass
@@ -221,7 +217,7 @@ def _queued(conn: sqlite3.Connection, part: Part, dimension: str | None) -> Queu
         f"{start}SELECT d, k, COUNT(*), SUM(bounced), "
         "SUM(CASE WHEN bounced THEN 0 ELSE span END), SUM(pv) FROM (SELECT DISTINCT p.d AS d, "
         f"{key} AS k, v.id, v.pageviews AS pv, v.last_ts - v.start_ts AS span, "
-        f"{_BOUNCED} AS bounced FROM p JOIN visits v INDEXED BY visits_by_start "
+        f"{BOUNCED} AS bounced FROM p JOIN visits v INDEXED BY visits_by_start "
         "ON v.site = ? AND v.start_ts >= p.lo AND v.start_ts < p.hi "
         f"JOIN events e ON e.visit = v.id AND e.ts < ? WHERE 1{where}) GROUP BY d, k",
         [*params, part.site.name, part.end_ms],

@@ -77,6 +77,16 @@ _SOURCE_ID = (
 )
 
 
+#: Whether visit ``v`` bounced: one pageview and no interaction. Only a one-pageview visit with
+#: other events needs a look at them (engagement pings are not interactions). Written as CASE:
+#: SQLite ran the look-up for more visits when it was the last term of an AND and an OR (90 of
+#: the 450 ms of a breakdown filtered on a page, at 10 M events).
+BOUNCED = (
+    "CASE WHEN v.pageviews != 1 THEN 0 WHEN v.events = 0 THEN 1 ELSE NOT EXISTS (SELECT 1 "
+    "FROM events i WHERE i.visit = v.id AND i.name NOT IN ('pageview', 'engagement')) END"
+)
+
+
 class Params:
     """Bound parameters of one statement, named ``p0``, ``p1``, … as they are added.
 
