@@ -73,8 +73,8 @@ def aggregate(
         report.previous_period = period_out(before)
         report.previous = _total(db, before, query, goal)
         report.previous_engaged = _engaged(db, before, query, report.previous)
-    kinds = db.visitor_kinds(scope.ranges, query.filters)
-    notes = [COOKIELESS_NOTE] if kinds.get("cookieless") else []
+    cookieless = db.visitor_kind_seen(scope.ranges, query.filters, "cookieless")
+    notes = [COOKIELESS_NOTE] if cookieless else []
     if metrics.unidentified_pageviews:
         notes.append(DENIED_NOTE)
     report.notes = tuple(notes)

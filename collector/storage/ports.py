@@ -146,6 +146,12 @@ class ReportStore(SavedStore, Protocol):
     ) -> dict[str, int]:
         """Distinct identified visitors of the period by ``visitor_kind``."""
 
+    def visitor_kind_seen(
+        self, ranges: Sequence[SiteRange], filters: Sequence[Filter], kind: str
+    ) -> bool:
+        """Whether an identified event of the period matching ``filters`` has a visitor of
+        ``kind`` (the aggregate's note on cookieless visitors: no count needed)."""
+
     def consent_by_day(
         self, buckets: Sequence[Bucket], filters: Sequence[Filter]
     ) -> list[tuple[int, str, int, int, int]]:

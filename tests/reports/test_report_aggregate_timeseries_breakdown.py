@@ -315,3 +315,33 @@ def test_engaged_time_is_reported_apart(
     assert report.engaged is not None and report.previous_engaged is not None
     assert (report.engaged.total_ms, report.engaged.per_visit_ms) == (total, per_visit)
     assert (report.previous_engaged.total_ms, report.previous_engaged.per_visit_ms) == (0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("filters", "noted"),
+    [
+        ((), True),
+        ((Filter(dimension="page", op="is", value="/kept"),), False),
+        ((Filter(dimension="page", op="is", value="/daily"),), True),
+        ((Filter(dimension="page", op="is_not", value="/daily"),), False),
+    ],
+)
+def test_the_cookieless_note_follows_the_filters(
+    tmp_path: Path, filters: tuple[Filter, ...], noted: bool
+) -> None:
+    """The note on daily identifiers is there when a visitor the filters select is cookieless,
+    whatever the others (the rollups answer without filters, the events with)."""
+    config = config_for(tmp_path)
+    store(
+        config,
+        [
+            event(ms(2026, 3, 10, 9), "K", path="/kept", mode="granted"),
+            event(ms(2026, 3, 10, 9, 30), "D", path="/daily", mode="exempt", kind="cookieless"),
+            event(ms(2026, 3, 10, 10), None, path="/daily"),
+        ],
+    )
+    query = ReportQuery(period="today", filters=filters)
+    with opened(config) as db:
+        report = aggregate(db, config, query, sites=["example"], now=NOW)
+    assert any("cookieless" in note for note in report.notes) is noted
+    assert report.metrics.visitors == (2 if not filters else 1)

@@ -204,6 +204,18 @@ class ClickHouseReports:
         )
         return {str(kind): int(count) for kind, count in self._rows(sql, params)}
 
+    def visitor_kind_seen(
+        self, ranges: Sequence[SiteRange], filters: Sequence[Filter], kind: str
+    ) -> bool:
+        params = Params()
+        sql = (
+            f"SELECT 1 FROM {EVENTS} AS e {visit_join(needs_visit(filters))} "
+            f"WHERE {scope_sql(ranges, params, 'e.site', 'e.ts')} AND e.visitor IS NOT NULL "
+            f"AND e.visitor_kind = {params.add(kind, 'String')} "
+            f"AND {filters_sql(filters, params)} LIMIT 1"
+        )
+        return bool(self._rows(sql, params))
+
     def consent_by_day(
         self, buckets: Sequence[Bucket], filters: Sequence[Filter]
     ) -> list[tuple[int, str, int, int, int]]:

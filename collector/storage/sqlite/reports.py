@@ -373,6 +373,25 @@ class ReportsDatabase(SavedDatabase):
         )
         return {str(kind): count for kind, count in self._rows(sql, params)}
 
+    def visitor_kind_seen(
+        self, ranges: Sequence[SiteRange], filters: Sequence[Filter], kind: str
+    ) -> bool:
+        """Whether an identified event of the period matching ``filters`` has a visitor of
+        ``kind``: the read stops at the first one (a filtered aggregate counted every visitor
+        by kind for a yes or no, 175 ms at 10 M events)."""
+        if self._use_rollups and not filters:
+            found = rollup_reports_sqlite.visitor_kinds(self._conn, ranges)
+            if found is not None:
+                return found.get(kind, 0) > 0
+        params = self._params(scope=scope_json(ranges), kind=kind)
+        wanted = "(SELECT id FROM strings WHERE value = :kind)" if self._compact else ":kind"
+        sql = (
+            f"WITH {self._scope_cte} SELECT EXISTS (SELECT 1 FROM scope s {self._in_scope} "
+            f"LEFT JOIN visits v ON v.id = e.visit WHERE e.visitor IS NOT NULL "
+            f"AND {self._stored('visitor_kind')} = {wanted} AND {filters_sql(filters, params)})"
+        )
+        return bool(self._rows(sql, params)[0][0])
+
     def consent_by_day(
         self, buckets: Sequence[Bucket], filters: Sequence[Filter]
     ) -> list[tuple[int, str, int, int, int]]:
