@@ -33,6 +33,7 @@ from collector.storage.sqlite.layout import BUILT_IN_NAMES, CUSTOM_TERM
 from collector.storage.sqlite.saved import SavedDatabase
 from collector.storage.sqlite.sql import (
     BOUNCED,
+    ID_COLUMNS,
     SOURCE,
     Params,
     dimension_sql,
@@ -134,6 +135,7 @@ class ReportsDatabase(SavedDatabase):
         params = self._params(scope=scope_json(ranges))
         ctes = [self._scope_cte]
         bucket_join = visit_bucket_join = ""
+        shown = "keys.k"
         if buckets is not None:
             params.values["buckets"] = msgspec.json.encode(
                 [[b.index, b.site, b.start_ms, b.end_ms] for b in buckets]
@@ -146,6 +148,10 @@ class ReportsDatabase(SavedDatabase):
             event_key, visit_key = "b.i", "bv.i"
         elif dimension is not None:
             event_key = dimension_sql(dimension, params)
+            if self._compact and dimension in ID_COLUMNS:
+                # Grouped by the stored id, each group's text decoded once at the end.
+                event_key = self._stored(ID_COLUMNS[dimension])
+                shown = self._decoded("keys.k")
             visit_key = "sel.k"
         else:
             event_key = visit_key = "NULL"
@@ -212,7 +218,7 @@ class ReportsDatabase(SavedDatabase):
         sql = (
             "WITH "
             + ",\n".join(ctes)
-            + " SELECT keys.k, coalesce(ev.visitors, 0), coalesce(ev.pageviews, 0), "
+            + f" SELECT {shown}, coalesce(ev.visitors, 0), coalesce(ev.pageviews, 0), "
             "coalesce(ev.events, 0), coalesce(vm.visits, 0), coalesce(vm.bounces, 0), "
             "coalesce(vm.duration, 0), coalesce(vm.visit_pageviews, 0), "
             "coalesce(gm.converted, 0), coalesce(ev.unidentified, 0) "
