@@ -134,14 +134,21 @@ class ReportsDatabase(SavedDatabase):
                 return found
         params = self._params(scope=scope_json(ranges))
         ctes = [self._scope_cte]
-        bucket_join = visit_bucket_join = ""
+        visit_bucket_join = ""
+        events_in = f"FROM scope s {self._in_scope}"
         shown = "keys.k"
         if buckets is not None:
             params.values["buckets"] = msgspec.json.encode(
                 [[b.index, b.site, b.start_ms, b.end_ms] for b in buckets]
             ).decode()
             ctes.append(self._bucket_cte)
-            bucket_join = f"JOIN b ON b.sk = {self._site} AND e.ts >= b.lo AND e.ts < b.hi"
+            # Each bucket's events read by range, bucket after bucket (the buckets lie within
+            # the period): finding each event's bucket among all of them took a time series
+            # filtered on a page 100 ms more at 10 M.
+            events_in = (
+                f"FROM b CROSS JOIN events e ON {self._site} = b.sk "
+                "AND e.ts >= b.lo AND e.ts < b.hi"
+            )
             visit_bucket_join = (
                 "JOIN b bv ON bv.site = v.site AND v.start_ts >= bv.lo AND v.start_ts < bv.hi"
             )
@@ -163,7 +170,7 @@ class ReportsDatabase(SavedDatabase):
         visit_join = "LEFT JOIN visits v ON v.id = e.visit" if needs_visit else ""
         ctes.append(
             f"sel AS (SELECT {self._site} AS site, e.visitor, e.visit, e.name, {event_key} AS k "
-            f"FROM scope s {self._in_scope} {bucket_join} {visit_join} "
+            f"{events_in} {visit_join} "
             f"WHERE {where}{only_pageviews})"
         )
         if dimension in VISIT_DIMENSIONS:
@@ -200,7 +207,7 @@ class ReportsDatabase(SavedDatabase):
             goal_bucket = "b.i" if buckets is not None else "NULL"
             ctes.append(
                 f"goal_ev AS (SELECT DISTINCT {self._site} AS site, e.visitor, {goal_bucket} AS i "
-                f"FROM scope s {self._in_scope} {bucket_join} "
+                f"{events_in} "
                 f"WHERE e.visitor IS NOT NULL AND {goal_sql(goal, params)})"
             )
             same_bucket = " AND g.i = sel.k" if buckets is not None else ""
