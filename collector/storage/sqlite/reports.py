@@ -79,6 +79,9 @@ class ReportsDatabase(SavedDatabase):
         super().__init__(conn)
         self._use_rollups = rollups
         self._compact = layout_sqlite.layout_of(conn)[0] == layout_sqlite.COMPACT
+        # Engaged time summed by the period's totals read from the events, by period and
+        # filters: the aggregate asks for both, and the call's one snapshot gives the same sum.
+        self._engaged: dict[bytes, int] = {}
         # How ``events`` names a site: its id in the compact layout's dictionary, where the
         # index on (site, ts) is; its name in the first layout.
         self._site = "e.site_id" if self._compact else "e.site"
@@ -162,6 +165,7 @@ class ReportsDatabase(SavedDatabase):
             visit_key = "sel.k"
         else:
             event_key = visit_key = "NULL"
+        totals = dimension is None and buckets is None
         only_pageviews = " AND e.name = 'pageview'" if dimension in PAGEVIEW_DIMENSIONS else ""
         where = filters_sql(filters, params)
         needs_visit = dimension in VISIT_DIMENSIONS or any(
@@ -169,7 +173,8 @@ class ReportsDatabase(SavedDatabase):
         )
         visit_join = "LEFT JOIN visits v ON v.id = e.visit" if needs_visit else ""
         ctes.append(
-            f"sel AS (SELECT {self._site} AS site, e.visitor, e.visit, e.name, {event_key} AS k "
+            f"sel AS (SELECT {self._site} AS site, e.visitor, e.visit, e.name, {event_key} AS k, "
+            f"{'e.engaged_ms' if totals else 'NULL'} AS engaged "
             f"{events_in} {visit_join} "
             f"WHERE {where}{only_pageviews})"
         )
@@ -181,7 +186,8 @@ class ReportsDatabase(SavedDatabase):
             "ev AS (SELECT k, COUNT(DISTINCT visitor) AS visitors, "
             "SUM(name = 'pageview') AS pageviews, "
             "SUM(name NOT IN ('pageview', 'engagement')) AS events, "
-            "SUM(name = 'pageview' AND visitor IS NULL) AS unidentified FROM sel_k GROUP BY k)"
+            "SUM(name = 'pageview' AND visitor IS NULL) AS unidentified, "
+            "coalesce(SUM(engaged), 0) AS engaged FROM sel_k GROUP BY k)"
         )
         # Each visit read once, by id, from the distinct visits of the selected events (with
         # their key), its figures summed in the same pass. A visit has one bucket (that of its
@@ -228,12 +234,15 @@ class ReportsDatabase(SavedDatabase):
             + f" SELECT {shown}, coalesce(ev.visitors, 0), coalesce(ev.pageviews, 0), "
             "coalesce(ev.events, 0), coalesce(vm.visits, 0), coalesce(vm.bounces, 0), "
             "coalesce(vm.duration, 0), coalesce(vm.visit_pageviews, 0), "
-            "coalesce(gm.converted, 0), coalesce(ev.unidentified, 0) "
+            "coalesce(gm.converted, 0), coalesce(ev.unidentified, 0), coalesce(ev.engaged, 0) "
             "FROM keys LEFT JOIN ev ON ev.k IS keys.k "
             "LEFT JOIN vm ON vm.k IS keys.k LEFT JOIN gm ON gm.k IS keys.k "
             "ORDER BY 2 DESC, 3 DESC, 1" + page
         )
-        return [_metric_row(row) for row in self._rows(sql, params)]
+        rows = self._rows(sql, params)
+        if totals:
+            self._engaged[_period_key(ranges, filters)] = sum(int(row[10]) for row in rows)
+        return [_metric_row(row) for row in rows]
 
     def step_events(
         self,
@@ -552,6 +561,9 @@ class ReportsDatabase(SavedDatabase):
             total = rollup_reports_sqlite.engaged(self._conn, ranges)
             if total is not None:
                 return total
+        summed = self._engaged.get(_period_key(ranges, filters))
+        if summed is not None:
+            return summed
         params = self._params(scope=scope_json(ranges))
         sql = (
             f"WITH {self._scope_cte} SELECT coalesce(SUM(e.engaged_ms), 0) FROM scope s "
@@ -559,6 +571,10 @@ class ReportsDatabase(SavedDatabase):
             f"AND {filters_sql(filters, params)}"
         )
         return int(self._rows(sql, params)[0][0])
+
+
+def _period_key(ranges: Sequence[SiteRange], filters: Sequence[Filter]) -> bytes:
+    return msgspec.json.encode((ranges, filters))
 
 
 def _metric_row(row: tuple[Any, ...]) -> MetricRow:
