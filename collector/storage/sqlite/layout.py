@@ -385,13 +385,17 @@ def stored_sites(conn: sqlite3.Connection) -> list[str]:
         ]
     if not compact:
         return [str(site) for site in sites]
-    names = dict(
-        conn.execute(
-            "SELECT id, value FROM strings WHERE id IN (SELECT value FROM json_each(?))",
-            (msgspec.json.encode(sites).decode(),),
-        )
+    names = texts(conn, sites)
+    return sorted(names[site] for site in sites)
+
+
+def texts(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, str]:
+    """The text of each of ``ids`` in ``strings``, read in one statement."""
+    found = conn.execute(
+        "SELECT id, value FROM strings WHERE id IN (SELECT value FROM json_each(?))",
+        (msgspec.json.encode(sorted(set(ids))).decode(),),
     )
-    return sorted(str(names[site]) for site in sites)
+    return {int(key): str(value) for key, value in found}
 
 
 class Progress(msgspec.Struct, frozen=True):

@@ -327,12 +327,7 @@ class ReportsDatabase(SavedDatabase):
         rows = self._rows(f"WITH {self._scope_cte} " + " UNION ALL ".join(branches), params)
         rows.sort(key=_TIME_ORDER)
         ids = {row[0] for row in rows} | {row[5] for row in rows}
-        text = dict(
-            self._conn.execute(
-                "SELECT id, value FROM strings WHERE id IN (SELECT value FROM json_each(?))",
-                (msgspec.json.encode(sorted(ids)).decode(),),
-            ).fetchall()
-        )
+        text = layout_sqlite.texts(self._conn, ids)
         return [
             StepEvent(text[site], visitor, visit, ts, name or "pageview", text[path])
             for site, visitor, visit, ts, name, path, _ in rows
