@@ -7,9 +7,10 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
@@ -219,3 +220,23 @@ def _reader(config: Config) -> EventStore:
     if config.clickhouse is None:
         return open_storage(config.database_path, migrate=False)
     return open_events(config)
+
+
+Found = TypeVar("Found")
+
+
+def traced_plans(db: Any, run: Callable[[], Found], marker: str) -> tuple[Found, list[str]]:
+    """``run()``'s result, and SQLite's query plan of each statement it ran on ``db`` (a
+    ``ReportsDatabase``) whose text holds ``marker``: which indexes a report reads."""
+    statements: list[str] = []
+    db._conn.set_trace_callback(statements.append)
+    try:
+        found = run()
+    finally:
+        db._conn.set_trace_callback(None)
+    plans = [
+        " ".join(str(row[3]) for row in db._conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        for sql in statements
+        if marker in sql
+    ]
+    return found, plans

@@ -39,7 +39,14 @@ from tests.backup.support import (
     stop_process,
 )
 from tests.privacy.stored_bytes import scan
-from tests.support import ROOT, browser_client, free_port, mesure_command, start_mesure_serve
+from tests.support import (
+    ROOT,
+    browser_client,
+    free_port,
+    mesure_command,
+    start_mesure_serve,
+    traced_plans,
+)
 
 #: What a collector started during the copy must answer within, from its process's start.
 ANSWER_WITHIN_S = 5.0
@@ -471,25 +478,24 @@ def _funnel(data: Path) -> tuple[Any, str]:
         Goal(name="another", kind="page", match="/b/*"),
         Goal(name="a page of ten", kind="page", match="/b/1?"),
     ]
-    statements: list[str] = []
+    query = ReportQuery(period="7d")
     with reports_database(config.database_path) as db:
-        db._conn.set_trace_callback(statements.append)
-        found = funnel(
-            db, config, ReportQuery(period="7d"), sites=[SITE], now=datetime.now(UTC), steps=steps
+        found, (plan,) = traced_plans(
+            db,
+            lambda: funnel(db, config, query, sites=[SITE], now=datetime.now(UTC), steps=steps),
+            "GLOB",
         )
-        db._conn.set_trace_callback(None)
-        (sql,) = [sql for sql in statements if "GLOB" in sql]
-        plan = " ".join(str(row[3]) for row in db._conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
     return found, plan
 
 
 def _rfm_plan(data: Path) -> str:
     """The query plan of the statement RFM runs on ``data`` for the last 7 days."""
     config = load_config(data, {})
-    statements: list[str] = []
+    query = ReportQuery(period="7d")
     with reports_database(config.database_path) as db:
-        db._conn.set_trace_callback(statements.append)
-        rfm(db, config, ReportQuery(period="7d"), sites=[SITE], now=datetime.now(UTC))
-        db._conn.set_trace_callback(None)
-        (sql,) = [sql for sql in statements if "revenue_amount IS NOT NULL" in sql]
-        return " ".join(str(row[3]) for row in db._conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        _, (plan,) = traced_plans(
+            db,
+            lambda: rfm(db, config, query, sites=[SITE], now=datetime.now(UTC)),
+            "revenue_amount IS NOT NULL",
+        )
+    return plan

@@ -22,6 +22,7 @@ from collector.reports.funnels import _matcher, compute_steps, deepest_path
 from collector.storage.rows import Goal, StepEvent
 from collector.storage.sqlite.reports import ReportsDatabase
 from tests.reports.dataset import config_for, event, ms, opened, store
+from tests.support import traced_plans
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 PATHS = ["/", "/a", "/b", "/b/1", "/b/2", "/c"]
@@ -76,16 +77,12 @@ def test_a_funnel_answers_as_the_plain_reading(random_config: Config, name: str)
     steps = FUNNELS[name]
     query = ReportQuery(period="7d", compare="previous_period")
     sites = ["example", "paris"]
-    statements: list[str] = []
     with opened(random_config) as db:
-        db._conn.set_trace_callback(statements.append)
-        indexed = funnel(db, random_config, query, sites=sites, now=NOW, steps=steps)
-        db._conn.set_trace_callback(None)
-        plans = [
-            " ".join(str(row[3]) for row in db._conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
-            for sql in statements
-            if "scope" in sql
-        ]
+        indexed, plans = traced_plans(
+            db,
+            lambda: funnel(db, random_config, query, sites=sites, now=NOW, steps=steps),
+            "scope",
+        )
     with closing(sqlite3.connect(random_config.database_path)) as conn:
         plain = funnel(
             ReportsDatabase(conn, rollups=False),

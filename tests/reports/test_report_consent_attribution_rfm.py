@@ -9,6 +9,7 @@ from pathlib import Path
 from collector.reports import ReportQuery, attribution, consent_report, realtime, rfm
 from collector.storage.rows import DropCount, Event, Goal
 from tests.reports.dataset import config_for, event, ms, opened, store, visitor
+from tests.support import traced_plans
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 TWO_DAYS = ReportQuery(period="custom", date_from=date(2026, 3, 9), date_to=date(2026, 3, 10))
@@ -166,14 +167,14 @@ def test_rfm_reads_only_the_revenue_events(tmp_path: Path) -> None:
     pageviews = [event(at(day, hour), f"v{hour}", "pageview") for day in (1, 2) for hour in (9, 10)]
     store(config, [*pageviews, _purchase(at(3), "U1", "100"), _purchase(at(4), "U2", "50")])
     query = ReportQuery(period="custom", date_from=date(2026, 3, 1), date_to=date(2026, 3, 10))
-    statements: list[str] = []
     with opened(config) as db:
-        db._conn.set_trace_callback(statements.append)
-        report = rfm(db, config, query, sites=["example"], now=NOW)
-        db._conn.set_trace_callback(None)
-        revenue = [sql for sql in statements if "revenue_amount IS NOT NULL" in sql]
+        report, revenue = traced_plans(
+            db,
+            lambda: rfm(db, config, query, sites=["example"], now=NOW),
+            "revenue_amount IS NOT NULL",
+        )
         assert len(revenue) == 1
-        plan = " ".join(str(row[3]) for row in db._conn.execute(f"EXPLAIN QUERY PLAN {revenue[0]}"))
+        plan = revenue[0]
     assert "event_rows_revenue" in plan, plan
     assert len(report.scores) == 2
 

@@ -13,6 +13,7 @@ import pytest
 from collector.reports import ReportQuery, experiment, two_proportion_test
 from collector.storage.rows import Event, Goal
 from tests.reports.dataset import config_for, event, ms, opened, store
+from tests.support import traced_plans
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 SIGNUP = Goal(name="signup", kind="event", match="signup")
@@ -121,21 +122,20 @@ def test_experiment_reads_the_goal_and_property_events_through_their_indexes(
     pageviews = [event(start + i * 1000, f"x{i}", path="/other") for i in range(20)]
     both = event(start + 500_000, "a1", "signup", path="/thanks", props={"exp": "a"})
     store(config, [*_arm("a", 4, 1, start), *pageviews, both])
-    statements: list[str] = []
     with opened(config) as db:
-        db._conn.set_trace_callback(statements.append)
-        report = experiment(
+        report, (plan,) = traced_plans(
             db,
-            config,
-            ReportQuery(period="today"),
-            sites=["example"],
-            now=NOW,
-            prop="exp",
-            goal=SIGNUP,
+            lambda: experiment(
+                db,
+                config,
+                ReportQuery(period="today"),
+                sites=["example"],
+                now=NOW,
+                prop="exp",
+                goal=SIGNUP,
+            ),
+            "props IS NOT NULL",
         )
-        db._conn.set_trace_callback(None)
-        (sql,) = [sql for sql in statements if "props IS NOT NULL" in sql]
-        plan = " ".join(str(row[3]) for row in db._conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
     assert "event_rows_props" in plan and "event_rows_custom" in plan, plan
     assert "event_rows_by_time" not in plan, plan
     (arm,) = report.variants
