@@ -7,16 +7,34 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from collector.config import Config
 from collector.reports import ReportQuery, experiment, two_proportion_test
+from collector.reports.experiments import ExperimentReport
+from collector.storage.ports import ReportStore
 from collector.storage.rows import Event, Goal
 from tests.reports.dataset import config_for, event, ms, opened, store
 from tests.support import traced_plans
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 SIGNUP = Goal(name="signup", kind="event", match="signup")
+
+
+def today_experiment(db: ReportStore, config: Config, **extra: Any) -> ExperimentReport:
+    """The experiment on property ``exp`` with goal ``signup``, for today (``NOW``)."""
+    return experiment(
+        db,
+        config,
+        ReportQuery(period="today"),
+        sites=["example"],
+        now=NOW,
+        prop="exp",
+        goal=SIGNUP,
+        **extra,
+    )
 
 
 def normal_two_sided_p(z: float) -> float:
@@ -88,15 +106,7 @@ def test_experiment_report(tmp_path: Path) -> None:
         rows.append(event(start + 3_060_000 + i, who, path="/landing", props={"exp": "control"}))
     store(config, rows)
     with opened(config) as db:
-        report = experiment(
-            db,
-            config,
-            ReportQuery(period="today"),
-            sites=["example"],
-            now=NOW,
-            prop="exp",
-            goal=SIGNUP,
-        )
+        report = today_experiment(db, config)
     arms = {row.variant: row for row in report.variants}
     assert report.control == "control"
     control, b, tiny = arms["control"], arms["b"], arms["tiny"]
@@ -125,15 +135,7 @@ def test_experiment_reads_the_goal_and_property_events_through_their_indexes(
     with opened(config) as db:
         report, (plan,) = traced_plans(
             db,
-            lambda: experiment(
-                db,
-                config,
-                ReportQuery(period="today"),
-                sites=["example"],
-                now=NOW,
-                prop="exp",
-                goal=SIGNUP,
-            ),
+            lambda: today_experiment(db, config),
             "props IS NOT NULL",
         )
     assert "event_rows_props" in plan and "event_rows_custom" in plan, plan
@@ -146,15 +148,6 @@ def test_experiment_without_the_control_variant(tmp_path: Path) -> None:
     config = config_for(tmp_path)
     store(config, _arm("a", 3, 1, ms(2026, 3, 10, 8)))
     with opened(config) as db:
-        report = experiment(
-            db,
-            config,
-            ReportQuery(period="today"),
-            sites=["example"],
-            now=NOW,
-            prop="exp",
-            goal=SIGNUP,
-            control="missing",
-        )
+        report = today_experiment(db, config, control="missing")
     (only,) = report.variants
     assert only.no_verdict_reason == "control variant 'missing' has no exposed visitors"
